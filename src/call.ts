@@ -1,0 +1,174 @@
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { Observable, type Operator, type SchedulerLike, type Subscriber, type TeardownLogic } from 'rxjs';
+import { classifyRejection, classifyToolError, resultText } from './classify.js';
+import { statusOf, TxError, TxErrorCode, validationError } from './errors.js';
+import { buildMeta, buildResult, type CallTiming, extractData, successOutcome } from './result.js';
+import type { TxRequest, TxResult } from './types.js';
+import { MCP_TX_KEY, readWireResponseMeta, wireRequestMeta } from './wire.js';
+
+/**
+ * What the attempts of one logical call share: how many have started, when the first did, and extra
+ * request `_meta` entries operators add (a `traceparent`, say).
+ */
+export class TxCallState {
+  attempts = 0;
+  startedAtMs = 0;
+  startedAt = '';
+  /** Merged into the request's `_meta` of every attempt that starts after it is set. */
+  readonly requestMeta: Record<string, unknown> = {};
+}
+
+/**
+ * A cold Observable of one MCP tool call that knows its request. Subscribing sends it;
+ * re-subscribing sends it again with the same `request_id` (that is a retry); unsubscribing cancels
+ * it on the wire. Plain RxJS operators applied with `pipe` keep the request, so MCP-Tx operators
+ * further down can still read it.
+ *
+ * @example
+ * const call = tx.attempt$('search', { q: 'rxjs' });
+ * console.log(call.request.requestId); // the uuid v7 every attempt will carry
+ * call.subscribe(({ data, meta }) => console.log(data, meta.attempts));
+ */
+export class TxCall<R = CallToolResult> extends Observable<TxResult<R>> {
+  constructor(
+    readonly request: TxRequest,
+    readonly state: TxCallState,
+    subscribe?: (this: Observable<TxResult<R>>, subscriber: Subscriber<TxResult<R>>) => TeardownLogic,
+  ) {
+    super(subscribe);
+  }
+
+  /** @internal RxJS builds every piped operator through `lift`; keeping the request here keeps it in pipelines. */
+  override lift<T>(operator?: Operator<TxResult<R>, T>): Observable<T> {
+    // biome-ignore lint/suspicious/noExplicitAny: the lifted call may emit anything the operator makes
+    const lifted = new TxCall<any>(this.request, this.state);
+    lifted.source = this;
+    // biome-ignore lint/suspicious/noExplicitAny: RxJS types `operator` by the emitted value, which lift changes
+    lifted.operator = operator as Operator<any, any>;
+    return lifted as unknown as Observable<T>;
+  }
+
+  /** A new call of the same request whose subscription logic is `subscribe` (for operators). */
+  derive<T = R>(subscribe: (subscriber: Subscriber<TxResult<T>>) => TeardownLogic): TxCall<T> {
+    return new TxCall<T>(this.request, this.state, subscribe);
+  }
+}
+
+/**
+ * The {@link TxCall} behind `source`, or a `MCP_TX_VALIDATION` error at assembly time naming the
+ * operator, when something in the pipeline dropped the call's request.
+ *
+ * @example
+ * export const myOperator = () => (source: Observable<TxResult>) => {
+ *   const call = txCallOf(source, 'myOperator');
+ *   return call.derive((subscriber) => call.subscribe(subscriber));
+ * };
+ */
+export function txCallOf<R>(source: Observable<TxResult<R>>, operatorName: string): TxCall<R> {
+  if (source instanceof TxCall) return source;
+  throw validationError(
+    `${operatorName} source`,
+    'must be a TxCall (from tx.attempt$ or tx.call$); an operator before it made a plain Observable — ' +
+      'apply plain RxJS operators with .pipe() on the TxCall, or after the MCP-Tx operators',
+  );
+}
+
+/** What an attempt needs from the client it runs on. */
+export interface AttemptEnvironment {
+  readonly client: Client;
+  readonly serverSupportsTx: () => boolean;
+  readonly retryableErrors: readonly string[];
+  readonly scheduler: SchedulerLike;
+}
+
+/** A cold Observable of exactly one attempt of `request` per subscription. */
+export function attemptCall(env: AttemptEnvironment, request: TxRequest): TxCall {
+  const state = new TxCallState();
+  return new TxCall(request, state, (subscriber) => runAttempt(env, request, state, subscriber));
+}
+
+function startTiming(env: AttemptEnvironment, state: TxCallState): CallTiming {
+  const nowMs = env.scheduler.now();
+  if (state.attempts === 0) {
+    state.startedAtMs = nowMs;
+    state.startedAt = new Date(nowMs).toISOString();
+  }
+  state.attempts += 1;
+  return { attempts: state.attempts, startedAt: state.startedAt, startedAtMs: state.startedAtMs, nowMs };
+}
+
+function runAttempt(
+  env: AttemptEnvironment,
+  request: TxRequest,
+  state: TxCallState,
+  subscriber: Subscriber<TxResult>,
+): TeardownLogic {
+  const timing = startTiming(env, state);
+  const supportsTx = env.serverSupportsTx();
+  const finish = (nowMs = env.scheduler.now()) => ({ ...timing, nowMs });
+  const { signal: userSignal, timeoutMs, onProgress, resetTimeoutOnProgress } = request.options;
+
+  const fail = (error: TxError, ack = false) => {
+    const meta = buildMeta(request, finish(), {
+      ack,
+      processed: false,
+      duplicate: false,
+      status: statusOf(error.code),
+      serverSupportsTx: supportsTx,
+      error,
+    });
+    subscriber.error(error.withMeta(meta));
+  };
+
+  if (userSignal?.aborted) {
+    fail(new TxError(TxErrorCode.Cancelled, 'The call was cancelled before it was sent'));
+    return;
+  }
+
+  const controller = new AbortController();
+  const onUserAbort = () => controller.abort(userSignal?.reason ?? 'aborted by the caller');
+  userSignal?.addEventListener('abort', onUserAbort, { once: true });
+  let settled = false;
+  const settle = () => {
+    settled = true;
+    userSignal?.removeEventListener('abort', onUserAbort);
+  };
+
+  const retryCount = timing.attempts - 1;
+  const requestMeta = supportsTx
+    ? { ...state.requestMeta, [MCP_TX_KEY]: wireRequestMeta(request, retryCount) }
+    : { ...state.requestMeta };
+
+  env.client
+    .callTool({ name: request.name, arguments: request.args, _meta: requestMeta }, undefined, {
+      timeout: timeoutMs,
+      signal: controller.signal,
+      onprogress: onProgress,
+      resetTimeoutOnProgress,
+    })
+    .then(
+      (result) => {
+        settle();
+        const response = result as CallToolResult;
+        const wire = supportsTx ? readWireResponseMeta(response) : undefined;
+        if (response.isError) {
+          fail(classifyToolError(resultText(response.content), wire, env.retryableErrors), wire?.ack ?? true);
+          return;
+        }
+        const meta = buildMeta(request, finish(), successOutcome(wire, supportsTx));
+        subscriber.next(buildResult(response, extractData(response), meta));
+        subscriber.complete();
+      },
+      (error: unknown) => {
+        settle();
+        fail(classifyRejection(error, controller.signal.aborted));
+      },
+    );
+
+  return () => {
+    if (settled) return;
+    settle();
+    controller.abort('unsubscribed');
+  };
+}

@@ -1,0 +1,119 @@
+import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
+import { TxError, TxErrorCode } from './errors.js';
+import type { WireResponseMeta } from './wire.js';
+
+/** JSON-RPC errors that say the request itself is wrong: repeating it cannot help. */
+const PERMANENT_RPC_CODES: ReadonlySet<number> = new Set([
+  ErrorCode.ParseError,
+  ErrorCode.InvalidRequest,
+  ErrorCode.MethodNotFound,
+  ErrorCode.InvalidParams,
+]);
+
+const KNOWN_CODES: ReadonlySet<string> = new Set(Object.values(TxErrorCode));
+/** Codes a server may answer with that a later attempt can get past. */
+const RETRYABLE_SERVER_CODES: ReadonlySet<string> = new Set([
+  TxErrorCode.InProgress,
+  TxErrorCode.Timeout,
+  TxErrorCode.NetworkError,
+]);
+
+/** The SDK turns protocol errors inside `tools/call` into `isError` results whose text starts like this. */
+const EMBEDDED_RPC_ERROR = /^MCP error (-?\d+):/;
+
+/** Does `text` contain one of the retryable markers (case-insensitive)? */
+export function matchesRetryable(text: string, retryableErrors: readonly string[]): boolean {
+  const upper = text.toUpperCase();
+  return retryableErrors.some((marker) => upper.includes(marker.toUpperCase()));
+}
+
+/** The text of a result's text content, joined. */
+export function resultText(content: ReadonlyArray<{ type: string; text?: unknown }> | undefined): string {
+  if (content === undefined) return '';
+  const texts: string[] = [];
+  for (const item of content)
+    if (item.type === 'text' && typeof item.text === 'string') texts.push(item.text);
+  return texts.join('\n');
+}
+
+/**
+ * Classifies a `CallToolResult` with `isError: true`: a protocol error the SDK wrapped (unknown tool,
+ * invalid arguments: never retryable), an MCP-Tx error code the server reported, or a tool error
+ * (retryable when its text contains one of `retryableErrors`).
+ */
+export function classifyToolError(
+  text: string,
+  wire: WireResponseMeta | undefined,
+  retryableErrors: readonly string[],
+): TxError {
+  const message = wire?.error_message ?? (text || 'Tool returned an error');
+  const retryAfterMs = typeof wire?.retry_after_ms === 'number' ? wire.retry_after_ms : undefined;
+  const serverCode = wire?.error_code;
+  if (serverCode !== undefined && KNOWN_CODES.has(serverCode)) {
+    return new TxError(serverCode as TxErrorCode, message, {
+      retryable: RETRYABLE_SERVER_CODES.has(serverCode),
+      retryAfterMs,
+    });
+  }
+  const rpcCode = EMBEDDED_RPC_ERROR.exec(text)?.[1];
+  if (rpcCode !== undefined && PERMANENT_RPC_CODES.has(Number(rpcCode))) {
+    return new TxError(TxErrorCode.ProtocolError, message, { retryable: false });
+  }
+  return new TxError(TxErrorCode.ToolError, message, {
+    retryable: matchesRetryable(`${serverCode ?? ''} ${text}`, retryableErrors),
+    retryAfterMs,
+  });
+}
+
+/**
+ * Classifies a rejection of `client.callTool`. `aborted` says whether this attempt aborted its own
+ * request (the SDK reports an abort and a timeout with the same code, -32001).
+ */
+export function classifyRejection(error: unknown, aborted: boolean): TxError {
+  if (error instanceof TxError) return error;
+  if (aborted) {
+    return new TxError(TxErrorCode.Cancelled, 'The call was cancelled', { cause: error });
+  }
+  if (error instanceof McpError) return classifyMcpError(error);
+  const message = error instanceof Error ? error.message : String(error);
+  if (message === 'Not connected') {
+    // Nothing left this process: a retry cannot run the tool twice.
+    return new TxError(TxErrorCode.NetworkError, 'Not connected to the MCP server', {
+      retryable: true,
+      ambiguous: false,
+      cause: error,
+    });
+  }
+  if (error instanceof Error && error.name === 'ZodError') {
+    return new TxError(TxErrorCode.ProtocolError, `Malformed response from server: ${message}`, {
+      cause: error,
+    });
+  }
+  return new TxError(TxErrorCode.NetworkError, `Transport error: ${message}`, {
+    retryable: true,
+    ambiguous: true,
+    cause: error,
+  });
+}
+
+function classifyMcpError(error: McpError): TxError {
+  switch (error.code) {
+    case ErrorCode.RequestTimeout:
+      return new TxError(TxErrorCode.Timeout, error.message, {
+        retryable: true,
+        ambiguous: true,
+        cause: error,
+      });
+    case ErrorCode.ConnectionClosed:
+      return new TxError(TxErrorCode.NetworkError, error.message, {
+        retryable: true,
+        ambiguous: true,
+        cause: error,
+      });
+    default:
+      return new TxError(TxErrorCode.ProtocolError, error.message, {
+        retryable: !PERMANENT_RPC_CODES.has(error.code),
+        cause: error,
+      });
+  }
+}

@@ -1,0 +1,271 @@
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { asyncScheduler, firstValueFrom, type SchedulerLike, type Subscriber } from 'rxjs';
+import { v7 as uuidv7 } from 'uuid';
+import { type AttemptEnvironment, attemptCall, TxCall, TxCallState } from './call.js';
+import { TxError, TxErrorCode, validationError } from './errors.js';
+import { buildPipeline, resolveCallPolicy } from './pipeline.js';
+import { buildMeta } from './result.js';
+import {
+  DEFAULT_RETRYABLE_ERRORS,
+  parseOrThrow,
+  type ResolvedTxConfig,
+  type ToolPolicy,
+  ToolPolicySchema,
+  type TxCallOptions,
+  TxCallOptionsSchema,
+  type TxConfig,
+  TxConfigSchema,
+} from './schemas.js';
+import type { JsonObject, TxRequest, TxResult } from './types.js';
+import { assertJsonArgs, assertToolName } from './validate.js';
+import { advertisesMcpTx } from './wire.js';
+
+/**
+ * Reliable MCP tool calls on one connected SDK `Client`. Made by {@link createMcpTx}.
+ */
+export interface McpTx {
+  /** The SDK client calls go through. */
+  readonly client: Client;
+  /** The validated configuration, defaults filled in. */
+  readonly config: ResolvedTxConfig;
+  /** Whether the connected server advertised `experimental.mcp_tx`. */
+  readonly serverSupportsTx: boolean;
+  /** Logical calls in flight, by request id. */
+  readonly activeRequests: ReadonlyMap<string, TxRequest>;
+  /**
+   * One logical call through the default pipeline built from the config, the tool's policy and
+   * `options`. Cold: nothing is sent until it is subscribed. Bad input errors on subscription with
+   * `MCP_TX_VALIDATION` and nothing is sent.
+   *
+   * @example
+   * tx.call$('get_weather', { city: 'Lyon' }).subscribe(({ data, meta }) => console.log(data, meta.attempts));
+   */
+  call$(name: string, args?: JsonObject, options?: TxCallOptions): TxCall;
+  /**
+   * {@link McpTx.call$} as a Promise.
+   *
+   * @example
+   * const { data } = await tx.call('get_weather', { city: 'Lyon' }, { timeoutMs: 5_000 });
+   */
+  call(name: string, args?: JsonObject, options?: TxCallOptions): Promise<TxResult>;
+  /**
+   * One bare attempt, no policies: the primitive to compose operators on by hand.
+   *
+   * @example
+   * tx.attempt$('charge', { cents: 500 }, { idempotencyKey: 'order-42' }).pipe(retryWithPolicy());
+   */
+  attempt$(name: string, args?: JsonObject, options?: TxCallOptions): TxCall;
+  /**
+   * Registers the policy `call$` applies to tool `name` (merged over the config's). Returns `this`.
+   *
+   * @example
+   * tx.tool('charge', { timeoutMs: 10_000, idempotencyKey: (args) => `charge-${args.orderId}` });
+   */
+  tool(name: string, policy: ToolPolicy): McpTx;
+  /** The registered per-tool policies. */
+  tools(): Readonly<Record<string, ToolPolicy>>;
+  /**
+   * Stops new calls, waits for the ones in flight (at most `timeoutMs`, default the config's
+   * `closeTimeoutMs`), cancels what is left, then closes the SDK client.
+   *
+   * @example
+   * await tx.close({ timeoutMs: 2_000 });
+   */
+  close(options?: { timeoutMs?: number }): Promise<void>;
+}
+
+interface ActiveCall {
+  readonly request: TxRequest;
+  readonly cancel: (error: TxError) => void;
+}
+
+/**
+ * Wraps a connected SDK `Client` with MCP-Tx reliability. Throws `MCP_TX_VALIDATION` naming the
+ * field when the config is wrong.
+ *
+ * @example
+ * const client = new Client({ name: 'agent', version: '1.0.0' }, { capabilities: mcpTxClientCapabilities() });
+ * await client.connect(transport);
+ * const tx = createMcpTx(client, { timeoutMs: 10_000, retry: { maxAttempts: 5 } });
+ * const { data } = await tx.call('search', { q: 'rxjs' });
+ */
+export function createMcpTx(client: Client, config: TxConfig = {}): McpTx {
+  if (typeof (client as Partial<Client> | null)?.callTool !== 'function') {
+    throw validationError('client', 'must be a connected MCP SDK Client');
+  }
+  return new McpTxClient(client, parseOrThrow(TxConfigSchema, config, 'config'));
+}
+
+class McpTxClient implements McpTx {
+  private readonly policies = new Map<string, ToolPolicy>();
+  private readonly active = new Set<ActiveCall>();
+  private readonly idleWaiters: Array<() => void> = [];
+  private readonly env: AttemptEnvironment;
+  private readonly scheduler: SchedulerLike;
+  private closing?: Promise<void>;
+
+  constructor(
+    readonly client: Client,
+    readonly config: ResolvedTxConfig,
+  ) {
+    this.scheduler = config.scheduler ?? asyncScheduler;
+    const retryableErrors = config.retry === false ? DEFAULT_RETRYABLE_ERRORS : config.retry.retryableErrors;
+    this.env = {
+      client,
+      serverSupportsTx: () => this.serverSupportsTx,
+      retryableErrors: retryableErrors ?? DEFAULT_RETRYABLE_ERRORS,
+      scheduler: this.scheduler,
+    };
+    for (const [name, policy] of Object.entries(config.tools)) this.policies.set(name, policy);
+  }
+
+  get serverSupportsTx(): boolean {
+    return advertisesMcpTx(this.client.getServerCapabilities());
+  }
+
+  get activeRequests(): ReadonlyMap<string, TxRequest> {
+    return new Map([...this.active].map((call) => [call.request.requestId, call.request]));
+  }
+
+  call$(name: string, args?: JsonObject, options?: TxCallOptions): TxCall {
+    return this.make(name, args, options, (request, policy) =>
+      buildPipeline(attemptCall(this.env, request), resolveCallPolicy(this.config, policy, options)),
+    );
+  }
+
+  call(name: string, args?: JsonObject, options?: TxCallOptions): Promise<TxResult> {
+    return firstValueFrom(this.call$(name, args, options));
+  }
+
+  attempt$(name: string, args?: JsonObject, options?: TxCallOptions): TxCall {
+    return this.make(name, args, options, (request) => attemptCall(this.env, request));
+  }
+
+  tool(name: string, policy: ToolPolicy): McpTx {
+    assertToolName(name);
+    this.policies.set(name, parseOrThrow(ToolPolicySchema, policy, `tools.${name}`));
+    return this;
+  }
+
+  tools(): Readonly<Record<string, ToolPolicy>> {
+    return Object.freeze(Object.fromEntries(this.policies));
+  }
+
+  close(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.closing ??= this.drain(options.timeoutMs ?? this.config.closeTimeoutMs).then(() =>
+      this.client.close(),
+    );
+    return this.closing;
+  }
+
+  /** Validates the input, builds the request and the call, and tracks it; bad input becomes a failing call. */
+  private make(
+    name: string,
+    args: JsonObject | undefined,
+    options: TxCallOptions | undefined,
+    build: (request: TxRequest, policy: ToolPolicy | undefined) => TxCall,
+  ): TxCall {
+    let call: TxCall;
+    try {
+      const request = this.buildRequest(name, args ?? {}, options);
+      call = build(request, this.policies.get(request.name));
+    } catch (error) {
+      return this.rejectedCall(name, error as TxError);
+    }
+    return this.track(call);
+  }
+
+  private buildRequest(name: string, args: unknown, rawOptions: TxCallOptions | undefined): TxRequest {
+    assertToolName(name);
+    assertJsonArgs(args);
+    const options = rawOptions === undefined ? {} : parseOrThrow(TxCallOptionsSchema, rawOptions, 'options');
+    const policy = this.policies.get(name);
+    const request: Record<string, unknown> = {
+      name,
+      args,
+      requestId: uuidv7(),
+      createdAt: new Date(this.scheduler.now()).toISOString(),
+      options: {
+        timeoutMs: options.timeoutMs ?? policy?.timeoutMs ?? this.config.timeoutMs,
+        signal: options.signal,
+        onProgress: options.onProgress,
+        resetTimeoutOnProgress: options.resetTimeoutOnProgress,
+      },
+    };
+    const idempotencyKey = options.idempotencyKey ?? derivedKey(policy, args);
+    if (idempotencyKey !== undefined) request.idempotencyKey = idempotencyKey;
+    if (options.transactionId !== undefined) request.transactionId = options.transactionId;
+    if (options.correlationId !== undefined) request.correlationId = options.correlationId;
+    return Object.freeze(request) as unknown as TxRequest;
+  }
+
+  /** A call that errors with `error` when subscribed and never reaches the server. */
+  private rejectedCall(name: unknown, error: TxError): TxCall {
+    const request: TxRequest = Object.freeze({
+      name: typeof name === 'string' ? name : String(name),
+      args: {},
+      requestId: uuidv7(),
+      createdAt: new Date(this.scheduler.now()).toISOString(),
+      options: { timeoutMs: this.config.timeoutMs },
+    });
+    return new TxCall(request, new TxCallState(), (subscriber) => {
+      const nowMs = this.scheduler.now();
+      const timing = { attempts: 0, startedAt: new Date(nowMs).toISOString(), startedAtMs: nowMs, nowMs };
+      const outcome = { ack: false, processed: false, duplicate: false, status: 'rejected' as const, error };
+      const meta = buildMeta(request, timing, { ...outcome, serverSupportsTx: this.serverSupportsTx });
+      subscriber.error(error.withMeta(meta));
+    });
+  }
+
+  /** Counts the call in `activeRequests` while subscribed; refuses it once closing; lets close cancel it. */
+  private track(call: TxCall): TxCall {
+    return call.derive((subscriber: Subscriber<TxResult>) => {
+      if (this.closing !== undefined) {
+        subscriber.error(
+          new TxError(TxErrorCode.Cancelled, 'This McpTx is closed; no new calls are accepted'),
+        );
+        return;
+      }
+      const entry: ActiveCall = { request: call.request, cancel: (error) => subscriber.error(error) };
+      this.active.add(entry);
+      const subscription = call.subscribe(subscriber);
+      return () => {
+        subscription.unsubscribe();
+        this.release(entry);
+      };
+    });
+  }
+
+  private release(entry: ActiveCall): void {
+    if (!this.active.delete(entry) || this.active.size > 0) return;
+    for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+
+  private drain(timeoutMs: number): Promise<void> {
+    if (this.active.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const deadline = this.scheduler.schedule(() => {
+        const error = new TxError(
+          TxErrorCode.Cancelled,
+          `Cancelled: McpTx closed after waiting ${timeoutMs} ms`,
+        );
+        for (const entry of [...this.active]) entry.cancel(error);
+      }, timeoutMs);
+      this.idleWaiters.push(() => {
+        deadline.unsubscribe();
+        resolve();
+      });
+    });
+  }
+}
+
+function derivedKey(policy: ToolPolicy | undefined, args: JsonObject): string | undefined {
+  if (policy?.idempotencyKey === undefined) return undefined;
+  let key: unknown;
+  try {
+    key = policy.idempotencyKey(args);
+  } catch (error) {
+    throw validationError('idempotencyKey', `the tool policy's idempotencyKey(args) threw: ${String(error)}`);
+  }
+  return parseOrThrow(TxCallOptionsSchema.shape.idempotencyKey, key, 'idempotencyKey');
+}

@@ -1,0 +1,126 @@
+import { sanitizeMessage } from './sanitize.js';
+import type { TxMeta, TxStatus } from './types.js';
+
+/** Every error code mcp-tx raises (DESIGN §5). */
+export const TxErrorCode = {
+  Timeout: 'MCP_TX_TIMEOUT',
+  NetworkError: 'MCP_TX_NETWORK_ERROR',
+  ToolError: 'MCP_TX_TOOL_ERROR',
+  ProtocolError: 'MCP_TX_PROTOCOL_ERROR',
+  CircuitOpen: 'MCP_TX_CIRCUIT_OPEN',
+  RateLimited: 'MCP_TX_RATE_LIMITED',
+  IdempotencyConflict: 'MCP_TX_IDEMPOTENCY_CONFLICT',
+  InProgress: 'MCP_TX_IN_PROGRESS',
+  Validation: 'MCP_TX_VALIDATION',
+  Cancelled: 'MCP_TX_CANCELLED',
+} as const;
+
+export type TxErrorCode = (typeof TxErrorCode)[keyof typeof TxErrorCode];
+
+/** The status a logical call ends with when it fails with this code. */
+const STATUS_BY_CODE: Readonly<Record<TxErrorCode, TxStatus>> = {
+  MCP_TX_TIMEOUT: 'timeout',
+  MCP_TX_NETWORK_ERROR: 'failed',
+  MCP_TX_TOOL_ERROR: 'failed',
+  MCP_TX_PROTOCOL_ERROR: 'failed',
+  MCP_TX_CIRCUIT_OPEN: 'rejected',
+  MCP_TX_RATE_LIMITED: 'rejected',
+  MCP_TX_IDEMPOTENCY_CONFLICT: 'rejected',
+  MCP_TX_IN_PROGRESS: 'rejected',
+  MCP_TX_VALIDATION: 'rejected',
+  MCP_TX_CANCELLED: 'cancelled',
+};
+
+/** The status a call that failed with `code` ends with. */
+export function statusOf(code: TxErrorCode): TxStatus {
+  return STATUS_BY_CODE[code];
+}
+
+export interface TxErrorOptions {
+  readonly retryable?: boolean;
+  /**
+   * The request may have reached the server and run there (a timeout, a connection lost after sending).
+   * Retrying such a failure is only safe when a repeat can do no harm.
+   */
+  readonly ambiguous?: boolean;
+  readonly meta?: TxMeta;
+  readonly cause?: unknown;
+  /** Where the error concerns one input field or config key, its dotted path. */
+  readonly field?: string;
+  /** Set on `MCP_TX_CIRCUIT_OPEN` and on server retry-after hints. */
+  readonly retryAfterMs?: number;
+}
+
+/**
+ * The one error type mcp-tx raises. `code` says what happened, `retryable` whether trying again may
+ * help, `meta` what the call looked like when it ended. The message is sanitized.
+ *
+ * @example
+ * tx.call$('charge', { amount: 5 }).subscribe({
+ *   error: (e) => {
+ *     if (e instanceof TxError && e.code === TxErrorCode.Timeout) console.log(e.meta?.attempts);
+ *   },
+ * });
+ */
+export class TxError extends Error {
+  override readonly name = 'TxError';
+  readonly code: TxErrorCode;
+  readonly retryable: boolean;
+  readonly ambiguous: boolean;
+  readonly meta?: TxMeta;
+  readonly field?: string;
+  readonly retryAfterMs?: number;
+
+  constructor(code: TxErrorCode, message: string, options: TxErrorOptions = {}) {
+    super(sanitizeMessage(message), options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+    this.ambiguous = options.ambiguous ?? false;
+    if (options.meta !== undefined) this.meta = options.meta;
+    if (options.field !== undefined) this.field = options.field;
+    if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
+  }
+
+  /** The same error with other metadata (errors are values; operators do not mutate them). */
+  withMeta(meta: TxMeta): TxError {
+    return new TxError(this.code, this.message, { ...this.options(), meta });
+  }
+
+  /** The same error with other retryability and a reason added to the message. */
+  withRetryable(retryable: boolean, reason?: string): TxError {
+    const message = reason === undefined ? this.message : `${this.message} (${reason})`;
+    return new TxError(this.code, message, { ...this.options(), retryable });
+  }
+
+  private options(): TxErrorOptions {
+    return {
+      retryable: this.retryable,
+      ambiguous: this.ambiguous,
+      meta: this.meta,
+      cause: this.cause,
+      field: this.field,
+      retryAfterMs: this.retryAfterMs,
+    };
+  }
+}
+
+/**
+ * A bad input or config value, raised before anything is sent.
+ *
+ * @example
+ * throw validationError('args.amount', 'must be a finite number');
+ * // TxError MCP_TX_VALIDATION: Invalid args.amount: must be a finite number
+ */
+export function validationError(field: string, reason: string): TxError {
+  return new TxError(TxErrorCode.Validation, `Invalid ${field}: ${reason}`, { field });
+}
+
+/**
+ * Is `error` a {@link TxError}, optionally with one of the given codes?
+ *
+ * @example
+ * if (isTxError(e, TxErrorCode.CircuitOpen)) wait(e.retryAfterMs);
+ */
+export function isTxError(error: unknown, ...codes: TxErrorCode[]): error is TxError {
+  return error instanceof TxError && (codes.length === 0 || codes.includes(error.code));
+}

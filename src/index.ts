@@ -1,0 +1,34 @@
+export {
+  type AttemptEnvironment,
+  TxCall,
+  TxCallState,
+  txCallOf,
+} from './call.js';
+export { classifyRejection, classifyToolError, matchesRetryable } from './classify.js';
+export { createMcpTx, type McpTx } from './client.js';
+export { isTxError, statusOf, TxError, TxErrorCode, type TxErrorOptions, validationError } from './errors.js';
+export { extractData } from './result.js';
+export { sanitizeMessage } from './sanitize.js';
+export {
+  DEFAULT_RETRY_POLICY,
+  DEFAULT_RETRYABLE_ERRORS,
+  type Jitter,
+  type PartialRetryPolicy,
+  parseOrThrow,
+  type RetryPolicy,
+  RetryPolicySchema,
+  type ToolPolicy,
+  type TxCallOptions,
+  type TxConfig,
+  TxConfigSchema,
+} from './schemas.js';
+export type { JsonObject, TxAttemptOptions, TxMeta, TxRequest, TxResult, TxStatus } from './types.js';
+export { assertJsonArgs, assertToolName } from './validate.js';
+export {
+  MCP_TX_VERSION,
+  type McpTxCapability,
+  mcpTxClientCapabilities,
+  mcpTxServerCapabilities,
+  type WireRequestMeta,
+  type WireResponseMeta,
+} from './wire.js';

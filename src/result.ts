@@ -1,0 +1,90 @@
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { resultText } from './classify.js';
+import type { TxError } from './errors.js';
+import type { TxMeta, TxRequest, TxResult, TxStatus } from './types.js';
+import { MCP_TX_VERSION, type WireResponseMeta } from './wire.js';
+
+/** When and how a logical call has run so far. */
+export interface CallTiming {
+  readonly attempts: number;
+  readonly startedAt: string;
+  readonly startedAtMs: number;
+  readonly nowMs: number;
+}
+
+/** What an attempt's outcome says about the call. */
+export interface Outcome {
+  readonly ack: boolean;
+  readonly processed: boolean;
+  readonly duplicate: boolean;
+  readonly status: TxStatus;
+  readonly serverSupportsTx: boolean;
+  readonly error?: TxError;
+}
+
+/**
+ * A result's useful payload: `structuredContent`, else its text parsed as JSON when it is JSON,
+ * else the text.
+ *
+ * @example
+ * extractData({ content: [{ type: 'text', text: '{"id":7}' }] }); // { id: 7 }
+ */
+export function extractData(result: CallToolResult): unknown {
+  if (result.structuredContent !== undefined) return result.structuredContent;
+  const text = resultText(result.content);
+  return looksLikeJson(text) ? parseJsonOr(text) : text;
+}
+
+function looksLikeJson(text: string): boolean {
+  const first = text.trimStart()[0];
+  return first === '{' || first === '[' || first === '"';
+}
+
+function parseJsonOr(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** The frozen metadata of a call after an attempt. */
+export function buildMeta(request: TxRequest, timing: CallTiming, outcome: Outcome): TxMeta {
+  const meta: Record<string, unknown> = {
+    version: MCP_TX_VERSION,
+    requestId: request.requestId,
+    tool: request.name,
+    attempts: timing.attempts,
+    ack: outcome.ack,
+    processed: outcome.processed,
+    duplicate: outcome.duplicate,
+    status: outcome.status,
+    startedAt: timing.startedAt,
+    durationMs: Math.max(0, timing.nowMs - timing.startedAtMs),
+    serverSupportsTx: outcome.serverSupportsTx,
+  };
+  if (request.transactionId !== undefined) meta.transactionId = request.transactionId;
+  if (request.idempotencyKey !== undefined) meta.idempotencyKey = request.idempotencyKey;
+  if (request.correlationId !== undefined) meta.correlationId = request.correlationId;
+  if (outcome.error !== undefined) {
+    meta.errorCode = outcome.error.code;
+    meta.errorMessage = outcome.error.message;
+  }
+  return Object.freeze(meta) as unknown as TxMeta;
+}
+
+/** What a successful response says, from its `_meta.mcp_tx` or, in plain MCP, inferred. */
+export function successOutcome(wire: WireResponseMeta | undefined, serverSupportsTx: boolean): Outcome {
+  return {
+    ack: wire?.ack ?? true,
+    processed: wire?.processed ?? true,
+    duplicate: wire?.duplicate ?? false,
+    status: 'completed',
+    serverSupportsTx,
+  };
+}
+
+/** A frozen {@link TxResult}. */
+export function buildResult<R>(result: R, data: unknown, meta: TxMeta): TxResult<R> {
+  return Object.freeze({ result, data, meta });
+}

@@ -1,0 +1,145 @@
+import type { SchedulerLike } from 'rxjs';
+import { z } from 'zod';
+import { validationError } from './errors.js';
+import type { JsonObject } from './types.js';
+
+/** Longest idempotency key, transaction id or correlation id accepted. */
+export const MAX_KEY_LENGTH = 255;
+/** Longest timeout a Node timer can hold. */
+export const MAX_TIMEOUT_MS = 2_147_483_647;
+
+const fn = <T extends (...args: never[]) => unknown>(what: string) =>
+  z.custom<T>((value) => typeof value === 'function', { message: `must be a function (${what})` });
+
+const timeoutMs = z
+  .number({ message: 'must be a number of milliseconds' })
+  .int('must be a whole number of milliseconds')
+  .positive('must be greater than 0')
+  .max(MAX_TIMEOUT_MS, `must be at most ${MAX_TIMEOUT_MS}`);
+
+const boundedId = z
+  .string({ message: 'must be a string' })
+  .min(1, 'must not be empty')
+  .max(MAX_KEY_LENGTH, `must be at most ${MAX_KEY_LENGTH} characters`);
+
+/** How a retry delay is randomised. `true` is MCP-Tx 0.1.0's ±20 %. */
+export const JitterSchema = z.union([z.boolean(), z.enum(['full', 'equal', 'none', 'proportional'])]);
+export type Jitter = z.infer<typeof JitterSchema>;
+
+/** MCP-Tx 0.1.0's retryable error markers; a tool error whose text contains one is retried. */
+export const DEFAULT_RETRYABLE_ERRORS: readonly string[] = [
+  'CONNECTION_ERROR',
+  'TIMEOUT',
+  'NETWORK_ERROR',
+  'TEMPORARY_FAILURE',
+];
+
+const RetryPolicyFields = z.strictObject({
+  maxAttempts: z.number().int('must be a whole number').min(1, 'must be at least 1').max(1000),
+  baseDelayMs: z.number().min(0, 'must be at least 0').max(MAX_TIMEOUT_MS),
+  maxDelayMs: z.number().min(0, 'must be at least 0').max(MAX_TIMEOUT_MS),
+  multiplier: z.number().min(1, 'must be at least 1').max(1000),
+  jitter: JitterSchema,
+  deadlineMs: timeoutMs.optional(),
+  retryableErrors: z.array(z.string().min(1, 'must not be empty')),
+  retryOn: fn<(error: unknown, attempt: number) => boolean>('(error, attempt) => boolean').optional(),
+  /** Retry ambiguous failures (timeouts, lost connections) even when a repeat might run the tool twice. */
+  retryAmbiguous: z.boolean(),
+});
+
+const delaysOrdered = (policy: { baseDelayMs?: number; maxDelayMs?: number }) =>
+  policy.baseDelayMs === undefined ||
+  policy.maxDelayMs === undefined ||
+  policy.maxDelayMs >= policy.baseDelayMs;
+const delaysOrderedIssue = { message: 'must be at least baseDelayMs', path: ['maxDelayMs'] };
+
+/** A complete retry policy (MCP-Tx 0.1.0 bounds). */
+export const RetryPolicySchema = RetryPolicyFields.refine(delaysOrdered, delaysOrderedIssue);
+export type RetryPolicy = z.infer<typeof RetryPolicySchema>;
+
+/** Some fields of a retry policy, merged over the defaults. */
+export const PartialRetryPolicySchema = RetryPolicyFields.partial().refine(delaysOrdered, delaysOrderedIssue);
+export type PartialRetryPolicy = z.infer<typeof PartialRetryPolicySchema>;
+
+/** MCP-Tx 0.1.0's defaults: 3 attempts, 1 s base, ×2, 30 s cap, jitter. */
+export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
+  maxAttempts: 3,
+  baseDelayMs: 1_000,
+  maxDelayMs: 30_000,
+  multiplier: 2,
+  jitter: true,
+  retryableErrors: DEFAULT_RETRYABLE_ERRORS as string[],
+  retryAmbiguous: false,
+});
+
+const RetryOption = z.union([z.literal(false), PartialRetryPolicySchema]);
+
+/** Per-tool policy registered with `tx.tool(name, policy)`. */
+export const ToolPolicySchema = z.strictObject({
+  retry: RetryOption.optional(),
+  timeoutMs: timeoutMs.optional(),
+  idempotencyKey: fn<(args: JsonObject) => string>('(args) => string').optional(),
+});
+export type ToolPolicy = z.infer<typeof ToolPolicySchema>;
+
+/** Options of one `call$` / `attempt$`. */
+export const TxCallOptionsSchema = z.strictObject({
+  idempotencyKey: boundedId.optional(),
+  timeoutMs: timeoutMs.optional(),
+  retry: RetryOption.optional(),
+  transactionId: boundedId.optional(),
+  correlationId: boundedId.optional(),
+  signal: z.custom<AbortSignal>((value) => value instanceof AbortSignal, 'must be an AbortSignal').optional(),
+  onProgress:
+    fn<(progress: { progress: number; total?: number; message?: string }) => void>(
+      '(progress) => void',
+    ).optional(),
+  resetTimeoutOnProgress: z.boolean().optional(),
+});
+export type TxCallOptions = z.infer<typeof TxCallOptionsSchema>;
+
+const DedupeConfigSchema = z.strictObject({
+  windowMs: timeoutMs,
+  maxEntries: z.number().int().positive().max(100_000_000),
+});
+
+/** Configuration of `createMcpTx`; every field has a default (MCP-Tx 0.1.0's). */
+export const TxConfigSchema = z.strictObject({
+  timeoutMs: timeoutMs.default(30_000),
+  retry: RetryOption.default({}),
+  dedupe: z.union([z.literal(false), DedupeConfigSchema.partial()]).default({}),
+  closeTimeoutMs: timeoutMs.default(30_000),
+  tools: z.record(z.string(), ToolPolicySchema).default({}),
+  scheduler: z
+    .custom<SchedulerLike>(
+      (value) => typeof (value as SchedulerLike | null)?.now === 'function',
+      'must be an RxJS scheduler',
+    )
+    .optional(),
+});
+export type TxConfig = z.input<typeof TxConfigSchema>;
+export type ResolvedTxConfig = z.output<typeof TxConfigSchema>;
+
+/**
+ * Parses `value` with `schema`, or throws a `MCP_TX_VALIDATION` {@link TxError} whose message names
+ * the first bad field under `root`.
+ *
+ * @example
+ * const policy = parseOrThrow(PartialRetryPolicySchema, { maxAttempts: 0 }, 'retry');
+ * // throws: Invalid retry.maxAttempts: must be at least 1
+ */
+export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, root: string): z.output<S> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const path = issue?.path.map(String) ?? [];
+  if (issue?.code === 'unrecognized_keys') {
+    const key = issue.keys[0] ?? '';
+    return throwValidation([root, ...path, key], 'is not a known option');
+  }
+  return throwValidation([root, ...path], issue?.message ?? 'is invalid');
+}
+
+function throwValidation(path: readonly string[], reason: string): never {
+  throw validationError(path.filter((part) => part !== '').join('.'), reason);
+}

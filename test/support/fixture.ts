@@ -1,0 +1,123 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
+import { createMcpTx, type McpTx, mcpTxClientCapabilities, mcpTxServerCapabilities, type TxConfig } from '../../src/index.js';
+
+/** What the server saw of one call. */
+export interface SeenCall {
+  readonly tool: string;
+  readonly args: Record<string, unknown>;
+  readonly meta: Record<string, unknown> | undefined;
+}
+
+/** A real McpServer with a few test tools, and what it saw. */
+export interface Fixture {
+  readonly server: McpServer;
+  readonly client: Client;
+  readonly tx: McpTx;
+  /** Every handler invocation, in order. */
+  readonly seen: SeenCall[];
+  /** Handlers whose `extra.signal` aborted. */
+  readonly aborted: string[];
+  /** Every JSON-RPC message the server received. */
+  readonly received: JSONRPCMessage[];
+  close(): Promise<void>;
+}
+
+const wait = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+
+function registerTools(server: McpServer, seen: SeenCall[], aborted: string[]): void {
+  const record = (tool: string, args: Record<string, unknown>, meta: Record<string, unknown> | undefined) =>
+    seen.push({ tool, args, meta });
+
+  server.registerTool('echo', { inputSchema: { value: z.unknown().optional() } }, async (args, extra) => {
+    record('echo', args, extra._meta);
+    return { content: [{ type: 'text', text: JSON.stringify(args) }] };
+  });
+  server.registerTool('greet', { inputSchema: { name: z.string() } }, async (args, extra) => {
+    record('greet', args, extra._meta);
+    return { content: [{ type: 'text', text: `Hello, ${args.name}!` }] };
+  });
+  server.registerTool(
+    'structured',
+    { inputSchema: { n: z.number() }, outputSchema: { doubled: z.number() } },
+    async (args, extra) => {
+      record('structured', args, extra._meta);
+      return {
+        content: [{ type: 'text', text: String(args.n * 2) }],
+        structuredContent: { doubled: args.n * 2 },
+      };
+    },
+  );
+  server.registerTool('boom', { inputSchema: { message: z.string() } }, async (args, extra) => {
+    record('boom', args, extra._meta);
+    throw new Error(args.message);
+  });
+  server.registerTool('slow', { inputSchema: { ms: z.number() } }, async (args, extra) => {
+    record('slow', args, extra._meta);
+    await wait(args.ms, extra.signal);
+    if (extra.signal.aborted) aborted.push('slow');
+    return { content: [{ type: 'text', text: 'done' }] };
+  });
+}
+
+/**
+ * Connects a real SDK Client and McpServer over InMemoryTransport.
+ * `serverTx` says whether the server advertises MCP-Tx.
+ */
+export async function connectFixture(options: { serverTx?: boolean; config?: TxConfig } = {}): Promise<Fixture> {
+  const serverTx = options.serverTx ?? true;
+  const server = new McpServer(
+    { name: 'fixture', version: '1.0.0' },
+    serverTx ? { capabilities: mcpTxServerCapabilities() } : {},
+  );
+  const seen: SeenCall[] = [];
+  const aborted: string[] = [];
+  registerTools(server, seen, aborted);
+  const client = new Client({ name: 'fixture-client', version: '1.0.0' }, { capabilities: mcpTxClientCapabilities() });
+  const [clientTransport, serverTransport] = InMemoryTransport.createLinkedPair();
+  await server.connect(serverTransport);
+  const received: JSONRPCMessage[] = [];
+  const deliver = serverTransport.onmessage;
+  serverTransport.onmessage = (message, extra) => {
+    received.push(message);
+    deliver?.(message, extra);
+  };
+  await client.connect(clientTransport);
+  const tx = createMcpTx(client, options.config);
+  return {
+    server,
+    client,
+    tx,
+    seen,
+    aborted,
+    received,
+    async close() {
+      await tx.close({ timeoutMs: 1_000 });
+      await server.close();
+    },
+  };
+}
+
+/** The `notifications/cancelled` messages among `messages`. */
+export function cancellations(messages: readonly JSONRPCMessage[]): JSONRPCMessage[] {
+  return messages.filter((message) => 'method' in message && message.method === 'notifications/cancelled');
+}
+
+/** Resolves once `predicate` holds, polling the event loop (no fixed sleeps). */
+export async function until(predicate: () => boolean, timeoutMs = 2_000): Promise<void> {
+  const started = Date.now();
+  while (!predicate()) {
+    if (Date.now() - started > timeoutMs) throw new Error('condition not met in time');
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
