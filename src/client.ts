@@ -167,7 +167,7 @@ class McpTxClient implements McpTx {
   ): TxCall {
     let call: TxCall;
     try {
-      const request = this.buildRequest(name, args ?? {}, options);
+      const request = this.buildRequest(name, args === undefined ? {} : args, options);
       call = build(request, this.policies.get(request.name));
     } catch (error) {
       return this.rejectedCall(name, error as TxError);

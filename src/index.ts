@@ -8,7 +8,7 @@ export { classifyRejection, classifyToolError, matchesRetryable } from './classi
 export { createMcpTx, type McpTx } from './client.js';
 export { isTxError, statusOf, TxError, TxErrorCode, type TxErrorOptions, validationError } from './errors.js';
 export { extractData } from './result.js';
-export { sanitizeMessage } from './sanitize.js';
+export { MAX_ERROR_MESSAGE_LENGTH, sanitizeMessage } from './sanitize.js';
 export {
   DEFAULT_RETRY_POLICY,
   DEFAULT_RETRYABLE_ERRORS,

@@ -23,7 +23,9 @@ const boundedId = z
   .max(MAX_KEY_LENGTH, `must be at most ${MAX_KEY_LENGTH} characters`);
 
 /** How a retry delay is randomised. `true` is MCP-Tx 0.1.0's ±20 %. */
-export const JitterSchema = z.union([z.boolean(), z.enum(['full', 'equal', 'none', 'proportional'])]);
+export const JitterSchema = z.union([z.boolean(), z.enum(['full', 'equal', 'none', 'proportional'])], {
+  message: "must be a boolean or one of 'full', 'equal', 'none', 'proportional'",
+});
 export type Jitter = z.infer<typeof JitterSchema>;
 
 /** MCP-Tx 0.1.0's retryable error markers; a tool error whose text contains one is retried. */
@@ -72,7 +74,9 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
   retryAmbiguous: false,
 });
 
-const RetryOption = z.union([z.literal(false), PartialRetryPolicySchema]);
+const RetryOption = z.union([z.literal(false), PartialRetryPolicySchema], {
+  message: 'must be false or a retry policy object',
+});
 
 /** Per-tool policy registered with `tx.tool(name, policy)`. */
 export const ToolPolicySchema = z.strictObject({
@@ -107,7 +111,11 @@ const DedupeConfigSchema = z.strictObject({
 export const TxConfigSchema = z.strictObject({
   timeoutMs: timeoutMs.default(30_000),
   retry: RetryOption.default({}),
-  dedupe: z.union([z.literal(false), DedupeConfigSchema.partial()]).default({}),
+  dedupe: z
+    .union([z.literal(false), DedupeConfigSchema.partial()], {
+      message: 'must be false or a dedupe config object',
+    })
+    .default({}),
   closeTimeoutMs: timeoutMs.default(30_000),
   tools: z.record(z.string(), ToolPolicySchema).default({}),
   scheduler: z
@@ -131,13 +139,29 @@ export type ResolvedTxConfig = z.output<typeof TxConfigSchema>;
 export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, root: string): z.output<S> {
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  const path = issue?.path.map(String) ?? [];
+  const { issue, path } = mostSpecificIssue(parsed.error.issues, []);
   if (issue?.code === 'unrecognized_keys') {
     const key = issue.keys[0] ?? '';
     return throwValidation([root, ...path, key], 'is not a known option');
   }
   return throwValidation([root, ...path], issue?.message ?? 'is invalid');
+}
+
+type Issue = z.core.$ZodIssue;
+
+/** The first issue, looking into the branch of a union that got furthest (`false | {…}` options, say). */
+function mostSpecificIssue(
+  issues: readonly Issue[],
+  prefix: readonly string[],
+): { issue: Issue | undefined; path: string[] } {
+  const issue = issues[0];
+  const path = [...prefix, ...(issue?.path.map(String) ?? [])];
+  if (issue?.code !== 'invalid_union' || issue.errors.length === 0) return { issue, path };
+  const branches = issue.errors.map((branch) => mostSpecificIssue(branch, path));
+  return branches.reduce((best, branch) => (branch.path.length > best.path.length ? branch : best), {
+    issue,
+    path,
+  });
 }
 
 function throwValidation(path: readonly string[], reason: string): never {

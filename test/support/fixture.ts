@@ -3,7 +3,13 @@ import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { createMcpTx, type McpTx, mcpTxClientCapabilities, mcpTxServerCapabilities, type TxConfig } from '../../src/index.js';
+import {
+  createMcpTx,
+  type McpTx,
+  mcpTxClientCapabilities,
+  mcpTxServerCapabilities,
+  type TxConfig,
+} from '../../src/index.js';
 
 /** What the server saw of one call. */
 export interface SeenCall {
@@ -62,6 +68,17 @@ function registerTools(server: McpServer, seen: SeenCall[], aborted: string[]): 
     record('boom', args, extra._meta);
     throw new Error(args.message);
   });
+  server.registerTool('progress', { inputSchema: { steps: z.number() } }, async (args, extra) => {
+    record('progress', args, extra._meta);
+    const progressToken = extra._meta?.progressToken;
+    for (let step = 1; step <= args.steps && progressToken !== undefined; step++) {
+      await extra.sendNotification({
+        method: 'notifications/progress',
+        params: { progressToken, progress: step, total: args.steps },
+      });
+    }
+    return { content: [{ type: 'text', text: 'done' }] };
+  });
   server.registerTool('slow', { inputSchema: { ms: z.number() } }, async (args, extra) => {
     record('slow', args, extra._meta);
     await wait(args.ms, extra.signal);
@@ -74,7 +91,9 @@ function registerTools(server: McpServer, seen: SeenCall[], aborted: string[]): 
  * Connects a real SDK Client and McpServer over InMemoryTransport.
  * `serverTx` says whether the server advertises MCP-Tx.
  */
-export async function connectFixture(options: { serverTx?: boolean; config?: TxConfig } = {}): Promise<Fixture> {
+export async function connectFixture(
+  options: { serverTx?: boolean; config?: TxConfig } = {},
+): Promise<Fixture> {
   const serverTx = options.serverTx ?? true;
   const server = new McpServer(
     { name: 'fixture', version: '1.0.0' },
@@ -83,7 +102,10 @@ export async function connectFixture(options: { serverTx?: boolean; config?: TxC
   const seen: SeenCall[] = [];
   const aborted: string[] = [];
   registerTools(server, seen, aborted);
-  const client = new Client({ name: 'fixture-client', version: '1.0.0' }, { capabilities: mcpTxClientCapabilities() });
+  const client = new Client(
+    { name: 'fixture-client', version: '1.0.0' },
+    { capabilities: mcpTxClientCapabilities() },
+  );
   const [clientTransport, serverTransport] = InMemoryTransport.createLinkedPair();
   await server.connect(serverTransport);
   const received: JSONRPCMessage[] = [];

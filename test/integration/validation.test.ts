@@ -1,0 +1,140 @@
+import { catchError, from, lastValueFrom, mergeMap, of, toArray } from 'rxjs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMcpTx, TxError, TxErrorCode, type TxResult } from '../../src/index.js';
+import { connectFixture, type Fixture } from '../support/fixture.js';
+
+let fixture: Fixture;
+afterEach(async () => {
+  await fixture?.close();
+});
+
+const rejection = async (promise: Promise<unknown>): Promise<TxError> => {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(TxError);
+    return error as TxError;
+  }
+  throw new Error('expected a rejection');
+};
+
+const cyclic: Record<string, unknown> = { a: 1 };
+cyclic.self = cyclic;
+
+// [what, name, args, options, field named in the error]
+const badInputs: Array<[string, unknown, unknown, unknown, string]> = [
+  ['empty tool name', '', {}, undefined, 'name'],
+  ['tool name with a space', 'get weather', {}, undefined, 'name'],
+  ['tool name with a control character', 'echo\u0000', {}, undefined, 'name'],
+  ['non-string tool name', 42, {}, undefined, 'name'],
+  ['over-long tool name', 'x'.repeat(257), {}, undefined, 'name'],
+  ['array args', 'echo', [1, 2], undefined, 'args'],
+  ['string args', 'echo', 'hello', undefined, 'args'],
+  ['null args', 'echo', null, undefined, 'args'],
+  ['class instance args', 'echo', new Map(), undefined, 'args'],
+  ['args with a cycle', 'echo', cyclic, undefined, 'args.self'],
+  ['args with a BigInt', 'echo', { value: 10n }, undefined, 'args.value'],
+  ['args with a function', 'echo', { value: () => 1 }, undefined, 'args.value'],
+  [
+    'args with NaN deep inside',
+    'echo',
+    { value: { list: [1, Number.NaN] } },
+    undefined,
+    'args.value.list[1]',
+  ],
+  ['args with a Date', 'echo', { value: new Date() }, undefined, 'args.value'],
+  ['negative timeout', 'echo', {}, { timeoutMs: -5 }, 'options.timeoutMs'],
+  ['zero timeout', 'echo', {}, { timeoutMs: 0 }, 'options.timeoutMs'],
+  ['fractional timeout', 'echo', {}, { timeoutMs: 1.5 }, 'options.timeoutMs'],
+  ['empty idempotency key', 'echo', {}, { idempotencyKey: '' }, 'options.idempotencyKey'],
+  [
+    'idempotency key over 255 characters',
+    'echo',
+    {},
+    { idempotencyKey: 'k'.repeat(256) },
+    'options.idempotencyKey',
+  ],
+  ['unknown option', 'echo', {}, { timeout: 5 }, 'options.timeout'],
+  ['signal that is not an AbortSignal', 'echo', {}, { signal: {} }, 'options.signal'],
+  ['retry policy out of bounds', 'echo', {}, { retry: { maxAttempts: 0 } }, 'options.retry.maxAttempts'],
+  [
+    'retry maxDelayMs under baseDelayMs',
+    'echo',
+    {},
+    { retry: { baseDelayMs: 10, maxDelayMs: 5 } },
+    'options.retry.maxDelayMs',
+  ],
+];
+
+describe('bad input never reaches the wire', () => {
+  it.each(badInputs)('%s → MCP_TX_VALIDATION, nothing sent', async (_what, name, args, options, field) => {
+    fixture = await connectFixture();
+    // biome-ignore lint/suspicious/noExplicitAny: the point is to pass what the types forbid
+    const call = (fixture.tx.call$ as any)(name, args, options);
+    const error = await rejection(lastValueFrom(call));
+    expect(error.code).toBe(TxErrorCode.Validation);
+    expect(error.retryable).toBe(false);
+    expect(error.field).toBe(field);
+    expect(error.message).toContain(field);
+    expect(error.meta).toMatchObject({ status: 'rejected', attempts: 0, ack: false });
+    // biome-ignore lint/suspicious/noExplicitAny: as above
+    const attempt = (fixture.tx.attempt$ as any)(name, args, options);
+    expect((await rejection(lastValueFrom(attempt))).code).toBe(TxErrorCode.Validation);
+    expect(fixture.seen).toHaveLength(0);
+  });
+
+  it('does not throw at call time, so one bad call does not break the others in a pipeline', async () => {
+    fixture = await connectFixture();
+    const inputs = [{ value: 1 }, { value: 10n }, { value: 3 }] as unknown as Array<Record<string, unknown>>;
+    const outcomes = await lastValueFrom(
+      from(inputs).pipe(
+        mergeMap((args) =>
+          fixture.tx.call$('echo', args).pipe(catchError((error: TxError) => of<TxResult | TxError>(error))),
+        ),
+        toArray(),
+      ),
+    );
+    expect(outcomes.filter((outcome) => outcome instanceof TxError).map((e) => (e as TxError).code)).toEqual([
+      TxErrorCode.Validation,
+    ]);
+    expect(fixture.seen.map((seen) => seen.args.value).sort()).toEqual([1, 3]);
+  });
+
+  it('rejects a bad config at createMcpTx, naming the field', async () => {
+    fixture = await connectFixture();
+    const attempts: Array<[unknown, string]> = [
+      [{ retry: { maxAttempts: 0 } }, 'config.retry.maxAttempts'],
+      [{ retry: { multiplier: 0.5 } }, 'config.retry.multiplier'],
+      [{ retry: { jitter: 'sometimes' } }, 'config.retry.jitter'],
+      [{ timeoutMs: 'soon' }, 'config.timeoutMs'],
+      [{ timeout: 5 }, 'config.timeout'],
+      [{ tools: { charge: { timeoutMs: -1 } } }, 'config.tools.charge.timeoutMs'],
+    ];
+    for (const [config, field] of attempts) {
+      // biome-ignore lint/suspicious/noExplicitAny: the point is to pass what the types forbid
+      expect(() => createMcpTx(fixture.client, config as any)).toThrowError(
+        expect.objectContaining({ code: TxErrorCode.Validation, field }),
+      );
+    }
+    // biome-ignore lint/suspicious/noExplicitAny: as above
+    expect(() => createMcpTx({} as any)).toThrowError(expect.objectContaining({ field: 'client' }));
+  });
+
+  it('rejects a bad per-tool policy, and a derived idempotency key that is not a valid key', async () => {
+    fixture = await connectFixture();
+    // biome-ignore lint/suspicious/noExplicitAny: the point is to pass what the types forbid
+    expect(() => fixture.tx.tool('echo', { retry: { maxAttempts: -1 } } as any)).toThrowError(
+      expect.objectContaining({ field: 'tools.echo.retry.maxAttempts' }),
+    );
+    fixture.tx.tool('echo', { idempotencyKey: () => '' });
+    const error = await rejection(fixture.tx.call('echo', {}));
+    expect(error).toMatchObject({ code: TxErrorCode.Validation, field: 'idempotencyKey' });
+    fixture.tx.tool('echo', {
+      idempotencyKey: () => {
+        throw new Error('no id');
+      },
+    });
+    expect((await rejection(fixture.tx.call('echo', {}))).message).toContain('no id');
+    expect(fixture.seen).toHaveLength(0);
+  });
+});
