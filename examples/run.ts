@@ -1,0 +1,15 @@
+/**
+ * Runs one example by name: `npm run example -- <name>`; with no name, lists them.
+ */
+const examples: Record<string, () => Promise<{ main: () => Promise<unknown> }>> = {
+  quickstart: () => import('./quickstart.js'),
+};
+
+const name = process.argv[2];
+const load = name === undefined ? undefined : examples[name];
+if (load === undefined) {
+  console.log(`usage: npm run example -- <name>\nexamples: ${Object.keys(examples).join(', ')}`);
+  process.exitCode = name === undefined ? 0 : 1;
+} else {
+  await (await load()).main();
+}
