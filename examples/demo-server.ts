@@ -12,7 +12,10 @@ export interface DemoShop {
 
 /** A real MCP server advertising MCP-Tx, with a read-only tool, a tool with a side effect and a flaky one. */
 export function createDemoShop(): DemoShop {
-  const server = new McpServer({ name: 'demo-shop', version: '1.0.0' }, { capabilities: mcpTxServerCapabilities() });
+  const server = new McpServer(
+    { name: 'demo-shop', version: '1.0.0' },
+    { capabilities: mcpTxServerCapabilities() },
+  );
   const stock: Record<string, number> = { apple: 12, pear: 3, fig: 0 };
   let orders = 0;
   let inventoryCalls = 0;
@@ -24,7 +27,9 @@ export function createDemoShop(): DemoShop {
       inputSchema: { item: z.string() },
       annotations: { readOnlyHint: true },
     },
-    async ({ item }) => ({ content: [{ type: 'text', text: JSON.stringify({ item, count: stock[item] ?? 0 }) }] }),
+    async ({ item }) => ({
+      content: [{ type: 'text', text: JSON.stringify({ item, count: stock[item] ?? 0 }) }],
+    }),
   );
   server.registerTool(
     'create_order',
@@ -53,7 +58,10 @@ export function createDemoShop(): DemoShop {
 
 /** Connects a new SDK client advertising MCP-Tx to `server` in this process. */
 export async function connectInProcess(server: McpServer): Promise<Client> {
-  const client = new Client({ name: 'mcp-tx-example', version: '1.0.0' }, { capabilities: mcpTxClientCapabilities() });
+  const client = new Client(
+    { name: 'mcp-tx-example', version: '1.0.0' },
+    { capabilities: mcpTxClientCapabilities() },
+  );
   const [clientTransport, serverTransport] = InMemoryTransport.createLinkedPair();
   await server.connect(serverTransport);
   await client.connect(clientTransport);

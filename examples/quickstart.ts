@@ -1,5 +1,5 @@
 import { catchError, from, lastValueFrom, mergeMap, of, toArray } from 'rxjs';
-import { createMcpTx, isTxError } from '../src/index.js';
+import { createMcpTx, isTxError, type TxError } from '../src/index.js';
 import { connectInProcess, createDemoShop } from './demo-server.js';
 
 /**
@@ -13,25 +13,32 @@ export async function main(log: (line: string) => void = console.log) {
   log(`connected; server speaks MCP-Tx: ${tx.serverSupportsTx}`);
 
   const stock = await tx.call('get_stock', { item: 'apple' });
-  log(`get_stock → ${JSON.stringify(stock.data)} (request ${stock.meta.requestId}, attempts ${stock.meta.attempts})`);
+  log(
+    `get_stock → ${JSON.stringify(stock.data)} (request ${stock.meta.requestId}, attempts ${stock.meta.attempts})`,
+  );
 
   const items = ['apple', 'pear', 'fig'];
   const orders = await lastValueFrom(
     from(items).pipe(
       mergeMap((item) =>
-        tx.call$('create_order', { item, quantity: 1 }, { idempotencyKey: `order-${item}` }).pipe(
-          catchError((error: unknown) => of(error)),
-        ),
+        tx
+          .call$('create_order', { item, quantity: 1 }, { idempotencyKey: `order-${item}` })
+          .pipe(catchError((error: unknown) => of(error))),
       ),
       toArray(),
     ),
   );
   for (const order of orders) {
     if (isTxError(order)) log(`create_order failed: ${order.code} ${order.message}`);
-    else log(`create_order → ${JSON.stringify(order.data)} ack=${order.meta.ack} processed=${order.meta.processed}`);
+    else
+      log(
+        `create_order → ${JSON.stringify(order.data)} ack=${order.meta.ack} processed=${order.meta.processed}`,
+      );
   }
 
-  const invalid = await tx.call('create_order', { item: 'apple', quantity: 1n } as never).catch((e: unknown) => e);
+  const invalid = await tx
+    .call('create_order', { item: 'apple', quantity: 1n } as never)
+    .catch((e: unknown) => e);
   if (isTxError(invalid)) log(`bad input stopped before the wire: ${invalid.code} (${invalid.message})`);
 
   await tx.close();

@@ -1,5 +1,5 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult, ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
 import { Observable, type Operator, type SchedulerLike, type Subscriber, type TeardownLogic } from 'rxjs';
 import { classifyRejection, classifyToolError, resultText } from './classify.js';
 import { statusOf, TxError, TxErrorCode, validationError } from './errors.js';
@@ -34,6 +34,7 @@ export class TxCall<R = CallToolResult> extends Observable<TxResult<R>> {
   constructor(
     readonly request: TxRequest,
     readonly state: TxCallState,
+    readonly env: AttemptEnvironment,
     subscribe?: (this: Observable<TxResult<R>>, subscriber: Subscriber<TxResult<R>>) => TeardownLogic,
   ) {
     super(subscribe);
@@ -42,7 +43,7 @@ export class TxCall<R = CallToolResult> extends Observable<TxResult<R>> {
   /** @internal RxJS builds every piped operator through `lift`; keeping the request here keeps it in pipelines. */
   override lift<T>(operator?: Operator<TxResult<R>, T>): Observable<T> {
     // biome-ignore lint/suspicious/noExplicitAny: the lifted call may emit anything the operator makes
-    const lifted = new TxCall<any>(this.request, this.state);
+    const lifted = new TxCall<any>(this.request, this.state, this.env);
     lifted.source = this;
     // biome-ignore lint/suspicious/noExplicitAny: RxJS types `operator` by the emitted value, which lift changes
     lifted.operator = operator as Operator<any, any>;
@@ -51,7 +52,7 @@ export class TxCall<R = CallToolResult> extends Observable<TxResult<R>> {
 
   /** A new call of the same request whose subscription logic is `subscribe` (for operators). */
   derive<T = R>(subscribe: (subscriber: Subscriber<TxResult<T>>) => TeardownLogic): TxCall<T> {
-    return new TxCall<T>(this.request, this.state, subscribe);
+    return new TxCall<T>(this.request, this.state, this.env, subscribe);
   }
 }
 
@@ -74,18 +75,20 @@ export function txCallOf<R>(source: Observable<TxResult<R>>, operatorName: strin
   );
 }
 
-/** What an attempt needs from the client it runs on. */
+/** What an attempt, and the operators on it, need from the client it runs on. */
 export interface AttemptEnvironment {
   readonly client: Client;
   readonly serverSupportsTx: () => boolean;
   readonly retryableErrors: readonly string[];
   readonly scheduler: SchedulerLike;
+  /** The tool's annotations from `tools/list` (listed once, cached); undefined when unknown. */
+  readonly toolAnnotations: (name: string) => Promise<ToolAnnotations | undefined>;
 }
 
 /** A cold Observable of exactly one attempt of `request` per subscription. */
 export function attemptCall(env: AttemptEnvironment, request: TxRequest): TxCall {
   const state = new TxCallState();
-  return new TxCall(request, state, (subscriber) => runAttempt(env, request, state, subscriber));
+  return new TxCall(request, state, env, (subscriber) => runAttempt(env, request, state, subscriber));
 }
 
 function startTiming(env: AttemptEnvironment, state: TxCallState): CallTiming {

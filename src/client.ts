@@ -1,4 +1,5 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
 import { asyncScheduler, firstValueFrom, type SchedulerLike, type Subscriber } from 'rxjs';
 import { v7 as uuidv7 } from 'uuid';
 import { type AttemptEnvironment, attemptCall, TxCall, TxCallState } from './call.js';
@@ -103,6 +104,7 @@ class McpTxClient implements McpTx {
   private readonly env: AttemptEnvironment;
   private readonly scheduler: SchedulerLike;
   private closing?: Promise<void>;
+  private annotations?: Promise<ReadonlyMap<string, ToolAnnotations>>;
 
   constructor(
     readonly client: Client,
@@ -115,6 +117,7 @@ class McpTxClient implements McpTx {
       serverSupportsTx: () => this.serverSupportsTx,
       retryableErrors: retryableErrors ?? DEFAULT_RETRYABLE_ERRORS,
       scheduler: this.scheduler,
+      toolAnnotations: (name) => this.toolAnnotations(name),
     };
     for (const [name, policy] of Object.entries(config.tools)) this.policies.set(name, policy);
   }
@@ -156,6 +159,19 @@ class McpTxClient implements McpTx {
       this.client.close(),
     );
     return this.closing;
+  }
+
+  /** Lists the server's tools once (all pages) and caches their annotations; a failed listing is tried again later. */
+  private async toolAnnotations(name: string): Promise<ToolAnnotations | undefined> {
+    this.annotations ??= listAnnotations(this.client).catch((error: unknown) => {
+      this.annotations = undefined;
+      throw error;
+    });
+    try {
+      return (await this.annotations).get(name);
+    } catch {
+      return undefined;
+    }
   }
 
   /** Validates the input, builds the request and the call, and tracks it; bad input becomes a failing call. */
@@ -208,7 +224,7 @@ class McpTxClient implements McpTx {
       createdAt: new Date(this.scheduler.now()).toISOString(),
       options: { timeoutMs: this.config.timeoutMs },
     });
-    return new TxCall(request, new TxCallState(), (subscriber) => {
+    return new TxCall(request, new TxCallState(), this.env, (subscriber) => {
       const nowMs = this.scheduler.now();
       const timing = { attempts: 0, startedAt: new Date(nowMs).toISOString(), startedAtMs: nowMs, nowMs };
       const outcome = { ack: false, processed: false, duplicate: false, status: 'rejected' as const, error };
@@ -257,6 +273,18 @@ class McpTxClient implements McpTx {
       });
     });
   }
+}
+
+async function listAnnotations(client: Client): Promise<ReadonlyMap<string, ToolAnnotations>> {
+  const annotations = new Map<string, ToolAnnotations>();
+  let cursor: string | undefined;
+  do {
+    const page = await client.listTools(cursor === undefined ? undefined : { cursor });
+    for (const tool of page.tools)
+      if (tool.annotations !== undefined) annotations.set(tool.name, tool.annotations);
+    cursor = page.nextCursor;
+  } while (cursor !== undefined);
+  return annotations;
 }
 
 function derivedKey(policy: ToolPolicy | undefined, args: JsonObject): string | undefined {
