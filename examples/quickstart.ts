@@ -23,7 +23,7 @@ export async function main(log: (line: string) => void = console.log) {
       mergeMap((item) =>
         tx
           .call$('create_order', { item, quantity: 1 }, { idempotencyKey: `order-${item}` })
-          .pipe(catchError((error: unknown) => of(error))),
+          .pipe(catchError((error: TxError) => of(error))),
       ),
       toArray(),
     ),
