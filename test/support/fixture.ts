@@ -29,6 +29,8 @@ export interface Fixture {
   readonly aborted: string[];
   /** Every JSON-RPC message the server received. */
   readonly received: JSONRPCMessage[];
+  /** Side effects per key: how many times `counter`, `flaky` and the `slow_*` tools ran for it. */
+  readonly effects: Map<string, number>;
   close(): Promise<void>;
 }
 
@@ -41,9 +43,63 @@ const wait = (ms: number, signal: AbortSignal) =>
     });
   });
 
-function registerTools(server: McpServer, seen: SeenCall[], aborted: string[]): void {
+function registerTools(
+  server: McpServer,
+  seen: SeenCall[],
+  aborted: string[],
+  effects: Map<string, number>,
+): void {
   const record = (tool: string, args: Record<string, unknown>, meta: Record<string, unknown> | undefined) =>
     seen.push({ tool, args, meta });
+  const effect = (key: string) => {
+    const count = (effects.get(key) ?? 0) + 1;
+    effects.set(key, count);
+    return count;
+  };
+
+  server.registerTool('counter', { inputSchema: { key: z.string() } }, async (args, extra) => {
+    record('counter', args, extra._meta);
+    return { content: [{ type: 'text', text: JSON.stringify({ count: effect(args.key) }) }] };
+  });
+  server.registerTool(
+    'flaky',
+    {
+      description:
+        'Fails its first `failTimes` calls per key with `message` (default TEMPORARY_FAILURE), then succeeds',
+      inputSchema: { key: z.string(), failTimes: z.number(), message: z.string().optional() },
+    },
+    async (args, extra) => {
+      record('flaky', args, extra._meta);
+      const count = effect(args.key);
+      if (count <= args.failTimes) throw new Error(args.message ?? 'TEMPORARY_FAILURE: try again');
+      return { content: [{ type: 'text', text: JSON.stringify({ count }) }] };
+    },
+  );
+  // The effect happens at once; the answer comes after `ms` (a client timeout then loses the response).
+  const slowEffect = async (
+    tool: string,
+    args: { key: string; ms: number },
+    extra: { _meta?: Record<string, unknown>; signal: AbortSignal },
+  ) => {
+    record(tool, args, extra._meta);
+    const count = effect(args.key);
+    await wait(args.ms, extra.signal);
+    return { content: [{ type: 'text' as const, text: JSON.stringify({ count }) }] };
+  };
+  const slowShape = { key: z.string(), ms: z.number() };
+  server.registerTool('slow_effect', { inputSchema: slowShape }, (args, extra) =>
+    slowEffect('slow_effect', args, extra),
+  );
+  server.registerTool(
+    'slow_idempotent',
+    { inputSchema: slowShape, annotations: { idempotentHint: true } },
+    (args, extra) => slowEffect('slow_idempotent', args, extra),
+  );
+  server.registerTool(
+    'slow_read',
+    { inputSchema: slowShape, annotations: { readOnlyHint: true } },
+    (args, extra) => slowEffect('slow_read', args, extra),
+  );
 
   server.registerTool('echo', { inputSchema: { value: z.unknown().optional() } }, async (args, extra) => {
     record('echo', args, extra._meta);
@@ -101,7 +157,9 @@ export async function connectFixture(
   );
   const seen: SeenCall[] = [];
   const aborted: string[] = [];
-  registerTools(server, seen, aborted);
+  const effects = new Map<string, number>();
+  registerTools(server, seen, aborted, effects);
+  options.register?.(server);
   const client = new Client(
     { name: 'fixture-client', version: '1.0.0' },
     { capabilities: mcpTxClientCapabilities() },
@@ -123,6 +181,7 @@ export async function connectFixture(
     seen,
     aborted,
     received,
+    effects,
     async close() {
       await tx.close({ timeoutMs: 1_000 });
       await server.close();
