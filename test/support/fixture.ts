@@ -148,7 +148,7 @@ function registerTools(
  * `serverTx` says whether the server advertises MCP-Tx.
  */
 export async function connectFixture(
-  options: { serverTx?: boolean; config?: TxConfig } = {},
+  options: { serverTx?: boolean; config?: TxConfig; register?: (server: McpServer) => void } = {},
 ): Promise<Fixture> {
   const serverTx = options.serverTx ?? true;
   const server = new McpServer(
