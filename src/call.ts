@@ -7,9 +7,16 @@ import { buildMeta, buildResult, type CallTiming, extractData, successOutcome } 
 import type { TxRequest, TxResult } from './types.js';
 import { MCP_TX_KEY, readWireResponseMeta, wireRequestMeta } from './wire.js';
 
+/** A retry about to happen: attempt `attempt` failed with `error`; the next starts after `delayMs`. */
+export interface RetryEvent {
+  readonly attempt: number;
+  readonly delayMs: number;
+  readonly error: TxError;
+}
+
 /**
- * What the attempts of one logical call share: how many have started, when the first did, and extra
- * request `_meta` entries operators add (a `traceparent`, say).
+ * What the attempts of one logical call share: how many have started, when the first did, extra
+ * request `_meta` entries operators add (a `traceparent`, say), and who wants to hear of retries.
  */
 export class TxCallState {
   attempts = 0;
@@ -17,6 +24,20 @@ export class TxCallState {
   startedAt = '';
   /** Merged into the request's `_meta` of every attempt that starts after it is set. */
   readonly requestMeta: Record<string, unknown> = {};
+  private retryListeners?: Set<(event: RetryEvent) => void>;
+
+  /** Calls `listener` on every retry of this call until the returned function is called. */
+  onRetry(listener: (event: RetryEvent) => void): () => void {
+    this.retryListeners ??= new Set();
+    this.retryListeners.add(listener);
+    return () => this.retryListeners?.delete(listener);
+  }
+
+  /** Tells the listeners a retry is scheduled (called by the retry operator). */
+  notifyRetry(event: RetryEvent): void {
+    if (this.retryListeners === undefined) return;
+    for (const listener of this.retryListeners) listener(event);
+  }
 }
 
 /**
