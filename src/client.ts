@@ -5,7 +5,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { type AttemptEnvironment, attemptCall, TxCall, TxCallState } from './call.js';
 import { TxError, TxErrorCode, validationError } from './errors.js';
 import { buildPipeline, resolveCallPolicy } from './pipeline.js';
-import { buildMeta } from './result.js';
+import { failureMeta } from './result.js';
 import {
   DEFAULT_RETRYABLE_ERRORS,
   parseOrThrow,
@@ -224,11 +224,9 @@ class McpTxClient implements McpTx {
       createdAt: new Date(this.scheduler.now()).toISOString(),
       options: { timeoutMs: this.config.timeoutMs },
     });
-    return new TxCall(request, new TxCallState(), this.env, (subscriber) => {
-      const nowMs = this.scheduler.now();
-      const timing = { attempts: 0, startedAt: new Date(nowMs).toISOString(), startedAtMs: nowMs, nowMs };
-      const outcome = { ack: false, processed: false, duplicate: false, status: 'rejected' as const, error };
-      const meta = buildMeta(request, timing, { ...outcome, serverSupportsTx: this.serverSupportsTx });
+    const state = new TxCallState();
+    return new TxCall(request, state, this.env, (subscriber) => {
+      const meta = failureMeta(request, state, error, this.scheduler.now(), this.serverSupportsTx);
       subscriber.error(error.withMeta(meta));
     });
   }

@@ -1,6 +1,6 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { resultText } from './classify.js';
-import type { TxError } from './errors.js';
+import { statusOf, type TxError } from './errors.js';
 import type { TxMeta, TxRequest, TxResult, TxStatus } from './types.js';
 import { MCP_TX_VERSION, type WireResponseMeta } from './wire.js';
 
@@ -87,4 +87,29 @@ export function successOutcome(wire: WireResponseMeta | undefined, serverSupport
 /** A frozen {@link TxResult}. */
 export function buildResult<R>(result: R, data: unknown, meta: TxMeta): TxResult<R> {
   return Object.freeze({ result, data, meta });
+}
+
+/**
+ * The metadata of a call that failed with `error`: the error's own when it has one, else built from
+ * the request and the attempts made so far.
+ */
+export function failureMeta(
+  request: TxRequest,
+  state: { attempts: number; startedAt: string; startedAtMs: number },
+  error: TxError,
+  nowMs: number,
+  serverSupportsTx: boolean,
+): TxMeta {
+  if (error.meta !== undefined) return error.meta;
+  const startedAtMs = state.attempts > 0 ? state.startedAtMs : nowMs;
+  const startedAt = state.attempts > 0 ? state.startedAt : new Date(nowMs).toISOString();
+  const timing = { attempts: state.attempts, startedAt, startedAtMs, nowMs };
+  const outcome = {
+    ack: false,
+    processed: false,
+    duplicate: false,
+    status: statusOf(error.code),
+    serverSupportsTx,
+  };
+  return buildMeta(request, timing, { ...outcome, error });
 }

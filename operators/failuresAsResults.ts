@@ -1,0 +1,31 @@
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { catchError, type Observable, of, throwError } from 'rxjs';
+import { type TxCall, txCallOf } from '../src/call.js';
+import { TxError } from '../src/errors.js';
+import { buildResult, failureMeta } from '../src/result.js';
+import type { TxResult } from '../src/types.js';
+
+/**
+ * Turns a final failure into a value, as the Python MCP-Tx returns failures: a {@link TxResult}
+ * with `meta.ack: false`, `processed: false`, the status, `errorCode` and `errorMessage`, and an
+ * `isError` result carrying the message. Errors that are not {@link TxError}s (bugs) still error.
+ * Put it last, after the operators whose failures it should report.
+ *
+ * @example
+ * const { meta } = await lastValueFrom(tx.call$('charge', { cents: 500 }).pipe(failuresAsResults()));
+ * if (!meta.ack) console.log(meta.status, meta.errorCode, meta.errorMessage);
+ */
+export function failuresAsResults() {
+  return (source: Observable<TxResult>): TxCall => {
+    const call = txCallOf(source, 'failuresAsResults');
+    return call.pipe(
+      catchError((error: unknown) => {
+        if (!(error instanceof TxError)) return throwError(() => error);
+        const nowMs = call.env.scheduler.now();
+        const meta = failureMeta(call.request, call.state, error, nowMs, call.env.serverSupportsTx());
+        const result: CallToolResult = { content: [{ type: 'text', text: error.message }], isError: true };
+        return of(buildResult(result, undefined, Object.freeze({ ...meta, ack: false, processed: false })));
+      }),
+    ) as TxCall;
+  };
+}
