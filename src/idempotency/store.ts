@@ -1,0 +1,48 @@
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { TxMeta } from '../types.js';
+
+/**
+ * What an idempotency store keeps for a finished key: the result a repeat of the call gets, or,
+ * when failures are cached, the failure. Plain JSON, so any store can serialize it.
+ */
+export type IdempotencyRecord =
+  | {
+      readonly kind: 'result';
+      readonly result: CallToolResult;
+      readonly data: unknown;
+      readonly meta: TxMeta;
+    }
+  | { readonly kind: 'failure'; readonly code: string; readonly message: string; readonly meta?: TxMeta };
+
+/** The answer of {@link IdempotencyStore.begin}. */
+export type BeginOutcome =
+  | { readonly status: 'new' }
+  | { readonly status: 'in_progress' }
+  | { readonly status: 'completed'; readonly record: IdempotencyRecord }
+  | { readonly status: 'conflict' };
+
+/**
+ * Where idempotency keys live: one interface for the client's `dedupe` and the server's `txTool`,
+ * in memory or shared (Redis).
+ *
+ * - `begin` is atomic. The first caller for a key gets `new` and holds an in-progress record that
+ *   expires after `ttlMs`, so a crashed holder does not block the key forever; later callers get
+ *   `in_progress` or `completed`; a caller whose `fingerprint` (of the arguments) differs gets
+ *   `conflict`.
+ * - `complete` stores the record, under the arguments' fingerprint, for `ttlMs` (the dedupe window).
+ * - `release` drops an in-progress record, so that a failed call may run again.
+ *
+ * @example
+ * const outcome = await store.begin('charge:order-42', fingerprint(args), 30_000);
+ * if (outcome.status === 'new') {
+ *   try { await store.complete('charge:order-42', fingerprint(args), record, 300_000); }
+ *   catch (error) { await store.release('charge:order-42'); throw error; }
+ * }
+ */
+export interface IdempotencyStore {
+  /** How long completed records are kept when the caller does not say (ms). */
+  readonly windowMs?: number;
+  begin(key: string, fingerprint: string, ttlMs: number): Promise<BeginOutcome>;
+  complete(key: string, fingerprint: string, record: IdempotencyRecord, ttlMs: number): Promise<void>;
+  release(key: string): Promise<void>;
+}

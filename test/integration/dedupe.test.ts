@@ -1,0 +1,200 @@
+import fc from 'fast-check';
+import { firstValueFrom, lastValueFrom, merge, toArray, VirtualTimeScheduler } from 'rxjs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { dedupe } from '../../operators/dedupe.js';
+import { fingerprint } from '../../src/idempotency/fingerprint.js';
+import { memoryIdempotencyStore } from '../../src/idempotency/memoryStore.js';
+import { TxError, TxErrorCode } from '../../src/index.js';
+import { cancellations, connectFixture, type Fixture, until } from '../support/fixture.js';
+import { advanceVirtual } from '../support/virtualTime.js';
+
+let fixture: Fixture;
+afterEach(async () => {
+  await fixture?.close();
+});
+
+const failure = (promise: Promise<unknown>) =>
+  promise.then(
+    () => {
+      throw new Error('expected a failure');
+    },
+    (error: TxError) => error,
+  );
+
+describe('dedupe over a real MCP server', () => {
+  it('runs a keyed call once; repeats get the stored result with duplicate: true', async () => {
+    fixture = await connectFixture();
+    const store = memoryIdempotencyStore();
+    const results = [];
+    for (let index = 0; index < 5; index++) {
+      const call = fixture.tx.attempt$('counter', { key: 'a' }, { idempotencyKey: 'order-1' });
+      results.push(await firstValueFrom(call.pipe(dedupe(store))));
+    }
+    expect(fixture.effects.get('a')).toBe(1);
+    expect(results.map((result) => result.meta.duplicate)).toEqual([false, true, true, true, true]);
+    expect(results.every((result) => (result.data as { count: number }).count === 1)).toBe(true);
+    expect(new Set(results.map((result) => result.meta.requestId)).size).toBe(5);
+    expect(results[1]?.meta.attempts).toBe(0);
+  });
+
+  it('shares a call in flight: 10 concurrent subscribers, one execution', async () => {
+    fixture = await connectFixture();
+    const store = memoryIdempotencyStore();
+    const calls = Array.from({ length: 10 }, () =>
+      fixture.tx.attempt$('slow_effect', { key: 'b', ms: 20 }, { idempotencyKey: 'k' }).pipe(dedupe(store)),
+    );
+    const results = await lastValueFrom(merge(...calls).pipe(toArray()));
+    expect(results).toHaveLength(10);
+    expect(fixture.effects.get('b')).toBe(1);
+    expect(results.filter((result) => !result.meta.duplicate)).toHaveLength(1);
+  });
+
+  it('refuses the same key with other arguments, sending nothing', async () => {
+    fixture = await connectFixture();
+    const store = memoryIdempotencyStore();
+    await firstValueFrom(
+      fixture.tx.attempt$('counter', { key: 'c' }, { idempotencyKey: 'k' }).pipe(dedupe(store)),
+    );
+    const error = await failure(
+      firstValueFrom(
+        fixture.tx.attempt$('counter', { key: 'other' }, { idempotencyKey: 'k' }).pipe(dedupe(store)),
+      ),
+    );
+    expect(error).toMatchObject({ code: TxErrorCode.IdempotencyConflict, retryable: false });
+    expect(error.meta?.status).toBe('rejected');
+    expect(fixture.seen).toHaveLength(1);
+  });
+
+  it('scopes keys by tool', async () => {
+    fixture = await connectFixture();
+    const store = memoryIdempotencyStore();
+    await firstValueFrom(
+      fixture.tx.attempt$('counter', { key: 'd' }, { idempotencyKey: 'k' }).pipe(dedupe(store)),
+    );
+    const other = await firstValueFrom(
+      fixture.tx.attempt$('echo', { value: 1 }, { idempotencyKey: 'k' }).pipe(dedupe(store)),
+    );
+    expect(other.meta.duplicate).toBe(false);
+  });
+
+  it('releases the key of a failed call, so the next call runs', async () => {
+    fixture = await connectFixture();
+    const store = memoryIdempotencyStore();
+    const call = () =>
+      fixture.tx.attempt$('flaky', { key: 'e', failTimes: 1 }, { idempotencyKey: 'k' }).pipe(dedupe(store));
+    expect((await failure(firstValueFrom(call()))).code).toBe(TxErrorCode.ToolError);
+    const second = await firstValueFrom(call());
+    expect(second.meta.duplicate).toBe(false);
+    expect(fixture.effects.get('e')).toBe(2);
+  });
+
+  it('with cacheFailures, replays a failure instead of running again', async () => {
+    fixture = await connectFixture();
+    const store = memoryIdempotencyStore();
+    const call = () =>
+      fixture.tx
+        .attempt$('flaky', { key: 'f', failTimes: 5, message: 'card declined' }, { idempotencyKey: 'k' })
+        .pipe(dedupe(store, { cacheFailures: true }));
+    await failure(firstValueFrom(call()));
+    const replayed = await failure(firstValueFrom(call()));
+    expect(replayed).toMatchObject({ code: TxErrorCode.ToolError, message: 'card declined' });
+    expect(replayed.meta?.duplicate).toBe(true);
+    expect(fixture.effects.get('f')).toBe(1);
+  });
+
+  it('releases the key when the caller unsubscribes, and cancels the call on the wire', async () => {
+    fixture = await connectFixture();
+    const store = memoryIdempotencyStore();
+    const call = () => fixture.tx.attempt$('slow_effect', { key: 'g', ms: 5_000 }, { idempotencyKey: 'k' });
+    const subscription = call().pipe(dedupe(store)).subscribe();
+    await until(() => fixture.seen.length === 1);
+    subscription.unsubscribe();
+    await until(() => cancellations(fixture.received).length === 1);
+    expect((await store.begin('slow_effect:k', 'any', 1)).status).toBe('new');
+  });
+
+  it('leaves calls without a key untouched', async () => {
+    fixture = await connectFixture();
+    const store = memoryIdempotencyStore();
+    const call = fixture.tx.attempt$('counter', { key: 'h' });
+    expect(call.pipe(dedupe(store))).toBe(call);
+  });
+
+  it('waits for a key held by another process, then replays its result', async () => {
+    fixture = await connectFixture();
+    const scheduler = new VirtualTimeScheduler();
+    const store = memoryIdempotencyStore();
+    const call = fixture.tx.attempt$('counter', { key: 'i' }, { idempotencyKey: 'k' });
+    const print = fingerprint({ key: 'i' });
+    await store.begin('counter:k', print, 60_000); // "another process" holds the key
+    const waiting = { inProgress: { waitMs: 1_000, pollMs: 100 }, scheduler };
+    const outcome = firstValueFrom(call.pipe(dedupe(store, waiting)));
+    await advanceVirtual(scheduler, 350);
+    const stored = {
+      kind: 'result' as const,
+      result: { content: [] },
+      data: { count: 9 },
+      meta: {} as never,
+    };
+    await store.complete('counter:k', print, stored, 60_000);
+    await advanceVirtual(scheduler, 100);
+    const result = await outcome;
+    expect(result.data).toEqual({ count: 9 });
+    expect(result.meta.duplicate).toBe(true);
+    expect(fixture.seen).toHaveLength(0);
+  });
+
+  it('gives up with MCP_TX_IN_PROGRESS (retryable) when the other holder takes too long', async () => {
+    fixture = await connectFixture();
+    const scheduler = new VirtualTimeScheduler();
+    const store = memoryIdempotencyStore();
+    const call = fixture.tx.attempt$('counter', { key: 'j' }, { idempotencyKey: 'k' });
+    const print = fingerprint({ key: 'j' });
+    await store.begin('counter:k', print, 60_000);
+    const waiting = { inProgress: { waitMs: 500, pollMs: 100 }, scheduler };
+    const outcome = failure(firstValueFrom(call.pipe(dedupe(store, waiting))));
+    await advanceVirtual(scheduler, 1_000);
+    expect(await outcome).toMatchObject({ code: TxErrorCode.InProgress, retryable: true });
+    expect(fixture.seen).toHaveLength(0);
+    expect(scheduler.actions).toHaveLength(0);
+  });
+
+  it('executes each (key, arguments) at most once and always refuses other arguments (property)', async () => {
+    fixture = await connectFixture();
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 1 })), {
+          minLength: 1,
+          maxLength: 12,
+        }),
+        fc.string({ minLength: 1, maxLength: 8 }),
+        async (calls, run) => {
+          const store = memoryIdempotencyStore();
+          const firstArgs = new Map<number, number>();
+          const before = fixture.seen.length;
+          for (const [key, variant] of calls) {
+            const args = { key: `p-${run}-${key}-${variant}` };
+            const call = fixture.tx
+              .attempt$('counter', args, { idempotencyKey: `k${key}` })
+              .pipe(dedupe(store));
+            const outcome = await firstValueFrom(call).catch((error: TxError) => error);
+            const expected = firstArgs.get(key) ?? variant;
+            firstArgs.set(key, expected);
+            if (variant === expected) expect(outcome).not.toBeInstanceOf(TxError);
+            else expect(outcome).toMatchObject({ code: TxErrorCode.IdempotencyConflict });
+          }
+          expect(fixture.seen.length - before).toBe(firstArgs.size);
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
+
+  it('rejects a bad store or options at assembly', () => {
+    // biome-ignore lint/suspicious/noExplicitAny: the point is to pass what the types forbid
+    expect(() => dedupe({} as any)).toThrowError(expect.objectContaining({ field: 'store' }));
+    expect(() => dedupe(memoryIdempotencyStore(), { inProgress: { waitMs: 1, pollMs: 0 } })).toThrowError(
+      expect.objectContaining({ field: 'options.inProgress.pollMs' }),
+    );
+  });
+});
