@@ -1,5 +1,7 @@
+export { retryDelay } from './backoff.js';
 export {
   type AttemptEnvironment,
+  type RetryEvent,
   TxCall,
   TxCallState,
   txCallOf,
@@ -7,6 +9,9 @@ export {
 export { classifyRejection, classifyToolError, matchesRetryable } from './classify.js';
 export { createMcpTx, type McpTx } from './client.js';
 export { isTxError, statusOf, TxError, TxErrorCode, type TxErrorOptions, validationError } from './errors.js';
+export { canonicalJson, fingerprint, scopedKey } from './idempotency/fingerprint.js';
+export { type MemoryStoreOptions, memoryIdempotencyStore } from './idempotency/memoryStore.js';
+export type { BeginOutcome, IdempotencyRecord, IdempotencyStore } from './idempotency/store.js';
 export { extractData } from './result.js';
 export { MAX_ERROR_MESSAGE_LENGTH, sanitizeMessage } from './sanitize.js';
 export {

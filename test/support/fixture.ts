@@ -202,3 +202,8 @@ export async function until(predicate: () => boolean, timeoutMs = 2_000): Promis
     await new Promise((resolve) => setImmediate(resolve));
   }
 }
+
+/** The `_meta.mcp_tx` a handler saw, if any. */
+export function wireOf(seen: SeenCall | undefined): Record<string, unknown> | undefined {
+  return seen?.meta?.mcp_tx as Record<string, unknown> | undefined;
+}

@@ -1,0 +1,4 @@
+export { type DedupeOptions, dedupe } from './dedupe.js';
+export { failuresAsResults } from './failuresAsResults.js';
+export { type RetryOptions, retryWithPolicy } from './retryWithPolicy.js';
+export { type TraceOptions, trace } from './trace.js';

@@ -1,0 +1,176 @@
+import {
+  asyncScheduler,
+  catchError,
+  from,
+  type Observable,
+  retry,
+  type SchedulerLike,
+  switchMap,
+  throwError,
+  timeout,
+  timer,
+} from 'rxjs';
+import { z } from 'zod';
+import { retryDelay } from '../src/backoff.js';
+import { type TxCall, txCallOf } from '../src/call.js';
+import { matchesRetryable } from '../src/classify.js';
+import { TxError, TxErrorCode } from '../src/errors.js';
+import { mergeRetry } from '../src/pipeline.js';
+import { failureMeta } from '../src/result.js';
+import { type PartialRetryPolicy, parseOrThrow, type RetryPolicy } from '../src/schemas.js';
+import type { TxResult } from '../src/types.js';
+
+const RetryOptionsSchema = z.strictObject({
+  scheduler: z
+    .custom<SchedulerLike>(
+      (value) => typeof (value as SchedulerLike)?.now === 'function',
+      'must be an RxJS scheduler',
+    )
+    .optional(),
+  random: z
+    .custom<() => number>((value) => typeof value === 'function', 'must be a function () => number')
+    .optional(),
+});
+
+/** Options of {@link retryWithPolicy} that are not part of the policy. */
+export type RetryOptions = z.input<typeof RetryOptionsSchema>;
+
+/** Errors no policy field but `retryOn` can make retryable: repeating them cannot succeed or is refused. */
+const NEVER_RETRIED: ReadonlySet<string> = new Set([
+  TxErrorCode.Validation,
+  TxErrorCode.Cancelled,
+  TxErrorCode.IdempotencyConflict,
+  TxErrorCode.CircuitOpen,
+  TxErrorCode.RateLimited,
+]);
+
+const AMBIGUOUS_HINT =
+  'not retried: the request may already have run on the server and the tool is not known to be safe to repeat; ' +
+  'to allow it, call with an idempotencyKey on an MCP-Tx server, annotate the tool idempotentHint or readOnlyHint, ' +
+  'or set retry: { retryAmbiguous: true }';
+
+/**
+ * Retries a call with exponential backoff (`baseDelayMs * multiplier^(n-1)`, capped at
+ * `maxDelayMs`, with jitter) up to `maxAttempts`, within an optional overall `deadlineMs`. Only
+ * retryable errors are retried (`retryOn`, else codes listed in `retryableErrors`, tool errors whose
+ * text contains one of them, and errors marked retryable); a server's retry-after hint wins over the
+ * computed delay. **Retry safety**: a failure that may have run the tool (a timeout, a connection
+ * lost after sending) is retried only when a repeat cannot do harm — the tool is annotated
+ * `idempotentHint` or `readOnlyHint`, the call has an idempotency key and the server speaks MCP-Tx,
+ * or `retryAmbiguous` is set; otherwise the error says why it was not retried.
+ *
+ * @example
+ * tx.attempt$('get_weather', { city: 'Lyon' })
+ *   .pipe(retryWithPolicy({ maxAttempts: 5, baseDelayMs: 200, deadlineMs: 10_000 }))
+ *   .subscribe(({ meta }) => console.log(`took ${meta.attempts} attempts`));
+ */
+export function retryWithPolicy(policy: PartialRetryPolicy = {}, options: RetryOptions = {}) {
+  const resolved = mergeRetry(policy) as RetryPolicy;
+  const { scheduler = asyncScheduler, random = Math.random } = parseOrThrow(
+    RetryOptionsSchema,
+    options,
+    'options',
+  );
+  return (source: Observable<TxResult>): TxCall => {
+    const call = txCallOf(source, 'retryWithPolicy');
+    return call.derive((subscriber) => {
+      const deadlineAt = resolved.deadlineMs === undefined ? Infinity : scheduler.now() + resolved.deadlineMs;
+      const retried = call.pipe(
+        retry({
+          count: resolved.maxAttempts - 1,
+          delay: (error: unknown, retryNumber: number) =>
+            nextRetry({ call, policy: resolved, scheduler, random, deadlineAt }, error, retryNumber),
+        }),
+      );
+      const bounded =
+        resolved.deadlineMs === undefined
+          ? retried
+          : retried.pipe(
+              timeout({
+                first: resolved.deadlineMs,
+                scheduler,
+                with: () => throwError(() => deadlineError(call, resolved.deadlineMs as number)),
+              }),
+            );
+      return bounded
+        .pipe(catchError((error: unknown) => throwError(() => withMeta(call, error))))
+        .subscribe(subscriber);
+    });
+  };
+}
+
+interface RetryContext {
+  readonly call: TxCall;
+  readonly policy: RetryPolicy;
+  readonly scheduler: SchedulerLike;
+  readonly random: () => number;
+  readonly deadlineAt: number;
+}
+
+/** Emits when the next attempt may start, or errors with why there is none. */
+function nextRetry(context: RetryContext, error: unknown, retryNumber: number): Observable<unknown> {
+  const { call, policy } = context;
+  if (!isRetryable(error, policy, retryNumber)) return throwError(() => error);
+  if (!(error instanceof TxError) || !error.ambiguous || repeatIsSafe(call, policy)) {
+    return waitBeforeRetry(context, error, retryNumber);
+  }
+  return from(toolIsIdempotent(call)).pipe(
+    switchMap((idempotent) =>
+      idempotent
+        ? waitBeforeRetry(context, error, retryNumber)
+        : throwError(() => error.withRetryable(false, AMBIGUOUS_HINT)),
+    ),
+  );
+}
+
+function isRetryable(error: unknown, policy: RetryPolicy, attempt: number): boolean {
+  if (policy.retryOn !== undefined) return policy.retryOn(error, attempt);
+  if (!(error instanceof TxError) || NEVER_RETRIED.has(error.code)) return false;
+  if (policy.retryableErrors.includes(error.code)) return true;
+  if (error.code === TxErrorCode.ToolError) return matchesRetryable(error.message, policy.retryableErrors);
+  return error.retryable;
+}
+
+/** Safe without asking the server: the user opted in, or the server dedupes on the call's key. */
+function repeatIsSafe(call: TxCall, policy: RetryPolicy): boolean {
+  return policy.retryAmbiguous || (call.request.idempotencyKey !== undefined && call.env.serverSupportsTx());
+}
+
+async function toolIsIdempotent(call: TxCall): Promise<boolean> {
+  const annotations = await call.env.toolAnnotations(call.request.name);
+  return annotations?.idempotentHint === true || annotations?.readOnlyHint === true;
+}
+
+function waitBeforeRetry(context: RetryContext, error: unknown, retryNumber: number): Observable<unknown> {
+  const { call, policy, scheduler, random, deadlineAt } = context;
+  const hint = error instanceof TxError ? error.retryAfterMs : undefined;
+  const delayMs =
+    hint !== undefined && Number.isFinite(hint) && hint >= 0 ? hint : retryDelay(policy, retryNumber, random);
+  if (scheduler.now() + delayMs >= deadlineAt) {
+    const reason = `not retried: the next attempt would start after the ${policy.deadlineMs} ms deadline`;
+    return throwError(() => (error instanceof TxError ? error.withRetryable(false, reason) : error));
+  }
+  if (error instanceof TxError) call.state.notifyRetry({ attempt: retryNumber, delayMs, error });
+  return timer(delayMs, scheduler);
+}
+
+function deadlineError(call: TxCall, deadlineMs: number): TxError {
+  return new TxError(
+    TxErrorCode.Timeout,
+    `${call.request.name} did not complete within its ${deadlineMs} ms deadline (${call.state.attempts} attempts)`,
+    { retryable: false, ambiguous: true },
+  );
+}
+
+/** The final error with the call's metadata, when it does not carry one yet. */
+function withMeta(call: TxCall, error: unknown): unknown {
+  if (!(error instanceof TxError) || error.meta !== undefined) return error;
+  const meta = failureMeta(
+    call.request,
+    call.state,
+    error,
+    call.env.scheduler.now(),
+    call.env.serverSupportsTx(),
+  );
+  return error.withMeta(meta);
+}
