@@ -14,11 +14,11 @@ import {
   timer,
 } from 'rxjs';
 import { z } from 'zod';
-import { type TxCall, txCallOf } from '../src/call.js';
+import { type TxCall, txCallOf, withCallMeta } from '../src/call.js';
 import { isTxError, TxError, TxErrorCode } from '../src/errors.js';
 import { fingerprint, scopedKey } from '../src/idempotency/fingerprint.js';
 import type { BeginOutcome, IdempotencyRecord, IdempotencyStore } from '../src/idempotency/store.js';
-import { buildResult, failureMeta } from '../src/result.js';
+import { buildResult } from '../src/result.js';
 import { parseOrThrow } from '../src/schemas.js';
 import type { TxMeta, TxResult } from '../src/types.js';
 
@@ -240,14 +240,7 @@ function duplicateMeta(keyed: Keyed, meta: TxMeta): TxMeta {
 }
 
 function failureMetaOf(keyed: Keyed, error: TxError): TxMeta {
-  const { call } = keyed;
-  return failureMeta(
-    call.request,
-    call.state,
-    error,
-    keyed.settings.scheduler.now(),
-    call.env.serverSupportsTx(),
-  );
+  return (withCallMeta(keyed.call, error) as TxError).meta as TxMeta;
 }
 
 function conflict(keyed: Keyed): TxError {
@@ -256,7 +249,7 @@ function conflict(keyed: Keyed): TxError {
     TxErrorCode.IdempotencyConflict,
     `Idempotency key "${idempotencyKey}" was already used for ${name} with other arguments`,
   );
-  return error.withMeta(failureMetaOf(keyed, error));
+  return withCallMeta(keyed.call, error) as TxError;
 }
 
 function stillInProgress(keyed: Keyed): TxError {
@@ -267,5 +260,5 @@ function stillInProgress(keyed: Keyed): TxError {
       `(waited ${keyed.settings.inProgress.waitMs} ms)`,
     { retryable: true },
   );
-  return error.withMeta(failureMetaOf(keyed, error));
+  return withCallMeta(keyed.call, error) as TxError;
 }

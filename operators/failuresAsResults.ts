@@ -1,9 +1,9 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { catchError, type Observable, of, throwError } from 'rxjs';
-import { type TxCall, txCallOf } from '../src/call.js';
+import { type TxCall, txCallOf, withCallMeta } from '../src/call.js';
 import { TxError } from '../src/errors.js';
-import { buildResult, failureMeta } from '../src/result.js';
-import type { TxResult } from '../src/types.js';
+import { buildResult } from '../src/result.js';
+import type { TxMeta, TxResult } from '../src/types.js';
 
 /**
  * Turns a final failure into a value, as the Python MCP-Tx returns failures: a {@link TxResult}
@@ -21,8 +21,7 @@ export function failuresAsResults() {
     return call.pipe(
       catchError((error: unknown) => {
         if (!(error instanceof TxError)) return throwError(() => error);
-        const nowMs = call.env.scheduler.now();
-        const meta = failureMeta(call.request, call.state, error, nowMs, call.env.serverSupportsTx());
+        const meta = (withCallMeta(call, error) as TxError).meta as TxMeta;
         const result: CallToolResult = { content: [{ type: 'text', text: error.message }], isError: true };
         return of(buildResult(result, undefined, Object.freeze({ ...meta, ack: false, processed: false })));
       }),

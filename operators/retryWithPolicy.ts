@@ -12,11 +12,10 @@ import {
 } from 'rxjs';
 import { z } from 'zod';
 import { retryDelay } from '../src/backoff.js';
-import { type TxCall, txCallOf } from '../src/call.js';
+import { type TxCall, txCallOf, withCallMeta } from '../src/call.js';
 import { matchesRetryable } from '../src/classify.js';
 import { TxError, TxErrorCode } from '../src/errors.js';
 import { mergeRetry } from '../src/pipeline.js';
-import { failureMeta } from '../src/result.js';
 import { type PartialRetryPolicy, parseOrThrow, type RetryPolicy } from '../src/schemas.js';
 import type { TxResult } from '../src/types.js';
 
@@ -93,7 +92,7 @@ export function retryWithPolicy(policy: PartialRetryPolicy = {}, options: RetryO
               }),
             );
       return bounded
-        .pipe(catchError((error: unknown) => throwError(() => withMeta(call, error))))
+        .pipe(catchError((error: unknown) => throwError(() => withCallMeta(call, error))))
         .subscribe(subscriber);
     });
   };
@@ -160,17 +159,4 @@ function deadlineError(call: TxCall, deadlineMs: number): TxError {
     `${call.request.name} did not complete within its ${deadlineMs} ms deadline (${call.state.attempts} attempts)`,
     { retryable: false, ambiguous: true },
   );
-}
-
-/** The final error with the call's metadata, when it does not carry one yet. */
-function withMeta(call: TxCall, error: unknown): unknown {
-  if (!(error instanceof TxError) || error.meta !== undefined) return error;
-  const meta = failureMeta(
-    call.request,
-    call.state,
-    error,
-    call.env.scheduler.now(),
-    call.env.serverSupportsTx(),
-  );
-  return error.withMeta(meta);
 }

@@ -3,7 +3,14 @@ import type { CallToolResult, ToolAnnotations } from '@modelcontextprotocol/sdk/
 import { Observable, type Operator, type SchedulerLike, type Subscriber, type TeardownLogic } from 'rxjs';
 import { classifyRejection, classifyToolError, resultText } from './classify.js';
 import { statusOf, TxError, TxErrorCode, validationError } from './errors.js';
-import { buildMeta, buildResult, type CallTiming, extractData, successOutcome } from './result.js';
+import {
+  buildMeta,
+  buildResult,
+  type CallTiming,
+  extractData,
+  failureMeta,
+  successOutcome,
+} from './result.js';
 import type { TxRequest, TxResult } from './types.js';
 import { MCP_TX_KEY, readWireResponseMeta, wireRequestMeta } from './wire.js';
 
@@ -94,6 +101,22 @@ export function txCallOf<R>(source: Observable<TxResult<R>>, operatorName: strin
     'must be a TxCall (from tx.attempt$ or tx.call$); an operator before it made a plain Observable — ' +
       'apply plain RxJS operators with .pipe() on the TxCall, or after the MCP-Tx operators',
   );
+}
+
+/**
+ * `error` carrying the call's metadata (attempts made so far, status), unless it already carries
+ * some or is not a {@link TxError}. For operators that fail a call themselves.
+ */
+export function withCallMeta(call: TxCall<unknown>, error: unknown): unknown {
+  if (!(error instanceof TxError) || error.meta !== undefined) return error;
+  const meta = failureMeta(
+    call.request,
+    call.state,
+    error,
+    call.env.scheduler.now(),
+    call.env.serverSupportsTx(),
+  );
+  return error.withMeta(meta);
 }
 
 /** What an attempt, and the operators on it, need from the client it runs on. */
