@@ -5,6 +5,7 @@ export {
   TxCall,
   TxCallState,
   txCallOf,
+  withCallMeta,
 } from './call.js';
 export { classifyRejection, classifyToolError, matchesRetryable } from './classify.js';
 export { createMcpTx, type McpTx } from './client.js';
@@ -12,6 +13,13 @@ export { isTxError, statusOf, TxError, TxErrorCode, type TxErrorOptions, validat
 export { canonicalJson, fingerprint, scopedKey } from './idempotency/fingerprint.js';
 export { type MemoryStoreOptions, memoryIdempotencyStore } from './idempotency/memoryStore.js';
 export type { BeginOutcome, IdempotencyRecord, IdempotencyStore } from './idempotency/store.js';
+export {
+  ConcurrencyLimit,
+  type ConcurrencyLimitOptions,
+  concurrencyLimit,
+} from './limiter/concurrencyLimit.js';
+export type { Limiter, Permit } from './limiter/limiter.js';
+export { TokenBucket, type TokenBucketOptions, tokenBucket } from './limiter/tokenBucket.js';
 export { extractData } from './result.js';
 export { MAX_ERROR_MESSAGE_LENGTH, sanitizeMessage } from './sanitize.js';
 export {

@@ -1,0 +1,20 @@
+import type { Observable } from 'rxjs';
+
+/** Leave to start one call; release it when the call is over. */
+export interface Permit {
+  /** Idempotent: the second call does nothing. */
+  release(): void;
+}
+
+/**
+ * Decides when a call may start. `acquire()` emits one {@link Permit} when the call may go and
+ * completes; unsubscribing while queued gives up the place; it errors with `MCP_TX_RATE_LIMITED`
+ * when the queue is full. Implementations: {@link tokenBucket}, {@link concurrencyLimit}, and
+ * shared ones (Redis) that admit asynchronously.
+ *
+ * @example
+ * limiter.acquire().subscribe((permit) => { start(); onDone(() => permit.release()); });
+ */
+export interface Limiter {
+  acquire(): Observable<Permit>;
+}

@@ -1,0 +1,105 @@
+import { asyncScheduler, type SchedulerLike, type Subscription } from 'rxjs';
+import { z } from 'zod';
+import { parseOrThrow } from '../schemas.js';
+import type { Permit } from './limiter.js';
+import { WaitQueue } from './waitQueue.js';
+
+const TokenBucketOptionsSchema = z.strictObject({
+  ratePerSecond: z.number().positive('must be greater than 0').finite('must be finite'),
+  burst: z.number().int('must be a whole number').min(1, 'must be at least 1'),
+  maxQueue: z
+    .number()
+    .int('must be a whole number')
+    .min(0, 'must be at least 0')
+    .or(z.literal(Infinity))
+    .default(Infinity),
+  scheduler: z
+    .custom<SchedulerLike>(
+      (value) => typeof (value as SchedulerLike)?.now === 'function',
+      'must be an RxJS scheduler',
+    )
+    .optional(),
+});
+
+/** Options of {@link tokenBucket}. */
+export type TokenBucketOptions = z.input<typeof TokenBucketOptionsSchema>;
+
+/** Float slack: a bucket this close to a whole token has one. */
+const EPSILON = 1e-9;
+const NO_RELEASE: Permit = Object.freeze({ release() {} });
+
+/**
+ * A token bucket: `burst` calls may start at once, then `ratePerSecond` on average. Tokens refill
+ * continuously, computed from the clock when needed (no interval timer); calls that find none
+ * wait in FIFO order (one timer, for the head) and none is dropped, up to `maxQueue` waiting, past
+ * which a call fails with `MCP_TX_RATE_LIMITED`. In any window of T seconds at most
+ * `burst + ratePerSecond·T` calls start.
+ *
+ * @example
+ * const limiter = tokenBucket({ ratePerSecond: 10, burst: 5, maxQueue: 1_000 });
+ * burst$.pipe(mergeMap((args) => tx.attempt$('search', args).pipe(throttle(limiter))));
+ */
+export function tokenBucket(options: TokenBucketOptions): TokenBucket {
+  const parsed = parseOrThrow(TokenBucketOptionsSchema, options, 'options');
+  return new TokenBucket(
+    parsed.ratePerSecond,
+    parsed.burst,
+    parsed.maxQueue,
+    parsed.scheduler ?? asyncScheduler,
+  );
+}
+
+/** See {@link tokenBucket}. */
+export class TokenBucket extends WaitQueue {
+  private tokens: number;
+  private refilledAt: number;
+  private wake?: Subscription;
+
+  constructor(
+    private readonly ratePerSecond: number,
+    private readonly burst: number,
+    maxQueue: number,
+    private readonly scheduler: SchedulerLike,
+  ) {
+    super(maxQueue);
+    this.tokens = burst;
+    this.refilledAt = scheduler.now();
+  }
+
+  /** Tokens in the bucket now (fractional while refilling). */
+  get available(): number {
+    this.refill();
+    return this.tokens;
+  }
+
+  protected tryTake(): boolean {
+    this.refill();
+    if (this.tokens < 1 - EPSILON) return false;
+    this.tokens = Math.max(0, this.tokens - 1);
+    return true;
+  }
+
+  protected permit(): Permit {
+    return NO_RELEASE;
+  }
+
+  protected waitingChanged(): void {
+    this.wake?.unsubscribe();
+    this.wake = undefined;
+    if (this.queued === 0) return;
+    const waitMs = Math.ceil(((1 - this.available) * 1_000) / this.ratePerSecond);
+    this.wake = this.scheduler.schedule(
+      () => {
+        this.wake = undefined;
+        this.admitWaiting();
+      },
+      Math.max(0, waitMs),
+    );
+  }
+
+  private refill(): void {
+    const now = this.scheduler.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.refilledAt) * this.ratePerSecond) / 1_000);
+    this.refilledAt = now;
+  }
+}

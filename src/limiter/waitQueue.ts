@@ -1,0 +1,61 @@
+import { Observable, type Subscriber } from 'rxjs';
+import { TxError, TxErrorCode } from '../errors.js';
+import type { Limiter, Permit } from './limiter.js';
+
+/**
+ * The FIFO queue behind the in-process limiters: a call starts at once when nobody waits and
+ * `tryTake()` grants it, else it queues (up to `maxQueue`) and is admitted in order as `admitWaiting`
+ * finds room. Subclasses say what room is (`tryTake`), what a permit gives back, and when to look again.
+ */
+export abstract class WaitQueue implements Limiter {
+  private readonly waiting = new Set<Subscriber<Permit>>();
+
+  constructor(private readonly maxQueue: number) {}
+
+  /** Calls waiting for a permit. */
+  get queued(): number {
+    return this.waiting.size;
+  }
+
+  acquire(): Observable<Permit> {
+    return new Observable<Permit>((subscriber) => {
+      if (this.waiting.size === 0 && this.tryTake()) return this.grant(subscriber);
+      if (this.waiting.size >= this.maxQueue) {
+        subscriber.error(
+          new TxError(
+            TxErrorCode.RateLimited,
+            `Rate limit queue is full (${this.waiting.size} calls waiting)`,
+          ),
+        );
+        return;
+      }
+      this.waiting.add(subscriber);
+      this.waitingChanged();
+      return () => {
+        if (this.waiting.delete(subscriber)) this.waitingChanged();
+      };
+    });
+  }
+
+  /** Takes room for one call if there is some. */
+  protected abstract tryTake(): boolean;
+  /** The permit of a call that took room. */
+  protected abstract permit(): Permit;
+  /** The queue changed: arrange to look again (a timer), or do nothing when a release will. */
+  protected abstract waitingChanged(): void;
+
+  /** Admits waiting calls in order while there is room. */
+  protected admitWaiting(): void {
+    for (const subscriber of this.waiting) {
+      if (!this.tryTake()) break;
+      this.waiting.delete(subscriber);
+      this.grant(subscriber);
+    }
+    this.waitingChanged();
+  }
+
+  private grant(subscriber: Subscriber<Permit>): void {
+    subscriber.next(this.permit());
+    subscriber.complete();
+  }
+}

@@ -1,0 +1,62 @@
+import { from, lastValueFrom, mergeMap, tap, toArray } from 'rxjs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { throttle } from '../../operators/throttle.js';
+import { concurrencyLimit } from '../../src/limiter/concurrencyLimit.js';
+import { tokenBucket } from '../../src/limiter/tokenBucket.js';
+import { connectFixture, type Fixture } from '../support/fixture.js';
+
+let fixture: Fixture;
+afterEach(async () => {
+  await fixture?.close();
+});
+
+describe('throttle over a real MCP server', () => {
+  it('starts a burst of 20 calls no faster than burst + rate·T, and completes them all', async () => {
+    fixture = await connectFixture();
+    const startedAt: number[] = [];
+    const limiter = tokenBucket({ ratePerSecond: 200, burst: 5 });
+    const results = await lastValueFrom(
+      from(Array.from({ length: 20 }, (_, n) => n)).pipe(
+        mergeMap((value) =>
+          fixture.tx
+            .attempt$('echo', { value })
+            .pipe(tap({ subscribe: () => startedAt.push(Date.now()) }), throttle(limiter)),
+        ),
+        toArray(),
+      ),
+    );
+    expect(results).toHaveLength(20);
+    const first = startedAt[0] as number;
+    startedAt.forEach((at, index) => {
+      // the (index+1)-th start needs index+1-burst refilled tokens (1 ms of clock rounding)
+      const earliest = first + (Math.max(0, index + 1 - 5) * 1_000) / 200;
+      expect(at).toBeGreaterThanOrEqual(earliest - 1);
+    });
+  });
+
+  it('keeps at most maxConcurrent handlers running at once', async () => {
+    let running = 0;
+    let peak = 0;
+    fixture = await connectFixture({
+      register: (server) =>
+        server.registerTool('busy', { inputSchema: { ms: z.number() } }, async ({ ms }) => {
+          running += 1;
+          peak = Math.max(peak, running);
+          await new Promise((resolve) => setTimeout(resolve, ms));
+          running -= 1;
+          return { content: [{ type: 'text', text: 'ok' }] };
+        }),
+    });
+    const limit = concurrencyLimit({ maxConcurrent: 2 });
+    const results = await lastValueFrom(
+      from(Array.from({ length: 8 }, () => 5)).pipe(
+        mergeMap((ms) => fixture.tx.attempt$('busy', { ms }).pipe(throttle(limit))),
+        toArray(),
+      ),
+    );
+    expect(results).toHaveLength(8);
+    expect(peak).toBe(2);
+    expect(limit.active).toBe(0);
+  });
+});
