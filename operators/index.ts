@@ -1,3 +1,4 @@
+export { circuitBreak } from './circuitBreak.js';
 export { type DedupeOptions, dedupe } from './dedupe.js';
 export { failuresAsResults } from './failuresAsResults.js';
 export { type RetryOptions, retryWithPolicy } from './retryWithPolicy.js';

@@ -1,5 +1,14 @@
 export { retryDelay } from './backoff.js';
 export {
+  type Breaker,
+  type BreakerPermit,
+  type BreakerSnapshot,
+  type BreakerState,
+  CircuitBreaker,
+  type CircuitBreakerOptions,
+  defaultIsFailure,
+} from './breaker/circuitBreaker.js';
+export {
   type AttemptEnvironment,
   type RetryEvent,
   TxCall,

@@ -1,0 +1,42 @@
+import { catchError, finalize, type Observable, switchMap, take, tap, throwError } from 'rxjs';
+import type { Breaker, BreakerPermit } from '../src/breaker/circuitBreaker.js';
+import { type TxCall, txCallOf, withCallMeta } from '../src/call.js';
+import { validationError } from '../src/errors.js';
+import type { TxResult } from '../src/types.js';
+
+/**
+ * Asks the breaker before each subscription of the source: an open circuit fails the call at once
+ * with `MCP_TX_CIRCUIT_OPEN` (and `retryAfterMs`) without sending it; otherwise the call's outcome
+ * is reported to the breaker — success, failure (if it counts), or nothing when it is cancelled.
+ * Inside `retryWithPolicy` every attempt counts.
+ *
+ * @example
+ * const breaker = new CircuitBreaker({ failureThreshold: 5, recoveryTimeoutMs: 30_000 });
+ * tx.attempt$('quote', { symbol }).pipe(circuitBreak(breaker), retryWithPolicy());
+ */
+export function circuitBreak(breaker: Breaker) {
+  if (typeof (breaker as Partial<Breaker> | null)?.acquire !== 'function') {
+    throw validationError('breaker', 'must be a Breaker (new CircuitBreaker(...))');
+  }
+  return (source: Observable<TxResult>): TxCall => {
+    const call = txCallOf(source, 'circuitBreak');
+    return call.derive((subscriber) => {
+      let permit: BreakerPermit | undefined;
+      return breaker
+        .acquire()
+        .pipe(
+          take(1),
+          catchError((error: unknown) => throwError(() => withCallMeta(call, error))),
+          switchMap((granted) => {
+            permit = granted;
+            // A call emits one result: that is its success (a consumer may leave right after it).
+            return call.pipe(
+              tap({ next: () => granted.success(), error: (error: unknown) => granted.failure(error) }),
+            );
+          }),
+          finalize(() => permit?.release()),
+        )
+        .subscribe(subscriber);
+    });
+  };
+}
