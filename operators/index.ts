@@ -3,4 +3,4 @@ export { type DedupeOptions, dedupe } from './dedupe.js';
 export { failuresAsResults } from './failuresAsResults.js';
 export { type RetryOptions, retryWithPolicy } from './retryWithPolicy.js';
 export { throttle } from './throttle.js';
-export { type TraceOptions, trace } from './trace.js';
+export { trace } from './trace.js';

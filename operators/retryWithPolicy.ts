@@ -15,8 +15,7 @@ import { retryDelay } from '../src/backoff.js';
 import { type TxCall, txCallOf, withCallMeta } from '../src/call.js';
 import { matchesRetryable } from '../src/classify.js';
 import { TxError, TxErrorCode } from '../src/errors.js';
-import { mergeRetry } from '../src/pipeline.js';
-import { type PartialRetryPolicy, parseOrThrow, type RetryPolicy } from '../src/schemas.js';
+import { mergeRetry, type PartialRetryPolicy, parseOrThrow, type RetryPolicy } from '../src/schemas.js';
 import type { TxResult } from '../src/types.js';
 
 const RetryOptionsSchema = z.strictObject({

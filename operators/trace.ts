@@ -1,26 +1,12 @@
 import type { Span, SpanContext, Tracer } from '@opentelemetry/api';
 import type { Observable, Subscriber } from 'rxjs';
-import { z } from 'zod';
 import { type RetryEvent, type TxCall, txCallOf } from '../src/call.js';
 import { statusOf, TxError, TxErrorCode } from '../src/errors.js';
-import { parseOrThrow } from '../src/schemas.js';
+import { parseOrThrow, type TraceOptions, TraceOptionsSchema } from '../src/schemas.js';
 import type { TxMeta, TxResult } from '../src/types.js';
 
 /** `@opentelemetry/api` when it is installed (an optional peer); without it `trace()` changes nothing. */
 const otel = await import('@opentelemetry/api').catch(() => undefined);
-
-const TraceOptionsSchema = z.strictObject({
-  tracer: z
-    .custom<Tracer>(
-      (value) => typeof (value as Tracer | null)?.startSpan === 'function',
-      'must be an OpenTelemetry Tracer',
-    )
-    .optional(),
-  tracerName: z.string().min(1, 'must not be empty').default('mcp-tx'),
-});
-
-/** Options of {@link trace}. */
-export type TraceOptions = z.input<typeof TraceOptionsSchema>;
 
 /**
  * One OpenTelemetry span per subscription — outermost in a pipeline, one per logical call — named

@@ -4,7 +4,7 @@ import { asyncScheduler, firstValueFrom, type SchedulerLike, type Subscriber } f
 import { v7 as uuidv7 } from 'uuid';
 import { type AttemptEnvironment, attemptCall, TxCall, TxCallState } from './call.js';
 import { TxError, TxErrorCode, validationError } from './errors.js';
-import { buildPipeline, resolveCallPolicy } from './pipeline.js';
+import { DefaultPipeline } from './pipeline.js';
 import { failureMeta } from './result.js';
 import {
   DEFAULT_RETRYABLE_ERRORS,
@@ -103,6 +103,7 @@ class McpTxClient implements McpTx {
   private readonly idleWaiters: Array<() => void> = [];
   private readonly env: AttemptEnvironment;
   private readonly scheduler: SchedulerLike;
+  private readonly pipeline: DefaultPipeline;
   private closing?: Promise<void>;
   private annotations?: Promise<ReadonlyMap<string, ToolAnnotations>>;
 
@@ -120,6 +121,7 @@ class McpTxClient implements McpTx {
       toolAnnotations: (name) => this.toolAnnotations(name),
     };
     for (const [name, policy] of Object.entries(config.tools)) this.policies.set(name, policy);
+    this.pipeline = new DefaultPipeline(config, (name) => this.policies.get(name), this.scheduler);
   }
 
   get serverSupportsTx(): boolean {
@@ -131,8 +133,8 @@ class McpTxClient implements McpTx {
   }
 
   call$(name: string, args?: JsonObject, options?: TxCallOptions): TxCall {
-    return this.make(name, args, options, (request, policy) =>
-      buildPipeline(attemptCall(this.env, request), resolveCallPolicy(this.config, policy, options)),
+    return this.make(name, args, options, (request, parsed) =>
+      this.pipeline.apply(attemptCall(this.env, request), parsed),
     );
   }
 
@@ -147,6 +149,7 @@ class McpTxClient implements McpTx {
   tool(name: string, policy: ToolPolicy): McpTx {
     assertToolName(name);
     this.policies.set(name, parseOrThrow(ToolPolicySchema, policy, `tools.${name}`));
+    this.pipeline.invalidate(name);
     return this;
   }
 
@@ -179,22 +182,22 @@ class McpTxClient implements McpTx {
     name: string,
     args: JsonObject | undefined,
     options: TxCallOptions | undefined,
-    build: (request: TxRequest, policy: ToolPolicy | undefined) => TxCall,
+    build: (request: TxRequest, options: TxCallOptions | undefined) => TxCall,
   ): TxCall {
     let call: TxCall;
     try {
-      const request = this.buildRequest(name, args === undefined ? {} : args, options);
-      call = build(request, this.policies.get(request.name));
+      assertToolName(name);
+      const parsed =
+        options === undefined ? undefined : parseOrThrow(TxCallOptionsSchema, options, 'options');
+      call = build(this.buildRequest(name, args === undefined ? {} : args, parsed ?? {}), parsed);
     } catch (error) {
       return this.rejectedCall(name, error as TxError);
     }
     return this.track(call);
   }
 
-  private buildRequest(name: string, args: unknown, rawOptions: TxCallOptions | undefined): TxRequest {
-    assertToolName(name);
+  private buildRequest(name: string, args: unknown, options: TxCallOptions): TxRequest {
     assertJsonArgs(args);
-    const options = rawOptions === undefined ? {} : parseOrThrow(TxCallOptionsSchema, rawOptions, 'options');
     const policy = this.policies.get(name);
     const request: Record<string, unknown> = {
       name,

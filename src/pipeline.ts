@@ -1,42 +1,97 @@
+import type { Observable, SchedulerLike } from 'rxjs';
+import { circuitBreak } from '../operators/circuitBreak.js';
+import { dedupe } from '../operators/dedupe.js';
+import { retryWithPolicy } from '../operators/retryWithPolicy.js';
+import { throttle } from '../operators/throttle.js';
+import { trace } from '../operators/trace.js';
 import type { TxCall } from './call.js';
+import { memoryIdempotencyStore } from './idempotency/memoryStore.js';
 import {
-  DEFAULT_RETRY_POLICY,
-  type PartialRetryPolicy,
-  parseOrThrow,
+  mergeRetry,
   type ResolvedTxConfig,
-  type RetryPolicy,
-  RetryPolicySchema,
+  type RetryLayer,
   type ToolPolicy,
   type TxCallOptions,
 } from './schemas.js';
+import type { TxResult } from './types.js';
 
-/** The policies `call$` applies to one call: config, then the tool's policy, then the call's options. */
-export interface CallPolicy {
-  readonly retry: RetryPolicy | false;
-}
+/** An MCP-Tx operator as the pipeline applies it. */
+type TxOperator = (source: Observable<TxResult>) => TxCall;
 
-type RetryLayer = PartialRetryPolicy | false | undefined;
-
-/** Merges retry layers over the defaults; `false` on any layer turns retry off. */
-export function mergeRetry(...layers: RetryLayer[]): RetryPolicy | false {
-  if (layers.includes(false)) return false;
-  const merged = Object.assign({}, DEFAULT_RETRY_POLICY, ...layers.filter((layer) => layer !== undefined));
-  return parseOrThrow(RetryPolicySchema, merged, 'retry');
-}
-
-/** The policy of one call from the three layers that can set it. */
-export function resolveCallPolicy(
-  config: ResolvedTxConfig,
-  tool: ToolPolicy | undefined,
-  options: TxCallOptions | undefined,
-): CallPolicy {
-  return { retry: mergeRetry(config.retry, tool?.retry, options?.retry) };
+/** The operators that apply to every call of one tool, built once. */
+interface ToolStages {
+  readonly throttle?: TxOperator;
+  readonly circuitBreak?: TxOperator;
+  readonly retry?: TxOperator;
 }
 
 /**
- * The default pipeline (DESIGN §6) around one attempt. The per-attempt timeout is already part of
- * the attempt; the reliability operators are plugged in here.
+ * Builds `tx.call$`'s default pipeline (DESIGN §6) from the config, each tool's policy and each
+ * call's options:
+ *
+ * `attempt → throttle → circuitBreak → retryWithPolicy → dedupe → trace`
+ *
+ * A limiter or breaker inside the retry counts every attempt; dedupe outside it makes the retried
+ * call one execution; trace outermost makes one span per logical call. Operators are built once per
+ * tool and reused; a call that overrides its retry policy gets its own retry operator.
  */
-export function buildPipeline(attempt: TxCall, _policy: CallPolicy): TxCall {
-  return attempt;
+export class DefaultPipeline {
+  private readonly stagesByTool = new Map<string, ToolStages>();
+  private readonly dedupe?: TxOperator;
+  private readonly trace?: TxOperator;
+
+  constructor(
+    private readonly config: ResolvedTxConfig,
+    private readonly policyOf: (tool: string) => ToolPolicy | undefined,
+    private readonly scheduler: SchedulerLike,
+  ) {
+    if (config.dedupe !== false) {
+      const { store, windowMs, maxEntries } = config.dedupe;
+      this.dedupe = dedupe(store ?? memoryIdempotencyStore({ windowMs, maxEntries }), {
+        windowMs,
+        scheduler,
+      });
+    }
+    if (config.trace !== false) this.trace = trace(config.trace === true ? {} : config.trace);
+  }
+
+  /** Forget the operators built for `tool` (its policy changed). */
+  invalidate(tool: string): void {
+    this.stagesByTool.delete(tool);
+  }
+
+  /** Wraps one attempt in the pipeline for its tool and options. */
+  apply(attempt: TxCall, options: TxCallOptions | undefined): TxCall {
+    const stages = this.stagesFor(attempt.request.name, options);
+    let call = attempt;
+    if (stages.throttle && options?.limiter !== false) call = stages.throttle(call);
+    if (stages.circuitBreak && options?.breaker !== false) call = stages.circuitBreak(call);
+    if (stages.retry) call = stages.retry(call);
+    const policy = this.policyOf(attempt.request.name);
+    if (this.dedupe && policy?.dedupe !== false && options?.dedupe !== false) call = this.dedupe(call);
+    if (this.trace && policy?.trace !== false && options?.trace !== false) call = this.trace(call);
+    return call;
+  }
+
+  private stagesFor(tool: string, options: TxCallOptions | undefined): ToolStages {
+    if (options?.retry !== undefined) return this.buildStages(tool, options.retry);
+    let stages = this.stagesByTool.get(tool);
+    if (stages === undefined) {
+      stages = this.buildStages(tool, undefined);
+      this.stagesByTool.set(tool, stages);
+    }
+    return stages;
+  }
+
+  private buildStages(tool: string, callRetry: RetryLayer): ToolStages {
+    const policy = this.policyOf(tool);
+    const limiter = policy?.limiter ?? this.config.limiter;
+    const breaker = policy?.breaker ?? this.config.breaker;
+    const retry = mergeRetry(this.config.retry, policy?.retry, callRetry);
+    return {
+      throttle: limiter ? throttle(limiter) : undefined,
+      circuitBreak: breaker ? circuitBreak(breaker) : undefined,
+      retry: retry ? retryWithPolicy(retry, { scheduler: this.scheduler }) : undefined,
+    };
+  }
 }

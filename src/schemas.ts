@@ -1,6 +1,10 @@
+import type { Tracer } from '@opentelemetry/api';
 import type { SchedulerLike } from 'rxjs';
 import { z } from 'zod';
+import type { Breaker } from './breaker/circuitBreaker.js';
 import { validationError } from './errors.js';
+import type { IdempotencyStore } from './idempotency/store.js';
+import type { Limiter } from './limiter/limiter.js';
 import type { JsonObject } from './types.js';
 
 /** Longest idempotency key, transaction id or correlation id accepted. */
@@ -74,15 +78,67 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
   retryAmbiguous: false,
 });
 
+/** One layer of retry policy: config, tool or call; `false` turns retry off. */
+export type RetryLayer = PartialRetryPolicy | false | undefined;
+
+/**
+ * Merges retry layers (config, tool, call: the later is the more specific) over the defaults. The
+ * most specific layer that says anything decides whether retry is on: `false` turns it off, a
+ * policy object turns it on with the fields of every policy layer merged. The merged policy is
+ * validated (a `maxDelayMs` under a `baseDelayMs` set on another layer is an error).
+ *
+ * @example
+ * mergeRetry({ maxAttempts: 5 }, undefined, { baseDelayMs: 100 }); // 5 attempts, 100 ms base, other defaults
+ * mergeRetry({}, false, undefined); // false: the tool turned retry off
+ */
+export function mergeRetry(...layers: RetryLayer[]): RetryPolicy | false {
+  const spoken = layers.filter((layer) => layer !== undefined);
+  if (spoken.at(-1) === false) return false;
+  const merged = Object.assign({}, DEFAULT_RETRY_POLICY, ...spoken.filter((layer) => layer !== false));
+  return parseOrThrow(RetryPolicySchema, merged, 'retry');
+}
+
 const RetryOption = z.union([z.literal(false), PartialRetryPolicySchema], {
   message: 'must be false or a retry policy object',
 });
 
-/** Per-tool policy registered with `tx.tool(name, policy)`. */
+const hasMethod = (value: unknown, method: string) =>
+  typeof (value as Record<string, unknown> | null)?.[method] === 'function';
+const LimiterSchema = z.custom<Limiter>(
+  (value) => hasMethod(value, 'acquire'),
+  'must be a Limiter (tokenBucket(...), concurrencyLimit(...))',
+);
+const BreakerSchema = z.custom<Breaker>(
+  (value) => hasMethod(value, 'acquire'),
+  'must be a Breaker (new CircuitBreaker(...))',
+);
+const StoreSchema = z.custom<IdempotencyStore>(
+  (value) => hasMethod(value, 'begin') && hasMethod(value, 'complete') && hasMethod(value, 'release'),
+  'must be an IdempotencyStore',
+);
+const orOff = <T extends z.ZodType>(schema: T, what: string) =>
+  z.union([z.literal(false), schema], { message: `must be false or ${what}` });
+/** `false` turns an operator of the default pipeline off for a tool or a call. */
+const Off = z.literal(false, { message: 'can only be false (off)' });
+
+/** Options of the `trace` operator (and of `trace` in the config). */
+export const TraceOptionsSchema = z.strictObject({
+  tracer: z
+    .custom<Tracer>((value) => hasMethod(value, 'startSpan'), 'must be an OpenTelemetry Tracer')
+    .optional(),
+  tracerName: z.string().min(1, 'must not be empty').default('mcp-tx'),
+});
+export type TraceOptions = z.input<typeof TraceOptionsSchema>;
+
+/** Per-tool policy registered with `tx.tool(name, policy)`; `false` turns a configured operator off. */
 export const ToolPolicySchema = z.strictObject({
   retry: RetryOption.optional(),
   timeoutMs: timeoutMs.optional(),
   idempotencyKey: fn<(args: JsonObject) => string>('(args) => string').optional(),
+  limiter: orOff(LimiterSchema, 'a Limiter').optional(),
+  breaker: orOff(BreakerSchema, 'a Breaker').optional(),
+  dedupe: Off.optional(),
+  trace: Off.optional(),
 });
 export type ToolPolicy = z.infer<typeof ToolPolicySchema>;
 
@@ -99,23 +155,29 @@ export const TxCallOptionsSchema = z.strictObject({
       '(progress) => void',
     ).optional(),
   resetTimeoutOnProgress: z.boolean().optional(),
+  limiter: Off.optional(),
+  breaker: Off.optional(),
+  dedupe: Off.optional(),
+  trace: Off.optional(),
 });
 export type TxCallOptions = z.infer<typeof TxCallOptionsSchema>;
 
 const DedupeConfigSchema = z.strictObject({
-  windowMs: timeoutMs,
-  maxEntries: z.number().int().positive().max(100_000_000),
+  windowMs: timeoutMs.optional(),
+  maxEntries: z.number().int().positive().max(100_000_000).optional(),
+  store: StoreSchema.optional(),
 });
 
 /** Configuration of `createMcpTx`; every field has a default (MCP-Tx 0.1.0's). */
 export const TxConfigSchema = z.strictObject({
   timeoutMs: timeoutMs.default(30_000),
   retry: RetryOption.default({}),
-  dedupe: z
-    .union([z.literal(false), DedupeConfigSchema.partial()], {
-      message: 'must be false or a dedupe config object',
-    })
-    .default({}),
+  dedupe: orOff(DedupeConfigSchema, 'a dedupe config object').default({}),
+  limiter: LimiterSchema.optional(),
+  breaker: BreakerSchema.optional(),
+  trace: z
+    .union([z.boolean(), TraceOptionsSchema], { message: 'must be a boolean or trace options' })
+    .default(false),
   closeTimeoutMs: timeoutMs.default(30_000),
   tools: z.record(z.string(), ToolPolicySchema).default({}),
   scheduler: z

@@ -20,6 +20,10 @@ const errorOf = (promise: Promise<unknown>) =>
     },
   );
 
+/** One bare attempt, as a Promise. */
+const attempt = (...args: Parameters<Fixture['tx']['attempt$']>) =>
+  firstValueFrom(fixture.tx.attempt$(...args));
+
 describe('attempt$: one attempt of a tool call', () => {
   it('emits one TxResult with ack, processed, attempts 1, a v7 request id and data parsed from JSON text', async () => {
     fixture = await connectFixture();
@@ -144,27 +148,27 @@ describe('attempt$: one attempt of a tool call', () => {
 describe('attempt$: classifying failures', () => {
   it('a handler that throws → MCP_TX_TOOL_ERROR, not retryable unless the text has a retryable marker', async () => {
     fixture = await connectFixture();
-    const plain = await errorOf(fixture.tx.call('boom', { message: 'disk full' }));
+    const plain = await errorOf(attempt('boom', { message: 'disk full' }));
     expect(plain).toMatchObject({ code: TxErrorCode.ToolError, retryable: false, message: 'disk full' });
     expect(plain.meta).toMatchObject({ status: 'failed', ack: true, processed: false, attempts: 1 });
     expect(plain.meta?.errorCode).toBe(TxErrorCode.ToolError);
 
-    const transient = await errorOf(fixture.tx.call('boom', { message: 'TEMPORARY_FAILURE: try later' }));
+    const transient = await errorOf(attempt('boom', { message: 'TEMPORARY_FAILURE: try later' }));
     expect(transient).toMatchObject({ code: TxErrorCode.ToolError, retryable: true });
   });
 
   it('an unknown tool and invalid arguments → MCP_TX_PROTOCOL_ERROR, not retryable', async () => {
     fixture = await connectFixture();
-    const unknown = await errorOf(fixture.tx.call('no_such_tool', {}));
+    const unknown = await errorOf(attempt('no_such_tool', {}));
     expect(unknown).toMatchObject({ code: TxErrorCode.ProtocolError, retryable: false });
     expect(unknown.message).toContain('no_such_tool');
-    const invalid = await errorOf(fixture.tx.call('greet', { name: 42 }));
+    const invalid = await errorOf(attempt('greet', { name: 42 }));
     expect(invalid).toMatchObject({ code: TxErrorCode.ProtocolError, retryable: false });
   });
 
   it('a timeout → MCP_TX_TIMEOUT, retryable and ambiguous, and the server is told to cancel', async () => {
     fixture = await connectFixture();
-    const error = await errorOf(fixture.tx.call('slow', { ms: 5_000 }, { timeoutMs: 30 }));
+    const error = await errorOf(attempt('slow', { ms: 5_000 }, { timeoutMs: 30 }));
     expect(error).toMatchObject({ code: TxErrorCode.Timeout, retryable: true, ambiguous: true });
     expect(error.meta).toMatchObject({ status: 'timeout', ack: false, attempts: 1 });
     await until(() => fixture.aborted.length === 1);
@@ -180,7 +184,7 @@ describe('attempt$: classifying failures', () => {
 
   it('a connection lost mid-call → MCP_TX_NETWORK_ERROR, retryable and ambiguous', async () => {
     fixture = await connectFixture();
-    const pending = errorOf(fixture.tx.call('slow', { ms: 5_000 }));
+    const pending = errorOf(attempt('slow', { ms: 5_000 }));
     await until(() => fixture.seen.length === 1);
     await fixture.server.close();
     expect(await pending).toMatchObject({ code: TxErrorCode.NetworkError, retryable: true, ambiguous: true });
@@ -189,7 +193,7 @@ describe('attempt$: classifying failures', () => {
   it('redacts secrets and home paths in error messages', async () => {
     fixture = await connectFixture();
     const error = await errorOf(
-      fixture.tx.call('boom', {
+      attempt('boom', {
         message: 'login failed: password=hunter2 api_key: sk-abcdefghijklmnop1234 in /home/alice/app.js',
       }),
     );

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_RETRY_POLICY, TxErrorCode } from '../../src/index.js';
-import { mergeRetry } from '../../src/pipeline.js';
+import { mergeRetry } from '../../src/schemas.js';
 
 describe('mergeRetry', () => {
   it('fills the MCP-Tx 0.1.0 defaults', () => {
@@ -21,8 +21,13 @@ describe('mergeRetry', () => {
     });
   });
 
-  it('is off when any layer says false', () => {
+  it('is off when the most specific layer that speaks says false, on again when a later one gives a policy', () => {
     expect(mergeRetry({ maxAttempts: 5 }, false, undefined)).toBe(false);
+    expect(mergeRetry(false, undefined, undefined)).toBe(false);
+    expect(mergeRetry({ maxAttempts: 5 }, false, { baseDelayMs: 1 })).toMatchObject({
+      maxAttempts: 5,
+      baseDelayMs: 1,
+    });
   });
 
   it('checks the merged policy: maxDelayMs under a base set on another layer is an error', () => {
