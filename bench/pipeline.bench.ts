@@ -1,7 +1,8 @@
 /**
  * The default pipeline against a bare `client.callTool` on the same in-process server
  * (InMemoryTransport), plus cockatiel's retry + breaker + timeout wrap for comparison.
- * Run: `npm run bench` (writes bench/results.md). BENCH_CALLS / BENCH_ROUNDS size it.
+ * Run: `npm run bench` (writes bench/results.md).
+ * BENCH_CALLS / BENCH_ROUNDS size it.
  */
 import { writeFileSync } from 'node:fs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';

@@ -1,7 +1,7 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
 import { asyncScheduler, firstValueFrom, type SchedulerLike, type Subscriber } from 'rxjs';
-import { v7 as uuidv7 } from 'uuid';
+import { newRequestId } from './ids.js';
 import { type AttemptEnvironment, attemptCall, TxCall, TxCallState } from './call.js';
 import { TxError, TxErrorCode, validationError } from './errors.js';
 import { DefaultPipeline } from './pipeline.js';
@@ -202,7 +202,7 @@ class McpTxClient implements McpTx {
     const request: Record<string, unknown> = {
       name,
       args,
-      requestId: uuidv7(),
+      requestId: newRequestId(),
       createdAt: new Date(this.scheduler.now()).toISOString(),
       options: {
         timeoutMs: options.timeoutMs ?? policy?.timeoutMs ?? this.config.timeoutMs,
@@ -223,7 +223,7 @@ class McpTxClient implements McpTx {
     const request: TxRequest = Object.freeze({
       name: typeof name === 'string' ? name : String(name),
       args: {},
-      requestId: uuidv7(),
+      requestId: newRequestId(),
       createdAt: new Date(this.scheduler.now()).toISOString(),
       options: { timeoutMs: this.config.timeoutMs },
     });
