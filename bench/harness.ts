@@ -10,7 +10,9 @@ export interface Contender {
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+  return sorted.length % 2 === 1
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
 /** Microseconds per call, one call at a time. */
@@ -21,7 +23,11 @@ export async function sequentialMicros(call: () => Promise<unknown>, calls: numb
 }
 
 /** Calls per second with `inFlight` calls always outstanding. */
-export async function throughput(call: () => Promise<unknown>, calls: number, inFlight: number): Promise<number> {
+export async function throughput(
+  call: () => Promise<unknown>,
+  calls: number,
+  inFlight: number,
+): Promise<number> {
   let started = 0;
   const worker = async () => {
     while (started < calls) {

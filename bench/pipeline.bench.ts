@@ -28,7 +28,10 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 const IN_FLIGHT = 64;
 
 async function connect(): Promise<Client> {
-  const server = new McpServer({ name: 'bench', version: '1.0.0' }, { capabilities: mcpTxServerCapabilities() });
+  const server = new McpServer(
+    { name: 'bench', version: '1.0.0' },
+    { capabilities: mcpTxServerCapabilities() },
+  );
   server.registerTool('echo', { inputSchema: { n: z.number() } }, async ({ n }) => ({
     content: [{ type: 'text', text: JSON.stringify({ n }) }],
   }));
@@ -54,7 +57,9 @@ function contenders(client: Client): Contender[] {
     {
       name: 'cockatiel retry+breaker+timeout',
       call: () =>
-        cockatiel.execute(({ signal }) => client.callTool({ name: 'echo', arguments: args }, undefined, { signal })),
+        cockatiel.execute(({ signal }) =>
+          client.callTool({ name: 'echo', arguments: args }, undefined, { signal }),
+        ),
     },
   ];
 }

@@ -15,4 +15,7 @@ const sections = benches.map((bench) => {
   const name = bench.replace('.bench.ts', '');
   return `## ${name}\n\n${readFileSync(new URL(`results/${name}.md`, here), 'utf8')}`;
 });
-writeFileSync(new URL('results.md', here), `# Benchmark results\n\nReproduce with \`npm run bench\`.\n\n${sections.join('\n')}`);
+writeFileSync(
+  new URL('results.md', here),
+  `# Benchmark results\n\nReproduce with \`npm run bench\`.\n\n${sections.join('\n')}`,
+);

@@ -1,9 +1,9 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
 import { asyncScheduler, firstValueFrom, type SchedulerLike, type Subscriber } from 'rxjs';
-import { newRequestId } from './ids.js';
 import { type AttemptEnvironment, attemptCall, TxCall, TxCallState } from './call.js';
 import { TxError, TxErrorCode, validationError } from './errors.js';
+import { newRequestId } from './ids.js';
 import { DefaultPipeline } from './pipeline.js';
 import { failureMeta } from './result.js';
 import {
