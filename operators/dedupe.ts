@@ -226,7 +226,7 @@ function asDuplicate(keyed: Keyed, meta: TxMeta, stored: Pick<TxResult, 'result'
 function duplicateMeta(keyed: Keyed, meta: TxMeta): TxMeta {
   const { request } = keyed.call;
   const nowMs = keyed.settings.scheduler.now();
-  const startedAtMs = Date.parse(request.createdAt);
+  const startedAtMs = request.createdAtMs;
   return Object.freeze({
     ...meta,
     requestId: request.requestId,
@@ -234,8 +234,8 @@ function duplicateMeta(keyed: Keyed, meta: TxMeta): TxMeta {
     correlationId: request.correlationId,
     attempts: 0,
     duplicate: true,
-    startedAt: request.createdAt,
-    durationMs: Number.isNaN(startedAtMs) ? 0 : Math.max(0, nowMs - startedAtMs),
+    startedAt: new Date(startedAtMs).toISOString(),
+    durationMs: Math.max(0, nowMs - startedAtMs),
   });
 }
 

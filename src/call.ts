@@ -1,6 +1,7 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult, ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
 import { Observable, type Operator, type SchedulerLike, type Subscriber, type TeardownLogic } from 'rxjs';
+import { AttemptSignal } from './attemptSignal.js';
 import { classifyRejection, classifyToolError, resultText } from './classify.js';
 import { statusOf, TxError, TxErrorCode, validationError } from './errors.js';
 import {
@@ -145,6 +146,11 @@ function startTiming(env: AttemptEnvironment, state: TxCallState): CallTiming {
   return { attempts: state.attempts, startedAt: state.startedAt, startedAtMs: state.startedAtMs, nowMs };
 }
 
+/** When this attempt is sent, ISO 8601: the first attempt's start, or now for a retry. */
+function sentAt(timing: CallTiming): string {
+  return timing.attempts === 1 ? timing.startedAt : new Date(timing.nowMs).toISOString();
+}
+
 function runAttempt(
   env: AttemptEnvironment,
   request: TxRequest,
@@ -173,8 +179,8 @@ function runAttempt(
     return;
   }
 
-  const controller = new AbortController();
-  const onUserAbort = () => controller.abort(userSignal?.reason ?? 'aborted by the caller');
+  const signal = new AttemptSignal();
+  const onUserAbort = () => signal.abort(userSignal?.reason ?? 'aborted by the caller');
   userSignal?.addEventListener('abort', onUserAbort, { once: true });
   let settled = false;
   const settle = () => {
@@ -184,13 +190,13 @@ function runAttempt(
 
   const retryCount = timing.attempts - 1;
   const requestMeta = supportsTx
-    ? { ...state.requestMeta, [MCP_TX_KEY]: wireRequestMeta(request, retryCount) }
+    ? { ...state.requestMeta, [MCP_TX_KEY]: wireRequestMeta(request, retryCount, sentAt(timing)) }
     : { ...state.requestMeta };
 
   env.client
     .callTool({ name: request.name, arguments: request.args, _meta: requestMeta }, undefined, {
       timeout: timeoutMs,
-      signal: controller.signal,
+      signal: signal.asAbortSignal(),
       onprogress: onProgress,
       resetTimeoutOnProgress,
     })
@@ -209,13 +215,13 @@ function runAttempt(
       },
       (error: unknown) => {
         settle();
-        fail(classifyRejection(error, controller.signal.aborted));
+        fail(classifyRejection(error, signal.aborted));
       },
     );
 
   return () => {
     if (settled) return;
     settle();
-    controller.abort('unsubscribed');
+    signal.abort('unsubscribed');
   };
 }

@@ -203,7 +203,7 @@ class McpTxClient implements McpTx {
       name,
       args,
       requestId: newRequestId(),
-      createdAt: new Date(this.scheduler.now()).toISOString(),
+      createdAtMs: this.scheduler.now(),
       options: {
         timeoutMs: options.timeoutMs ?? policy?.timeoutMs ?? this.config.timeoutMs,
         signal: options.signal,
@@ -224,7 +224,7 @@ class McpTxClient implements McpTx {
       name: typeof name === 'string' ? name : String(name),
       args: {},
       requestId: newRequestId(),
-      createdAt: new Date(this.scheduler.now()).toISOString(),
+      createdAtMs: this.scheduler.now(),
       options: { timeoutMs: this.config.timeoutMs },
     });
     const state = new TxCallState();

@@ -65,6 +65,6 @@ export interface TxRequest {
   readonly transactionId?: string;
   readonly correlationId?: string;
   readonly options: TxAttemptOptions;
-  /** ISO 8601 time the call object was made. */
-  readonly createdAt: string;
+  /** When the call object was made (ms since the epoch, on the client's scheduler clock). */
+  readonly createdAtMs: number;
 }

@@ -79,15 +79,15 @@ export function advertisesMcpTx(
   return typeof block?.version === 'string';
 }
 
-/** The request `_meta.mcp_tx` of attempt number `retryCount` (0 for the first). */
-export function wireRequestMeta(request: TxRequest, retryCount: number): WireRequestMeta {
+/** The request `_meta.mcp_tx` of attempt number `retryCount` (0 for the first), sent at `timestamp` (ISO 8601). */
+export function wireRequestMeta(request: TxRequest, retryCount: number, timestamp: string): WireRequestMeta {
   const meta: WireRequestMeta = {
     version: MCP_TX_VERSION,
     request_id: request.requestId,
     expect_ack: true,
     retry_count: retryCount,
     timeout_ms: request.options.timeoutMs,
-    timestamp: new Date().toISOString(),
+    timestamp,
   };
   if (request.transactionId !== undefined) meta.transaction_id = request.transactionId;
   if (request.idempotencyKey !== undefined) meta.idempotency_key = request.idempotencyKey;

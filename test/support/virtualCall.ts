@@ -52,7 +52,7 @@ export function virtualCall(
     name: 'tool',
     args: {},
     requestId: uuidv7(),
-    createdAt: new Date(0).toISOString(),
+    createdAtMs: 0,
     options: { timeoutMs: 30_000 },
     ...options.request,
   };
