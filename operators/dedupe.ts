@@ -19,7 +19,7 @@ import { isTxError, TxError, TxErrorCode } from '../src/errors.js';
 import { fingerprint, scopedKey } from '../src/idempotency/fingerprint.js';
 import type { BeginOutcome, IdempotencyRecord, IdempotencyStore } from '../src/idempotency/store.js';
 import { buildResult } from '../src/result.js';
-import { parseOrThrow } from '../src/schemas.js';
+import { parseOrThrow, SchedulerSchema } from '../src/schemas.js';
 import type { TxMeta, TxResult } from '../src/types.js';
 
 const positiveMs = z
@@ -34,9 +34,7 @@ const DedupeOptionsSchema = z.strictObject({
   inProgress: z
     .strictObject({ waitMs: z.number().int().min(0, 'must be at least 0'), pollMs: positiveMs })
     .default({ waitMs: 30_000, pollMs: 100 }),
-  scheduler: z
-    .custom<SchedulerLike>((value) => typeof (value as SchedulerLike)?.now === 'function')
-    .optional(),
+  scheduler: SchedulerSchema.optional(),
 });
 
 /** Options of {@link dedupe}. */

@@ -15,16 +15,17 @@ import { retryDelay } from '../src/backoff.js';
 import { type TxCall, txCallOf, withCallMeta } from '../src/call.js';
 import { matchesRetryable } from '../src/classify.js';
 import { TxError, TxErrorCode } from '../src/errors.js';
-import { mergeRetry, type PartialRetryPolicy, parseOrThrow, type RetryPolicy } from '../src/schemas.js';
+import {
+  mergeRetry,
+  type PartialRetryPolicy,
+  parseOrThrow,
+  type RetryPolicy,
+  SchedulerSchema,
+} from '../src/schemas.js';
 import type { TxResult } from '../src/types.js';
 
 const RetryOptionsSchema = z.strictObject({
-  scheduler: z
-    .custom<SchedulerLike>(
-      (value) => typeof (value as SchedulerLike)?.now === 'function',
-      'must be an RxJS scheduler',
-    )
-    .optional(),
+  scheduler: SchedulerSchema.optional(),
   random: z
     .custom<() => number>((value) => typeof value === 'function', 'must be a function () => number')
     .optional(),

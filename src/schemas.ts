@@ -12,6 +12,20 @@ export const MAX_KEY_LENGTH = 255;
 /** Longest timeout a Node timer can hold. */
 export const MAX_TIMEOUT_MS = 2_147_483_647;
 
+/** An RxJS scheduler: what every operator or class that waits takes, for virtual time in tests. */
+export const SchedulerSchema = z.custom<SchedulerLike>(
+  (value) => typeof (value as SchedulerLike | null)?.now === 'function',
+  'must be an RxJS scheduler',
+);
+
+/** How many calls may wait in a limiter's queue (default: no bound). */
+export const MaxQueueSchema = z
+  .number()
+  .int('must be a whole number')
+  .min(0, 'must be at least 0')
+  .or(z.literal(Infinity))
+  .default(Infinity);
+
 const fn = <T extends (...args: never[]) => unknown>(what: string) =>
   z.custom<T>((value) => typeof value === 'function', { message: `must be a function (${what})` });
 
@@ -180,12 +194,7 @@ export const TxConfigSchema = z.strictObject({
     .default(false),
   closeTimeoutMs: timeoutMs.default(30_000),
   tools: z.record(z.string(), ToolPolicySchema).default({}),
-  scheduler: z
-    .custom<SchedulerLike>(
-      (value) => typeof (value as SchedulerLike | null)?.now === 'function',
-      'must be an RxJS scheduler',
-    )
-    .optional(),
+  scheduler: SchedulerSchema.optional(),
 });
 export type TxConfig = z.input<typeof TxConfigSchema>;
 export type ResolvedTxConfig = z.output<typeof TxConfigSchema>;

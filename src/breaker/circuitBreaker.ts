@@ -11,7 +11,7 @@ import {
 } from 'rxjs';
 import { z } from 'zod';
 import { TxError, TxErrorCode } from '../errors.js';
-import { parseOrThrow } from '../schemas.js';
+import { parseOrThrow, SchedulerSchema } from '../schemas.js';
 
 /** Where a breaker is: letting calls through, refusing them, or letting probes through. */
 export type BreakerState = 'closed' | 'open' | 'half-open';
@@ -36,11 +36,6 @@ export interface BreakerPermit {
 export interface Breaker {
   acquire(): Observable<BreakerPermit>;
 }
-
-const SchedulerSchema = z.custom<SchedulerLike>(
-  (value) => typeof (value as SchedulerLike)?.now === 'function',
-  'must be an RxJS scheduler',
-);
 
 const CircuitBreakerOptionsSchema = z.strictObject({
   failureThreshold: z.number().int('must be a whole number').min(1, 'must be at least 1').default(5),

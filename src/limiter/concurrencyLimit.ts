@@ -1,16 +1,11 @@
 import { z } from 'zod';
-import { parseOrThrow } from '../schemas.js';
+import { MaxQueueSchema, parseOrThrow } from '../schemas.js';
 import type { Permit } from './limiter.js';
 import { WaitQueue } from './waitQueue.js';
 
 const ConcurrencyLimitOptionsSchema = z.strictObject({
   maxConcurrent: z.number().int('must be a whole number').min(1, 'must be at least 1'),
-  maxQueue: z
-    .number()
-    .int('must be a whole number')
-    .min(0, 'must be at least 0')
-    .or(z.literal(Infinity))
-    .default(Infinity),
+  maxQueue: MaxQueueSchema,
 });
 
 /** Options of {@link concurrencyLimit}. */

@@ -1,24 +1,14 @@
 import { asyncScheduler, type SchedulerLike, type Subscription } from 'rxjs';
 import { z } from 'zod';
-import { parseOrThrow } from '../schemas.js';
+import { MaxQueueSchema, parseOrThrow, SchedulerSchema } from '../schemas.js';
 import type { Permit } from './limiter.js';
 import { WaitQueue } from './waitQueue.js';
 
 const TokenBucketOptionsSchema = z.strictObject({
   ratePerSecond: z.number().positive('must be greater than 0').finite('must be finite'),
   burst: z.number().int('must be a whole number').min(1, 'must be at least 1'),
-  maxQueue: z
-    .number()
-    .int('must be a whole number')
-    .min(0, 'must be at least 0')
-    .or(z.literal(Infinity))
-    .default(Infinity),
-  scheduler: z
-    .custom<SchedulerLike>(
-      (value) => typeof (value as SchedulerLike)?.now === 'function',
-      'must be an RxJS scheduler',
-    )
-    .optional(),
+  maxQueue: MaxQueueSchema,
+  scheduler: SchedulerSchema.optional(),
 });
 
 /** Options of {@link tokenBucket}. */

@@ -1,24 +1,13 @@
 import { firstValueFrom, lastValueFrom, map, toArray } from 'rxjs';
 import { validate as isUuid, version as uuidVersion } from 'uuid';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TxCall, TxError, TxErrorCode } from '../../src/index.js';
-import { cancellations, connectFixture, type Fixture, until } from '../support/fixture.js';
+import { TxCall, TxErrorCode } from '../../src/index.js';
+import { cancellations, connectFixture, expectFailure, type Fixture, until } from '../support/fixture.js';
 
 let fixture: Fixture;
 afterEach(async () => {
   await fixture?.close();
 });
-
-const errorOf = (promise: Promise<unknown>) =>
-  promise.then(
-    () => {
-      throw new Error('expected the call to fail');
-    },
-    (error: unknown) => {
-      expect(error).toBeInstanceOf(TxError);
-      return error as TxError;
-    },
-  );
 
 /** One bare attempt, as a Promise. */
 const attempt = (...args: Parameters<Fixture['tx']['attempt$']>) =>
@@ -129,7 +118,7 @@ describe('attempt$: one attempt of a tool call', () => {
   it('ends as MCP_TX_CANCELLED and cancels on the wire when the caller aborts its signal', async () => {
     fixture = await connectFixture();
     const controller = new AbortController();
-    const pending = errorOf(fixture.tx.call('slow', { ms: 5_000 }, { signal: controller.signal }));
+    const pending = expectFailure(fixture.tx.call('slow', { ms: 5_000 }, { signal: controller.signal }));
     await until(() => fixture.seen.length === 1);
     controller.abort();
     const error = await pending;
@@ -138,7 +127,7 @@ describe('attempt$: one attempt of a tool call', () => {
     await until(() => fixture.aborted.length === 1);
 
     const sent = fixture.seen.length;
-    expect((await errorOf(fixture.tx.call('echo', {}, { signal: controller.signal }))).code).toBe(
+    expect((await expectFailure(fixture.tx.call('echo', {}, { signal: controller.signal }))).code).toBe(
       TxErrorCode.Cancelled,
     );
     expect(fixture.seen.length).toBe(sent);
@@ -148,27 +137,27 @@ describe('attempt$: one attempt of a tool call', () => {
 describe('attempt$: classifying failures', () => {
   it('a handler that throws → MCP_TX_TOOL_ERROR, not retryable unless the text has a retryable marker', async () => {
     fixture = await connectFixture();
-    const plain = await errorOf(attempt('boom', { message: 'disk full' }));
+    const plain = await expectFailure(attempt('boom', { message: 'disk full' }));
     expect(plain).toMatchObject({ code: TxErrorCode.ToolError, retryable: false, message: 'disk full' });
     expect(plain.meta).toMatchObject({ status: 'failed', ack: true, processed: false, attempts: 1 });
     expect(plain.meta?.errorCode).toBe(TxErrorCode.ToolError);
 
-    const transient = await errorOf(attempt('boom', { message: 'TEMPORARY_FAILURE: try later' }));
+    const transient = await expectFailure(attempt('boom', { message: 'TEMPORARY_FAILURE: try later' }));
     expect(transient).toMatchObject({ code: TxErrorCode.ToolError, retryable: true });
   });
 
   it('an unknown tool and invalid arguments → MCP_TX_PROTOCOL_ERROR, not retryable', async () => {
     fixture = await connectFixture();
-    const unknown = await errorOf(attempt('no_such_tool', {}));
+    const unknown = await expectFailure(attempt('no_such_tool', {}));
     expect(unknown).toMatchObject({ code: TxErrorCode.ProtocolError, retryable: false });
     expect(unknown.message).toContain('no_such_tool');
-    const invalid = await errorOf(attempt('greet', { name: 42 }));
+    const invalid = await expectFailure(attempt('greet', { name: 42 }));
     expect(invalid).toMatchObject({ code: TxErrorCode.ProtocolError, retryable: false });
   });
 
   it('a timeout → MCP_TX_TIMEOUT, retryable and ambiguous, and the server is told to cancel', async () => {
     fixture = await connectFixture();
-    const error = await errorOf(attempt('slow', { ms: 5_000 }, { timeoutMs: 30 }));
+    const error = await expectFailure(attempt('slow', { ms: 5_000 }, { timeoutMs: 30 }));
     expect(error).toMatchObject({ code: TxErrorCode.Timeout, retryable: true, ambiguous: true });
     expect(error.meta).toMatchObject({ status: 'timeout', ack: false, attempts: 1 });
     await until(() => fixture.aborted.length === 1);
@@ -178,13 +167,13 @@ describe('attempt$: classifying failures', () => {
     fixture = await connectFixture();
     const call = fixture.tx.attempt$('echo', {});
     await fixture.client.close();
-    const error = await errorOf(firstValueFrom(call));
+    const error = await expectFailure(firstValueFrom(call));
     expect(error).toMatchObject({ code: TxErrorCode.NetworkError, retryable: true, ambiguous: false });
   });
 
   it('a connection lost mid-call → MCP_TX_NETWORK_ERROR, retryable and ambiguous', async () => {
     fixture = await connectFixture();
-    const pending = errorOf(attempt('slow', { ms: 5_000 }));
+    const pending = expectFailure(attempt('slow', { ms: 5_000 }));
     await until(() => fixture.seen.length === 1);
     await fixture.server.close();
     expect(await pending).toMatchObject({ code: TxErrorCode.NetworkError, retryable: true, ambiguous: true });
@@ -192,7 +181,7 @@ describe('attempt$: classifying failures', () => {
 
   it('redacts secrets and home paths in error messages', async () => {
     fixture = await connectFixture();
-    const error = await errorOf(
+    const error = await expectFailure(
       attempt('boom', {
         message: 'login failed: password=hunter2 api_key: sk-abcdefghijklmnop1234 in /home/alice/app.js',
       }),

@@ -5,21 +5,13 @@ import { dedupe } from '../../operators/dedupe.js';
 import { fingerprint } from '../../src/idempotency/fingerprint.js';
 import { memoryIdempotencyStore } from '../../src/idempotency/memoryStore.js';
 import { TxError, TxErrorCode } from '../../src/index.js';
-import { cancellations, connectFixture, type Fixture, until } from '../support/fixture.js';
+import { cancellations, connectFixture, expectFailure, type Fixture, until } from '../support/fixture.js';
 import { advanceVirtual } from '../support/virtualTime.js';
 
 let fixture: Fixture;
 afterEach(async () => {
   await fixture?.close();
 });
-
-const failure = (promise: Promise<unknown>) =>
-  promise.then(
-    () => {
-      throw new Error('expected a failure');
-    },
-    (error: TxError) => error,
-  );
 
 describe('dedupe over a real MCP server', () => {
   it('runs a keyed call once; repeats get the stored result with duplicate: true', async () => {
@@ -55,7 +47,7 @@ describe('dedupe over a real MCP server', () => {
     await firstValueFrom(
       fixture.tx.attempt$('counter', { key: 'c' }, { idempotencyKey: 'k' }).pipe(dedupe(store)),
     );
-    const error = await failure(
+    const error = await expectFailure(
       firstValueFrom(
         fixture.tx.attempt$('counter', { key: 'other' }, { idempotencyKey: 'k' }).pipe(dedupe(store)),
       ),
@@ -82,7 +74,7 @@ describe('dedupe over a real MCP server', () => {
     const store = memoryIdempotencyStore();
     const call = () =>
       fixture.tx.attempt$('flaky', { key: 'e', failTimes: 1 }, { idempotencyKey: 'k' }).pipe(dedupe(store));
-    expect((await failure(firstValueFrom(call()))).code).toBe(TxErrorCode.ToolError);
+    expect((await expectFailure(firstValueFrom(call()))).code).toBe(TxErrorCode.ToolError);
     const second = await firstValueFrom(call());
     expect(second.meta.duplicate).toBe(false);
     expect(fixture.effects.get('e')).toBe(2);
@@ -95,8 +87,8 @@ describe('dedupe over a real MCP server', () => {
       fixture.tx
         .attempt$('flaky', { key: 'f', failTimes: 5, message: 'card declined' }, { idempotencyKey: 'k' })
         .pipe(dedupe(store, { cacheFailures: true }));
-    await failure(firstValueFrom(call()));
-    const replayed = await failure(firstValueFrom(call()));
+    await expectFailure(firstValueFrom(call()));
+    const replayed = await expectFailure(firstValueFrom(call()));
     expect(replayed).toMatchObject({ code: TxErrorCode.ToolError, message: 'card declined' });
     expect(replayed.meta?.duplicate).toBe(true);
     expect(fixture.effects.get('f')).toBe(1);
@@ -152,7 +144,7 @@ describe('dedupe over a real MCP server', () => {
     const print = fingerprint({ key: 'j' });
     await store.begin('counter:k', print, 60_000);
     const waiting = { inProgress: { waitMs: 500, pollMs: 100 }, scheduler };
-    const outcome = failure(firstValueFrom(call.pipe(dedupe(store, waiting))));
+    const outcome = expectFailure(firstValueFrom(call.pipe(dedupe(store, waiting))));
     await advanceVirtual(scheduler, 1_000);
     expect(await outcome).toMatchObject({ code: TxErrorCode.InProgress, retryable: true });
     expect(fixture.seen).toHaveLength(0);

@@ -12,10 +12,9 @@ import {
   concurrencyLimit,
   memoryIdempotencyStore,
   type TxConfig,
-  type TxError,
   TxErrorCode,
 } from '../../src/index.js';
-import { connectFixture, type Fixture } from '../support/fixture.js';
+import { connectFixture, expectFailure, type Fixture } from '../support/fixture.js';
 
 let fixture: Fixture;
 afterEach(async () => {
@@ -24,11 +23,6 @@ afterEach(async () => {
 
 const quickRetry = { baseDelayMs: 1, maxDelayMs: 4, jitter: false as const };
 const connect = (config: TxConfig = {}) => connectFixture({ config: { retry: quickRetry, ...config } });
-const failure = (promise: Promise<unknown>) =>
-  promise.then(
-    () => undefined,
-    (error: TxError) => error,
-  );
 
 describe('the default pipeline of call$', () => {
   it('retries a transient failure with the MCP-Tx defaults (3 attempts)', async () => {
@@ -36,16 +30,16 @@ describe('the default pipeline of call$', () => {
     const result = await fixture.tx.call('flaky', { key: 'a', failTimes: 2 });
     expect(result.meta.attempts).toBe(3);
     expect(fixture.effects.get('a')).toBe(3);
-    const error = await failure(fixture.tx.call('flaky', { key: 'b', failTimes: 9 }));
+    const error = await expectFailure(fixture.tx.call('flaky', { key: 'b', failTimes: 9 }));
     expect(error?.meta?.attempts).toBe(3);
   });
 
   it('counts every attempt in the breaker, since it sits inside the retry', async () => {
     const breaker = new CircuitBreaker({ failureThreshold: 3, recoveryTimeoutMs: 60_000 });
     fixture = await connect({ breaker });
-    await failure(fixture.tx.call('flaky', { key: 'c', failTimes: 9 }));
+    await expectFailure(fixture.tx.call('flaky', { key: 'c', failTimes: 9 }));
     expect(breaker.state).toBe('open');
-    const refused = await failure(fixture.tx.call('echo', {}));
+    const refused = await expectFailure(fixture.tx.call('echo', {}));
     expect(refused?.code).toBe(TxErrorCode.CircuitOpen);
     expect(fixture.seen).toHaveLength(3);
     expect((await fixture.tx.call('echo', { value: 1 }, { breaker: false })).data).toEqual({ value: 1 });
@@ -58,7 +52,7 @@ describe('the default pipeline of call$', () => {
     expect(first.meta).toMatchObject({ attempts: 2, duplicate: false });
     expect(again.meta).toMatchObject({ attempts: 0, duplicate: true });
     expect(fixture.effects.get('d')).toBe(2);
-    const conflict = await failure(
+    const conflict = await expectFailure(
       fixture.tx.call('flaky', { key: 'other', failTimes: 0 }, { idempotencyKey: 'order-1' }),
     );
     expect(conflict?.code).toBe(TxErrorCode.IdempotencyConflict);
@@ -106,7 +100,9 @@ describe('the default pipeline of call$', () => {
     const store = memoryIdempotencyStore();
     fixture = await connect({ dedupe: { store } });
     fixture.tx.tool('flaky', { retry: false });
-    expect((await failure(fixture.tx.call('flaky', { key: 'f', failTimes: 1 })))?.meta?.attempts).toBe(1);
+    expect((await expectFailure(fixture.tx.call('flaky', { key: 'f', failTimes: 1 })))?.meta?.attempts).toBe(
+      1,
+    );
     expect(
       (await fixture.tx.call('flaky', { key: 'g', failTimes: 1 }, { retry: { maxAttempts: 2 } })).meta
         .attempts,
@@ -132,7 +128,7 @@ describe('the default pipeline of call$', () => {
     expect(() => fixture.tx.tool('echo', { limiter: {} as never })).toThrowError(
       expect.objectContaining({ field: 'tools.echo.limiter' }),
     );
-    const error = await failure(fixture.tx.call('echo', {}, { dedupe: true as never }));
+    const error = await expectFailure(fixture.tx.call('echo', {}, { dedupe: true as never }));
     expect(error).toMatchObject({ code: TxErrorCode.Validation, field: 'options.dedupe' });
   });
 });

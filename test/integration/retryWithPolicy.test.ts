@@ -1,8 +1,8 @@
 import { firstValueFrom } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { retryWithPolicy } from '../../operators/retryWithPolicy.js';
-import { type TxError, TxErrorCode } from '../../src/index.js';
-import { connectFixture, type Fixture, wireOf } from '../support/fixture.js';
+import { TxErrorCode } from '../../src/index.js';
+import { connectFixture, expectFailure, type Fixture, wireOf } from '../support/fixture.js';
 
 let fixture: Fixture;
 afterEach(async () => {
@@ -10,13 +10,6 @@ afterEach(async () => {
 });
 
 const quick = { baseDelayMs: 2, maxDelayMs: 5, jitter: false as const };
-const failure = (promise: Promise<unknown>) =>
-  promise.then(
-    () => {
-      throw new Error('expected a failure');
-    },
-    (error: TxError) => error,
-  );
 const wireRetryCounts = () => fixture.seen.map((seen) => wireOf(seen)?.retry_count);
 
 describe('retryWithPolicy over a real MCP server', () => {
@@ -33,7 +26,7 @@ describe('retryWithPolicy over a real MCP server', () => {
 
   it('does not retry a tool error without a retryable marker', async () => {
     fixture = await connectFixture();
-    const error = await failure(
+    const error = await expectFailure(
       firstValueFrom(fixture.tx.attempt$('boom', { message: 'no' }).pipe(retryWithPolicy(quick))),
     );
     expect(error).toMatchObject({ code: TxErrorCode.ToolError });
@@ -44,7 +37,7 @@ describe('retryWithPolicy over a real MCP server', () => {
   it('does not repeat an ambiguous timeout of a tool with side effects, and says why', async () => {
     fixture = await connectFixture();
     const call = fixture.tx.attempt$('slow_effect', { key: 'b', ms: 200 }, { timeoutMs: 20 });
-    const error = await failure(firstValueFrom(call.pipe(retryWithPolicy(quick))));
+    const error = await expectFailure(firstValueFrom(call.pipe(retryWithPolicy(quick))));
     expect(error).toMatchObject({ code: TxErrorCode.Timeout, retryable: false });
     expect(error.message).toContain('retryAmbiguous');
     expect(error.meta).toMatchObject({ attempts: 1, status: 'timeout' });
@@ -59,7 +52,7 @@ describe('retryWithPolicy over a real MCP server', () => {
   ] as const)('retries a timeout of %s %o on a MCP-Tx server: %s', async (tool, options, retried) => {
     fixture = await connectFixture();
     const call = fixture.tx.attempt$(tool, { key: 'c', ms: 100 }, { timeoutMs: 15, ...options });
-    await failure(firstValueFrom(call.pipe(retryWithPolicy({ ...quick, maxAttempts: 2 }))));
+    await expectFailure(firstValueFrom(call.pipe(retryWithPolicy({ ...quick, maxAttempts: 2 }))));
     expect(fixture.effects.get('c')).toBe(retried ? 2 : 1);
   });
 
@@ -67,9 +60,9 @@ describe('retryWithPolicy over a real MCP server', () => {
     fixture = await connectFixture({ serverTx: false });
     const call = () =>
       fixture.tx.attempt$('slow_effect', { key: 'd', ms: 100 }, { timeoutMs: 15, idempotencyKey: 'k' });
-    await failure(firstValueFrom(call().pipe(retryWithPolicy({ ...quick, maxAttempts: 2 }))));
+    await expectFailure(firstValueFrom(call().pipe(retryWithPolicy({ ...quick, maxAttempts: 2 }))));
     expect(fixture.effects.get('d')).toBe(1);
-    await failure(
+    await expectFailure(
       firstValueFrom(call().pipe(retryWithPolicy({ ...quick, maxAttempts: 2, retryAmbiguous: true }))),
     );
     expect(fixture.effects.get('d')).toBe(3);

@@ -1,22 +1,12 @@
 import { catchError, from, lastValueFrom, mergeMap, of, toArray } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMcpTx, TxError, TxErrorCode, type TxResult } from '../../src/index.js';
-import { connectFixture, type Fixture } from '../support/fixture.js';
+import { connectFixture, expectFailure, type Fixture } from '../support/fixture.js';
 
 let fixture: Fixture;
 afterEach(async () => {
   await fixture?.close();
 });
-
-const rejection = async (promise: Promise<unknown>): Promise<TxError> => {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(TxError);
-    return error as TxError;
-  }
-  throw new Error('expected a rejection');
-};
 
 const cyclic: Record<string, unknown> = { a: 1 };
 cyclic.self = cyclic;
@@ -71,7 +61,7 @@ describe('bad input never reaches the wire', () => {
     fixture = await connectFixture();
     // biome-ignore lint/suspicious/noExplicitAny: the point is to pass what the types forbid
     const call = (fixture.tx.call$ as any)(name, args, options);
-    const error = await rejection(lastValueFrom(call));
+    const error = await expectFailure(lastValueFrom(call));
     expect(error.code).toBe(TxErrorCode.Validation);
     expect(error.retryable).toBe(false);
     expect(error.field).toBe(field);
@@ -79,7 +69,7 @@ describe('bad input never reaches the wire', () => {
     expect(error.meta).toMatchObject({ status: 'rejected', attempts: 0, ack: false });
     // biome-ignore lint/suspicious/noExplicitAny: as above
     const attempt = (fixture.tx.attempt$ as any)(name, args, options);
-    expect((await rejection(lastValueFrom(attempt))).code).toBe(TxErrorCode.Validation);
+    expect((await expectFailure(lastValueFrom(attempt))).code).toBe(TxErrorCode.Validation);
     expect(fixture.seen).toHaveLength(0);
   });
 
@@ -127,14 +117,14 @@ describe('bad input never reaches the wire', () => {
       expect.objectContaining({ field: 'tools.echo.retry.maxAttempts' }),
     );
     fixture.tx.tool('echo', { idempotencyKey: () => '' });
-    const error = await rejection(fixture.tx.call('echo', {}));
+    const error = await expectFailure(fixture.tx.call('echo', {}));
     expect(error).toMatchObject({ code: TxErrorCode.Validation, field: 'idempotencyKey' });
     fixture.tx.tool('echo', {
       idempotencyKey: () => {
         throw new Error('no id');
       },
     });
-    expect((await rejection(fixture.tx.call('echo', {}))).message).toContain('no id');
+    expect((await expectFailure(fixture.tx.call('echo', {}))).message).toContain('no id');
     expect(fixture.seen).toHaveLength(0);
   });
 });

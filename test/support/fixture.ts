@@ -9,6 +9,7 @@ import {
   mcpTxClientCapabilities,
   mcpTxServerCapabilities,
   type TxConfig,
+  TxError,
 } from '../../src/index.js';
 
 /** What the server saw of one call. */
@@ -187,6 +188,17 @@ export async function connectFixture(
       await server.close();
     },
   };
+}
+
+/** The TxError a call failed with; fails the test if it succeeded or failed with something else. */
+export async function expectFailure(call: Promise<unknown>): Promise<TxError> {
+  try {
+    await call;
+  } catch (error) {
+    if (error instanceof TxError) return error;
+    throw error;
+  }
+  throw new Error('expected the call to fail');
 }
 
 /** The `notifications/cancelled` messages among `messages`. */
