@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import { parseOrThrow } from '../schemas.js';
 import type { BeginOutcome, IdempotencyRecord, IdempotencyStore } from './store.js';
@@ -16,18 +17,14 @@ export type MemoryStoreOptions = z.input<typeof MemoryStoreOptionsSchema>;
 interface Entry {
   readonly fingerprint: string;
   readonly record?: IdempotencyRecord;
-  readonly expiresAt: number;
 }
 
-/** How many of the least recently used entries an insert looks at to drop expired ones. */
-const SWEEP_PER_INSERT = 4;
-
 /**
- * An in-process {@link IdempotencyStore}: bounded by `maxEntries` (least recently used first out)
- * and by time (each record expires after its TTL; `windowMs` is the default window). Expiry is
- * lazy: no timer per key, nothing that keeps the process alive. When full it evicts the least
- * recently used entry, in progress or not: size `maxEntries` well above the keyed calls you run at
- * once.
+ * An in-process {@link IdempotencyStore} on `lru-cache`: bounded by `maxEntries` (least recently
+ * used first out) and by time (each record expires after its TTL; `windowMs` is the default
+ * window). Expiry is lazy: no timer per key, nothing that keeps the process alive. When full it
+ * evicts the least recently used entry, in progress or not: size `maxEntries` well above the keyed
+ * calls you run at once.
  *
  * @example
  * const store = memoryIdempotencyStore({ windowMs: 60_000, maxEntries: 50_000 });
@@ -36,37 +33,13 @@ const SWEEP_PER_INSERT = 4;
 export function memoryIdempotencyStore(
   options: MemoryStoreOptions = {},
 ): IdempotencyStore & { readonly size: number } {
-  const {
-    windowMs,
-    maxEntries,
-    clock = Date.now,
-  } = parseOrThrow(MemoryStoreOptionsSchema, options, 'options');
-  const entries = new Map<string, Entry>();
-
-  const live = (key: string): Entry | undefined => {
-    const entry = entries.get(key);
-    if (entry === undefined) return undefined;
-    entries.delete(key);
-    if (entry.expiresAt <= clock()) return undefined;
-    entries.set(key, entry); // most recently used goes last
-    return entry;
-  };
-
-  const put = (key: string, entry: Entry) => {
-    entries.delete(key);
-    entries.set(key, entry);
-    sweep();
-  };
-
-  const sweep = () => {
-    const now = clock();
-    let looked = 0;
-    for (const [key, entry] of entries) {
-      if (looked++ >= SWEEP_PER_INSERT) break;
-      if (entry.expiresAt <= now) entries.delete(key);
-    }
-    while (entries.size > maxEntries) entries.delete(entries.keys().next().value as string);
-  };
+  const { windowMs, maxEntries, clock } = parseOrThrow(MemoryStoreOptionsSchema, options, 'options');
+  const entries = new LRUCache<string, Entry>({
+    max: maxEntries,
+    ttlAutopurge: false,
+    ttlResolution: 0,
+    ...(clock === undefined ? {} : { perf: { now: clock } }),
+  });
 
   return {
     windowMs,
@@ -74,9 +47,9 @@ export function memoryIdempotencyStore(
       return entries.size;
     },
     async begin(key, fingerprint, ttlMs): Promise<BeginOutcome> {
-      const entry = live(key);
+      const entry = entries.get(key);
       if (entry === undefined) {
-        put(key, { fingerprint, expiresAt: clock() + ttlMs });
+        entries.set(key, { fingerprint }, { ttl: ttlMs });
         return { status: 'new' };
       }
       if (entry.fingerprint !== fingerprint) return { status: 'conflict' };
@@ -85,10 +58,10 @@ export function memoryIdempotencyStore(
         : { status: 'completed', record: entry.record };
     },
     async complete(key, fingerprint, record, ttlMs) {
-      put(key, { fingerprint, record, expiresAt: clock() + ttlMs });
+      entries.set(key, { fingerprint, record }, { ttl: ttlMs });
     },
     async release(key) {
-      if (entries.get(key)?.record === undefined) entries.delete(key);
+      if (entries.peek(key)?.record === undefined) entries.delete(key);
     },
   };
 }
