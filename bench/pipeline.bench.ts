@@ -50,10 +50,29 @@ function contenders(client: Client): Contender[] {
     circuitBreaker(handleAll, { halfOpenAfter: 10_000, breaker: new ConsecutiveBreaker(5) }),
     timeout(30_000, TimeoutStrategy.Aggressive),
   );
+  let key = 0;
+  const txMeta = () => ({
+    mcp_tx: {
+      version: '0.1.0',
+      request_id: '019ab3c2-5e1f-7a3b-9c4d-2e8f1a6b7c90',
+      expect_ack: true,
+      retry_count: 0,
+      timeout_ms: 30_000,
+      timestamp: new Date().toISOString(),
+    },
+  });
   return [
     { name: 'bare client.callTool', call: () => client.callTool({ name: 'echo', arguments: args }) },
+    {
+      name: 'bare callTool + MCP-Tx _meta',
+      call: () => client.callTool({ name: 'echo', arguments: args, _meta: txMeta() }),
+    },
     { name: 'mcp-tx attempt$ (no policies)', call: () => firstValueFrom(tx.attempt$('echo', args)) },
     { name: 'mcp-tx call$ (default pipeline)', call: () => firstValueFrom(tx.call$('echo', args)) },
+    {
+      name: 'mcp-tx call$, new idempotency key',
+      call: () => firstValueFrom(tx.call$('echo', args, { idempotencyKey: `k${key++}` })),
+    },
     {
       name: 'cockatiel retry+breaker+timeout',
       call: () =>

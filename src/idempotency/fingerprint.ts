@@ -1,22 +1,22 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /**
  * JSON with object keys sorted at every depth (arrays keep their order), so that equal arguments
- * give equal text whatever order their keys were written in.
+ * give equal text whatever order their keys were written in. Like `JSON.stringify`, it drops
+ * `undefined` object members and writes `undefined` array items as `null`.
  *
  * @example
  * canonicalJson({ b: 1, a: [2, { d: 3, c: 4 }] }); // '{"a":[2,{"c":4,"d":3}],"b":1}'
  */
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, item: unknown) => {
-    if (item === null || typeof item !== 'object' || Array.isArray(item)) return item;
-    const source = item as Record<string, unknown>;
-    return Object.fromEntries(
-      Object.keys(source)
-        .sort()
-        .map((key) => [key, source[key]]),
-    );
-  });
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const record = value as Record<string, unknown>;
+  const members: string[] = [];
+  for (const key of Object.keys(record).sort()) {
+    if (record[key] !== undefined) members.push(`${JSON.stringify(key)}:${canonicalJson(record[key])}`);
+  }
+  return `{${members.join(',')}}`;
 }
 
 /**
@@ -27,7 +27,7 @@ export function canonicalJson(value: unknown): string {
  * fingerprint({ a: 1, b: 2 }) === fingerprint({ b: 2, a: 1 }); // true
  */
 export function fingerprint(args: unknown): string {
-  return createHash('sha256').update(canonicalJson(args)).digest('hex');
+  return hash('sha256', canonicalJson(args), 'hex');
 }
 
 /**
