@@ -191,7 +191,7 @@ class McpTxClient implements McpTx {
         options === undefined ? undefined : parseOrThrow(TxCallOptionsSchema, options, 'options');
       call = build(this.buildRequest(name, args === undefined ? {} : args, parsed ?? {}), parsed);
     } catch (error) {
-      return this.rejectedCall(name, error as TxError);
+      return this.rejectedCall(name, asInputError(error));
     }
     return this.track(call);
   }
@@ -274,6 +274,16 @@ class McpTxClient implements McpTx {
       });
     });
   }
+}
+
+/** Input checks raise TxErrors; anything else (a getter that throws while reading the arguments) is bad input too. */
+function asInputError(error: unknown): TxError {
+  if (error instanceof TxError) return error;
+  const reason = error instanceof Error ? error.message : String(error);
+  return new TxError(TxErrorCode.Validation, `Invalid args: could not be read (${reason})`, {
+    field: 'args',
+    cause: error,
+  });
 }
 
 async function listAnnotations(client: Client): Promise<ReadonlyMap<string, ToolAnnotations>> {

@@ -3,6 +3,9 @@ import { validationError } from './errors.js';
 import { parseOrThrow } from './schemas.js';
 import type { JsonObject } from './types.js';
 
+/** Deepest nesting of objects and arrays accepted in tool arguments. */
+export const MAX_ARGS_DEPTH = 64;
+
 /** Longest tool name accepted. */
 export const MAX_TOOL_NAME_LENGTH = 256;
 
@@ -55,6 +58,8 @@ function checkJsonValue(value: unknown, path: string, ancestors: Set<object>): v
 
 function checkJsonContainer(value: object, path: string, ancestors: Set<object>): void {
   if (ancestors.has(value)) throw validationError(path, 'must not contain a cycle');
+  if (ancestors.size >= MAX_ARGS_DEPTH)
+    throw validationError(path, `must not nest deeper than ${MAX_ARGS_DEPTH} levels`);
   if (!Array.isArray(value) && !isPlainObject(value)) {
     throw validationError(path, `must be plain JSON (got ${describe(value)})`);
   }

@@ -10,6 +10,19 @@ afterEach(async () => {
 
 const cyclic: Record<string, unknown> = { a: 1 };
 cyclic.self = cyclic;
+const deep: Record<string, unknown> = {};
+let level = deep;
+for (let index = 0; index < 10_000; index++) {
+  const next: Record<string, unknown> = {};
+  level.x = next;
+  level = next;
+}
+const throwingGetter = Object.defineProperty({}, 'secret', {
+  enumerable: true,
+  get() {
+    throw new Error('no access');
+  },
+});
 
 // [what, name, args, options, field named in the error]
 const badInputs: Array<[string, unknown, unknown, unknown, string]> = [
@@ -33,6 +46,8 @@ const badInputs: Array<[string, unknown, unknown, unknown, string]> = [
     'args.value.list[1]',
   ],
   ['args with a Date', 'echo', { value: new Date() }, undefined, 'args.value'],
+  ['args nested 10 000 levels deep', 'echo', deep, undefined, `args${'.x'.repeat(64)}`],
+  ['args with a getter that throws', 'echo', throwingGetter, undefined, 'args'],
   ['negative timeout', 'echo', {}, { timeoutMs: -5 }, 'options.timeoutMs'],
   ['zero timeout', 'echo', {}, { timeoutMs: 0 }, 'options.timeoutMs'],
   ['fractional timeout', 'echo', {}, { timeoutMs: 1.5 }, 'options.timeoutMs'],
