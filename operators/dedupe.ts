@@ -20,6 +20,7 @@ import { fingerprint, scopedKey } from '../src/idempotency/fingerprint.js';
 import type { BeginOutcome, IdempotencyRecord, IdempotencyStore } from '../src/idempotency/store.js';
 import { buildResult } from '../src/result.js';
 import { parseOrThrow, SchedulerSchema } from '../src/schemas.js';
+import { isoTime } from '../src/time.js';
 import type { TxMeta, TxResult } from '../src/types.js';
 
 const positiveMs = z
@@ -232,7 +233,7 @@ function duplicateMeta(keyed: Keyed, meta: TxMeta): TxMeta {
     correlationId: request.correlationId,
     attempts: 0,
     duplicate: true,
-    startedAt: new Date(startedAtMs).toISOString(),
+    startedAt: isoTime(startedAtMs),
     durationMs: Math.max(0, nowMs - startedAtMs),
   });
 }

@@ -12,6 +12,7 @@ import {
   failureMeta,
   successOutcome,
 } from './result.js';
+import { isoTime } from './time.js';
 import type { TxRequest, TxResult } from './types.js';
 import { MCP_TX_KEY, readWireResponseMeta, wireRequestMeta } from './wire.js';
 
@@ -140,7 +141,7 @@ function startTiming(env: AttemptEnvironment, state: TxCallState): CallTiming {
   const nowMs = env.scheduler.now();
   if (state.attempts === 0) {
     state.startedAtMs = nowMs;
-    state.startedAt = new Date(nowMs).toISOString();
+    state.startedAt = isoTime(nowMs);
   }
   state.attempts += 1;
   return { attempts: state.attempts, startedAt: state.startedAt, startedAtMs: state.startedAtMs, nowMs };
@@ -148,7 +149,7 @@ function startTiming(env: AttemptEnvironment, state: TxCallState): CallTiming {
 
 /** When this attempt is sent, ISO 8601: the first attempt's start, or now for a retry. */
 function sentAt(timing: CallTiming): string {
-  return timing.attempts === 1 ? timing.startedAt : new Date(timing.nowMs).toISOString();
+  return timing.attempts === 1 ? timing.startedAt : isoTime(timing.nowMs);
 }
 
 function runAttempt(

@@ -1,6 +1,7 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { resultText } from './classify.js';
 import { statusOf, type TxError } from './errors.js';
+import { isoTime } from './time.js';
 import type { TxMeta, TxRequest, TxResult, TxStatus } from './types.js';
 import { MCP_TX_VERSION, type WireResponseMeta } from './wire.js';
 
@@ -102,7 +103,7 @@ export function failureMeta(
 ): TxMeta {
   if (error.meta !== undefined) return error.meta;
   const startedAtMs = state.attempts > 0 ? state.startedAtMs : nowMs;
-  const startedAt = state.attempts > 0 ? state.startedAt : new Date(nowMs).toISOString();
+  const startedAt = state.attempts > 0 ? state.startedAt : isoTime(nowMs);
   const timing = { attempts: state.attempts, startedAt, startedAtMs, nowMs };
   const outcome = {
     ack: false,
