@@ -18,7 +18,7 @@ import { type TxCall, txCallOf, withCallMeta } from '../src/call.js';
 import { isTxError, TxError, TxErrorCode } from '../src/errors.js';
 import { fingerprint, scopedKey } from '../src/idempotency/fingerprint.js';
 import type { BeginOutcome, IdempotencyRecord, IdempotencyStore } from '../src/idempotency/store.js';
-import { buildResult } from '../src/result.js';
+import { buildMeta, buildResult, extractData, successOutcome } from '../src/result.js';
 import { parseOrThrow, SchedulerSchema } from '../src/schemas.js';
 import { isoTime } from '../src/time.js';
 import type { TxMeta, TxResult } from '../src/types.js';
@@ -202,7 +202,11 @@ function runAndRecord(keyed: Keyed): Observable<TxResult> {
 }
 
 function replay(keyed: Keyed, record: IdempotencyRecord): Observable<TxResult> {
-  if (record.kind === 'result') return of(asDuplicate(keyed, record.meta, record));
+  if (record.kind === 'result') {
+    // A record a server (txTool) wrote into a shared store has no client data or meta: derive them.
+    const data = 'data' in record ? record.data : extractData(record.result);
+    return of(asDuplicate(keyed, record.meta ?? successMetaOf(keyed), { result: record.result, data }));
+  }
   const code = Object.values(TxErrorCode).find((known) => known === record.code) ?? TxErrorCode.ToolError;
   const error = new TxError(code, record.message);
   return throwError(() => error.withMeta(duplicateMeta(keyed, record.meta ?? failureMetaOf(keyed, error))));
@@ -236,6 +240,13 @@ function duplicateMeta(keyed: Keyed, meta: TxMeta): TxMeta {
     startedAt: isoTime(startedAtMs),
     durationMs: Math.max(0, nowMs - startedAtMs),
   });
+}
+
+function successMetaOf(keyed: Keyed): TxMeta {
+  const { call } = keyed;
+  const nowMs = keyed.settings.scheduler.now();
+  const timing = { attempts: 0, startedAt: isoTime(nowMs), startedAtMs: nowMs, nowMs };
+  return buildMeta(call.request, timing, successOutcome(undefined, call.env.serverSupportsTx()));
 }
 
 function failureMetaOf(keyed: Keyed, error: TxError): TxMeta {

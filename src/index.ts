@@ -47,6 +47,7 @@ export {
   type TxConfig,
   TxConfigSchema,
 } from './schemas.js';
+export { type TxToolOptions, txTool } from './server/txTool.js';
 export type { JsonObject, TxAttemptOptions, TxMeta, TxRequest, TxResult, TxStatus } from './types.js';
 export { assertJsonArgs, assertToolName } from './validate.js';
 export {

@@ -2,15 +2,16 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { TxMeta } from '../types.js';
 
 /**
- * What an idempotency store keeps for a finished key: the result a repeat of the call gets, or,
- * when failures are cached, the failure. Plain JSON, so any store can serialize it.
+ * What an idempotency store keeps for a finished key: the result a repeat of the call gets (with
+ * the client's `data` and `meta` when the client stored it), or, when failures are cached, the
+ * failure. Plain JSON, so any store can serialize it.
  */
 export type IdempotencyRecord =
   | {
       readonly kind: 'result';
       readonly result: CallToolResult;
-      readonly data: unknown;
-      readonly meta: TxMeta;
+      readonly data?: unknown;
+      readonly meta?: TxMeta;
     }
   | { readonly kind: 'failure'; readonly code: string; readonly message: string; readonly meta?: TxMeta };
 

@@ -1,0 +1,206 @@
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { asyncScheduler, firstValueFrom, type SchedulerLike, timer } from 'rxjs';
+import { z } from 'zod';
+import { TxErrorCode, validationError } from '../errors.js';
+import { fingerprint, scopedKey } from '../idempotency/fingerprint.js';
+import type { BeginOutcome, IdempotencyStore } from '../idempotency/store.js';
+import { sanitizeMessage } from '../sanitize.js';
+import { parseOrThrow, SchedulerSchema } from '../schemas.js';
+import type { TxStatus } from '../types.js';
+import { MCP_TX_KEY, type WireRequestMeta, type WireResponseMeta } from '../wire.js';
+
+const positiveMs = z
+  .number()
+  .int('must be a whole number of milliseconds')
+  .positive('must be greater than 0');
+
+const TxToolOptionsSchema = z.strictObject({
+  tool: z.string().min(1, 'must not be empty'),
+  store: z.custom<IdempotencyStore>(
+    (value) => typeof (value as IdempotencyStore | null)?.begin === 'function',
+    'must be an IdempotencyStore',
+  ),
+  ttlMs: positiveMs.optional(),
+  inProgressTtlMs: positiveMs.default(120_000),
+  inProgress: z
+    .strictObject({ waitMs: z.number().int().min(0, 'must be at least 0'), pollMs: positiveMs })
+    .default({ waitMs: 30_000, pollMs: 50 }),
+  scheduler: SchedulerSchema.optional(),
+});
+
+/** Options of {@link txTool}. */
+export type TxToolOptions = z.input<typeof TxToolOptionsSchema>;
+type Settings = z.output<typeof TxToolOptionsSchema> & { ttlMs: number; scheduler: SchedulerLike };
+
+/** What a tool callback gets last: the SDK's `RequestHandlerExtra`, of which txTool reads `_meta` and `signal`. */
+interface ToolExtra {
+  readonly _meta?: Record<string, unknown>;
+  readonly signal?: AbortSignal;
+}
+
+/** A tool callback taking arguments (register the tool with an `inputSchema`, `{}` if it has none). */
+type ToolHandler<Args, Extra extends ToolExtra> = (
+  args: Args,
+  extra: Extra,
+) => CallToolResult | Promise<CallToolResult>;
+
+const DEFAULT_WINDOW_MS = 300_000;
+
+/**
+ * Makes a tool's effect happen once per idempotency key. Wraps an `McpServer` tool callback: with a
+ * `_meta.mcp_tx.idempotency_key` on the request it asks the store for `(tool, key)` with the
+ * arguments' fingerprint — a completed key answers with the stored result and `duplicate: true`
+ * without running the handler; a key in progress is waited for (bounded, then `MCP_TX_IN_PROGRESS`,
+ * retryable); the same key with other arguments answers `MCP_TX_IDEMPOTENCY_CONFLICT`; a new key
+ * runs the handler and stores its result. A handler that throws or answers `isError` releases the
+ * key, so that a retry may run it again. Every answer to an MCP-Tx client carries
+ * `_meta.mcp_tx = { ack, processed, duplicate, attempts, final_status }`. This is what makes the
+ * effect exactly-once when a response is lost and the client retries.
+ *
+ * @example
+ * const store = memoryIdempotencyStore();
+ * server.registerTool('charge', { inputSchema: { orderId: z.string(), cents: z.number() } },
+ *   txTool(async ({ orderId, cents }) => chargeCard(orderId, cents), { tool: 'charge', store }));
+ */
+export function txTool<Args, Extra extends ToolExtra>(
+  handler: ToolHandler<Args, Extra>,
+  options: TxToolOptions,
+): (args: Args, extra: Extra) => Promise<CallToolResult> {
+  if (typeof handler !== 'function') throw validationError('handler', 'must be a tool callback');
+  const parsed = parseOrThrow(TxToolOptionsSchema, options, 'options');
+  const settings: Settings = {
+    ...parsed,
+    ttlMs: parsed.ttlMs ?? parsed.store.windowMs ?? DEFAULT_WINDOW_MS,
+    scheduler: parsed.scheduler ?? asyncScheduler,
+  };
+  return async (args: Args, extra: Extra) => {
+    const run = () => handler(args, extra);
+    const wire = requestMetaOf(extra);
+    const key = wire?.idempotency_key;
+    if (wire === undefined || typeof key !== 'string' || key === '') {
+      const result = await runHandler(run);
+      return wire === undefined ? result : withTxMeta(result, wire, { duplicate: false });
+    }
+    return runKeyed(run, { settings, wire, args, key: scopedKey(settings.tool, key), extra });
+  };
+}
+
+function requestMetaOf(extra: ToolExtra): Partial<WireRequestMeta> | undefined {
+  const block = extra._meta?.[MCP_TX_KEY];
+  return typeof block === 'object' && block !== null ? (block as Partial<WireRequestMeta>) : undefined;
+}
+
+interface KeyedCall {
+  readonly settings: Settings;
+  readonly wire: Partial<WireRequestMeta>;
+  readonly args: unknown;
+  readonly key: string;
+  readonly extra: ToolExtra;
+}
+
+/** The wrapped handler, bound to this request's arguments and extra. */
+type Run = () => CallToolResult | Promise<CallToolResult>;
+
+async function runKeyed(run: Run, call: KeyedCall): Promise<CallToolResult> {
+  const { settings, wire, key } = call;
+  const print = fingerprint(call.args);
+  const outcome = await waitWhileInProgress(
+    call,
+    print,
+    await settings.store.begin(key, print, settings.inProgressTtlMs),
+  );
+  switch (outcome.status) {
+    case 'completed':
+      if (outcome.record.kind === 'result')
+        return withTxMeta(outcome.record.result, wire, { duplicate: true });
+      return errorResult(wire, outcome.record.code, outcome.record.message);
+    case 'conflict':
+      return errorResult(
+        wire,
+        TxErrorCode.IdempotencyConflict,
+        `Idempotency key "${wire.idempotency_key}" was already used for ${settings.tool} with other arguments`,
+      );
+    case 'in_progress':
+      return errorResult(
+        wire,
+        TxErrorCode.InProgress,
+        `A call of ${settings.tool} with idempotency key "${wire.idempotency_key}" is still in progress`,
+      );
+    case 'new':
+      return runAndStore(run, call, print);
+  }
+}
+
+/** Polls the store while another request holds the key, up to `inProgress.waitMs` or until the request is cancelled. */
+async function waitWhileInProgress(
+  call: KeyedCall,
+  print: string,
+  first: BeginOutcome,
+): Promise<BeginOutcome> {
+  const { store, scheduler, inProgress, inProgressTtlMs } = call.settings;
+  const deadline = scheduler.now() + inProgress.waitMs;
+  let outcome = first;
+  while (
+    outcome.status === 'in_progress' &&
+    scheduler.now() + inProgress.pollMs <= deadline &&
+    !call.extra.signal?.aborted
+  ) {
+    await firstValueFrom(timer(inProgress.pollMs, scheduler));
+    outcome = await store.begin(call.key, print, inProgressTtlMs);
+  }
+  return outcome;
+}
+
+async function runAndStore(run: Run, call: KeyedCall, print: string): Promise<CallToolResult> {
+  const { store, ttlMs } = call.settings;
+  let result: CallToolResult;
+  try {
+    result = await run();
+  } catch (error) {
+    await store.release(call.key);
+    return errorResult(
+      call.wire,
+      TxErrorCode.ToolError,
+      error instanceof Error ? error.message : String(error),
+    );
+  }
+  if (result.isError) await store.release(call.key);
+  else await store.complete(call.key, print, { kind: 'result', result }, ttlMs);
+  return withTxMeta(result, call.wire, { duplicate: false });
+}
+
+async function runHandler(run: Run): Promise<CallToolResult> {
+  try {
+    return await run();
+  } catch (error) {
+    return {
+      content: [{ type: 'text', text: error instanceof Error ? error.message : String(error) }],
+      isError: true,
+    };
+  }
+}
+
+function withTxMeta(
+  result: CallToolResult,
+  wire: Partial<WireRequestMeta>,
+  outcome: { duplicate: boolean; errorCode?: string; errorMessage?: string },
+): CallToolResult {
+  const failed = result.isError === true;
+  const status: TxStatus = failed ? 'failed' : 'completed';
+  const meta: WireResponseMeta = {
+    ack: true,
+    processed: !failed,
+    duplicate: outcome.duplicate,
+    attempts: (typeof wire.retry_count === 'number' ? wire.retry_count : 0) + 1,
+    final_status: status,
+  };
+  if (outcome.errorCode !== undefined) meta.error_code = outcome.errorCode;
+  if (outcome.errorMessage !== undefined) meta.error_message = outcome.errorMessage;
+  return { ...result, _meta: { ...result._meta, [MCP_TX_KEY]: meta } };
+}
+
+function errorResult(wire: Partial<WireRequestMeta>, code: string, message: string): CallToolResult {
+  const text = sanitizeMessage(message);
+  const result: CallToolResult = { content: [{ type: 'text', text }], isError: true };
+  return withTxMeta(result, wire, { duplicate: false, errorCode: code, errorMessage: text });
+}
