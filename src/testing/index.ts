@@ -1,0 +1,1 @@
+export { type FaultCounts, type FaultOptions, FaultyTransport, faultyTransport } from './faultyTransport.js';
