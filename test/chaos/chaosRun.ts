@@ -21,7 +21,8 @@ import {
   type TxMeta,
   txTool,
 } from '../../src/index.js';
-import { type FaultCounts, faultyTransport } from '../../src/testing/index.js';
+import { type FaultCounts, type FaultyTransport, faultyTransport } from '../../src/testing/index.js';
+import { keepConnected } from '../support/reconnect.js';
 
 const CALLS = Number(process.env.CHAOS_CALLS ?? 2_000);
 const CONCURRENCY = 32;
@@ -64,35 +65,23 @@ function newServer(): McpServer {
 
 const totals: FaultCounts = { failedSends: 0, droppedResponses: 0, delayed: 0, disconnects: 0 };
 const client = new Client({ name: 'chaos', version: '1.0.0' }, { capabilities: mcpTxClientCapabilities() });
-let connections = 0;
-let closing = false;
-let server: McpServer | undefined;
+const servers: McpServer[] = [];
+let seed = SEED;
 
-/** Connects the client through a new faulty transport; reconnects when that connection drops. */
-async function connect(): Promise<void> {
-  connections += 1;
-  server = newServer();
+/** A new server (as after a restart) behind a new faulty connection; the idempotency store outlives them. */
+async function openFaulty(): Promise<FaultyTransport> {
+  const server = newServer();
+  servers.push(server);
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   await server.connect(serverSide);
-  const transport = faultyTransport(clientSide, { ...faultOptions, seed: SEED + connections });
-  await client.connect(transport);
-  const onclose = transport.onclose;
-  let closed = false;
-  transport.onclose = () => {
-    onclose?.();
-    if (closed) return;
-    closed = true;
-    for (const key of Object.keys(totals) as Array<keyof FaultCounts>) totals[key] += transport.faults[key];
-    if (!closing) {
-      connect().catch((error: unknown) => {
-        console.error('reconnect failed', error);
-        process.exitCode = 1;
-      });
-    }
-  };
+  seed += 1;
+  return faultyTransport(clientSide, { ...faultOptions, seed });
 }
 
-await connect();
+const connection = await keepConnected(client, openFaulty, (transport) => {
+  const { faults } = transport as FaultyTransport;
+  for (const key of Object.keys(totals) as Array<keyof FaultCounts>) totals[key] += faults[key];
+});
 const tx = createMcpTx(client, {
   timeoutMs: 100,
   retry: { maxAttempts: 12, baseDelayMs: 2, maxDelayMs: 20 },
@@ -115,9 +104,9 @@ const outcomes = await lastValueFrom(
 );
 const seconds = (performance.now() - started) / 1_000;
 
-closing = true;
+connection.stop();
 await tx.close({ timeoutMs: 1_000 });
-await server?.close();
+await Promise.all(servers.map((server) => server.close()));
 
 const failed = outcomes.filter((outcome): outcome is TxError => isTxError(outcome));
 const completed = outcomes.filter((outcome): outcome is TxMeta => !isTxError(outcome));
@@ -131,7 +120,7 @@ const figures = {
   sideEffects: [...effects.values()].reduce((sum, count) => sum + count, 0),
   duplicatesServed: completed.filter((meta) => meta.duplicate).length,
   attempts,
-  connections,
+  connections: connection.connections,
   faults: totals,
   unhandledRejections: unhandled,
   seconds: Number(seconds.toFixed(2)),

@@ -215,6 +215,15 @@ export async function until(predicate: () => boolean, timeoutMs = 2_000): Promis
   }
 }
 
+/** Resolves once the async `check` holds, asking again every 20 ms (for state across a process boundary). */
+export async function eventually(check: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const started = Date.now();
+  while (!(await check())) {
+    if (Date.now() - started > timeoutMs) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** The `_meta.mcp_tx` a handler saw, if any. */
 export function wireOf(seen: SeenCall | undefined): Record<string, unknown> | undefined {
   return seen?.meta?.mcp_tx as Record<string, unknown> | undefined;

@@ -1,0 +1,101 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { from, lastValueFrom, mergeMap, Subject, switchMap, toArray } from 'rxjs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMcpTx, type McpTx, mcpTxClientCapabilities } from '../../src/index.js';
+import type { E2eStats } from '../support/e2eServer.js';
+import { eventually, until } from '../support/fixture.js';
+import { keepConnected, type Reconnector } from '../support/reconnect.js';
+
+const serverScript = new URL('../support/stdioServer.ts', import.meta.url).pathname;
+
+/** The e2e server in a child process over stdio; `transports` holds each connection made. */
+async function connectStdio(config: Parameters<typeof createMcpTx>[1] = {}) {
+  const transports: StdioClientTransport[] = [];
+  const client = new Client(
+    { name: 'stdio-test', version: '1.0.0' },
+    { capabilities: mcpTxClientCapabilities() },
+  );
+  const connection = await keepConnected(client, async () => {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: ['--import', 'tsx', serverScript],
+      stderr: 'ignore',
+    });
+    transports.push(transport);
+    return transport;
+  });
+  const tx = createMcpTx(client, { retry: { baseDelayMs: 5, maxDelayMs: 50, jitter: false }, ...config });
+  const stats = async () => (await tx.call('stats', {}, { dedupe: false })).data as E2eStats;
+  return { tx, connection, transports, stats };
+}
+
+let open: { tx: McpTx; connection: Reconnector } | undefined;
+afterEach(async () => {
+  open?.connection.stop();
+  await open?.tx.close({ timeoutMs: 1_000 });
+  open = undefined;
+});
+
+describe('over stdio, with the server in a child process', () => {
+  it('runs the effect once when the response is lost to a client timeout and the call is retried', async () => {
+    const stdio = await connectStdio({ dedupe: false });
+    open = stdio;
+    const result = await stdio.tx.call(
+      'charge',
+      { id: 'lost-1', answerAfterMs: 300 },
+      { idempotencyKey: 'lost-1', timeoutMs: 100, retry: { maxAttempts: 10 } },
+    );
+    expect(result.meta.duplicate).toBe(true);
+    expect(result.meta.attempts).toBeGreaterThan(1);
+    expect((await stdio.stats()).effects['lost-1']).toBe(1);
+  });
+
+  it('completes every call of a burst through a server killed and restarted mid-burst', async () => {
+    const stdio = await connectStdio({
+      retry: { maxAttempts: 30, baseDelayMs: 20, maxDelayMs: 200, jitter: false },
+    });
+    open = stdio;
+    let finished = 0;
+    const burst = lastValueFrom(
+      from(Array.from({ length: 60 }, (_, index) => index)).pipe(
+        mergeMap(
+          (index) =>
+            stdio.tx
+              .call('charge', { id: `b${index}`, answerAfterMs: 10 }, { idempotencyKey: `b${index}` })
+              .then((r) => {
+                finished += 1;
+                return r;
+              }),
+          6,
+        ),
+        toArray(),
+      ),
+    );
+    await until(() => finished >= 10, 10_000);
+    const first = stdio.transports[0];
+    process.kill(first?.pid as number, 'SIGKILL');
+    const results = await burst;
+    expect(results).toHaveLength(60);
+    expect(results.every((result) => result.meta.status === 'completed')).toBe(true);
+    expect(stdio.connection.connections).toBeGreaterThanOrEqual(2);
+  }, 30_000);
+
+  it('cancels stale calls on the wire under switchMap: the server sees the cancellations', async () => {
+    const stdio = await connectStdio();
+    open = stdio;
+    const inputs = new Subject<number>();
+    const outputs = lastValueFrom(
+      inputs.pipe(
+        switchMap((ms) => stdio.tx.call$('slow', { ms })),
+        toArray(),
+      ),
+    );
+    inputs.next(5_000);
+    inputs.next(5_000);
+    inputs.next(10);
+    inputs.complete();
+    expect(await outputs).toHaveLength(1);
+    await eventually(async () => (await stdio.stats()).aborted === 2);
+  }, 20_000);
+});
