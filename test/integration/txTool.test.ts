@@ -1,7 +1,18 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { memoryIdempotencyStore, TxErrorCode, txTool } from '../../src/index.js';
-import { connectFixture, expectFailure, type Fixture } from '../support/fixture.js';
+import {
+  createMcpTx,
+  mcpTxClientCapabilities,
+  mcpTxServerCapabilities,
+  memoryIdempotencyStore,
+  TxErrorCode,
+  txTool,
+} from '../../src/index.js';
+import { connectFixture, expectFailure, type Fixture, until } from '../support/fixture.js';
+import { keepConnected } from '../support/reconnect.js';
 
 let fixture: Fixture;
 afterEach(async () => {
@@ -134,5 +145,61 @@ describe('txTool', () => {
     expect(() => txTool(handler, { tool: '', store: memoryIdempotencyStore() })).toThrowError(
       expect.objectContaining({ field: 'options.tool' }),
     );
+  });
+});
+
+describe('txTool when the connection drops after the tool ran', () => {
+  it('answers the retry on the new connection with the stored result: one effect, duplicate: true', async () => {
+    const store = memoryIdempotencyStore();
+    const effects: string[] = [];
+    let release: () => void = () => undefined;
+    const answered = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const servers: McpServer[] = [];
+    const serverSides: InMemoryTransport[] = [];
+    const newServer = () => {
+      const server = new McpServer(
+        { name: 'drop', version: '1.0.0' },
+        { capabilities: mcpTxServerCapabilities() },
+      );
+      server.registerTool(
+        'ship',
+        { inputSchema: { parcel: z.string() } },
+        txTool(
+          async ({ parcel }) => {
+            effects.push(parcel);
+            await answered; // the effect is done; the connection drops before the answer
+            return { content: [{ type: 'text', text: `shipped ${parcel}` }] };
+          },
+          { tool: 'ship', store, inProgress: { waitMs: 2_000, pollMs: 5 } },
+        ),
+      );
+      servers.push(server);
+      return server;
+    };
+    const client = new Client({ name: 'c', version: '1.0.0' }, { capabilities: mcpTxClientCapabilities() });
+    const connection = await keepConnected(client, async () => {
+      const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+      serverSides.push(serverSide);
+      await newServer().connect(serverSide);
+      return clientSide;
+    });
+    const tx = createMcpTx(client, {
+      retry: { baseDelayMs: 5, maxDelayMs: 20, jitter: false },
+      dedupe: false,
+    });
+    const shipping = tx.call('ship', { parcel: 'p1' }, { idempotencyKey: 'p1' });
+    await until(() => effects.length === 1);
+    await serverSides[0]?.close();
+    release();
+    const result = await shipping;
+    expect(effects).toEqual(['p1']);
+    expect(result.meta).toMatchObject({ duplicate: true, status: 'completed' });
+    expect(result.data).toBe('shipped p1');
+    expect(connection.connections).toBe(2);
+    connection.stop();
+    await tx.close();
+    await Promise.all(servers.map((server) => server.close()));
   });
 });
