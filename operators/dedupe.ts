@@ -19,22 +19,14 @@ import { isTxError, TxError, TxErrorCode } from '../src/errors.js';
 import { fingerprint, scopedKey } from '../src/idempotency/fingerprint.js';
 import type { BeginOutcome, IdempotencyRecord, IdempotencyStore } from '../src/idempotency/store.js';
 import { buildMeta, buildResult, extractData, successOutcome } from '../src/result.js';
-import { parseOrThrow, SchedulerSchema } from '../src/schemas.js';
+import { InProgressOptionsSchema, PositiveMsSchema, parseOrThrow, SchedulerSchema } from '../src/schemas.js';
 import { isoTime } from '../src/time.js';
 import type { TxMeta, TxResult } from '../src/types.js';
 
-const positiveMs = z
-  .number()
-  .int('must be a whole number of milliseconds')
-  .positive('must be greater than 0');
-
 const DedupeOptionsSchema = z.strictObject({
-  windowMs: positiveMs.optional(),
+  windowMs: PositiveMsSchema.optional(),
   cacheFailures: z.boolean().default(false),
-  inProgressTtlMs: positiveMs.default(120_000),
-  inProgress: z
-    .strictObject({ waitMs: z.number().int().min(0, 'must be at least 0'), pollMs: positiveMs })
-    .default({ waitMs: 30_000, pollMs: 100 }),
+  ...InProgressOptionsSchema(100),
   scheduler: SchedulerSchema.optional(),
 });
 

@@ -26,6 +26,23 @@ export const MaxQueueSchema = z
   .or(z.literal(Infinity))
   .default(Infinity);
 
+/** A positive whole number of milliseconds. */
+export const PositiveMsSchema = z
+  .number()
+  .int('must be a whole number of milliseconds')
+  .positive('must be greater than 0');
+
+/**
+ * How a call waits for an idempotency key that another request holds: the in-progress record's TTL
+ * (so a crashed holder does not block the key forever) and how long and how often to look again.
+ */
+export const InProgressOptionsSchema = (pollMs: number) => ({
+  inProgressTtlMs: PositiveMsSchema.default(120_000),
+  inProgress: z
+    .strictObject({ waitMs: z.number().int().min(0, 'must be at least 0'), pollMs: PositiveMsSchema })
+    .default({ waitMs: 30_000, pollMs }),
+});
+
 const fn = <T extends (...args: never[]) => unknown>(what: string) =>
   z.custom<T>((value) => typeof value === 'function', { message: `must be a function (${what})` });
 

@@ -5,14 +5,9 @@ import { TxErrorCode, validationError } from '../errors.js';
 import { fingerprint, scopedKey } from '../idempotency/fingerprint.js';
 import type { BeginOutcome, IdempotencyStore } from '../idempotency/store.js';
 import { sanitizeMessage } from '../sanitize.js';
-import { parseOrThrow, SchedulerSchema } from '../schemas.js';
+import { InProgressOptionsSchema, PositiveMsSchema, parseOrThrow, SchedulerSchema } from '../schemas.js';
 import type { TxStatus } from '../types.js';
 import { MCP_TX_KEY, type WireRequestMeta, type WireResponseMeta } from '../wire.js';
-
-const positiveMs = z
-  .number()
-  .int('must be a whole number of milliseconds')
-  .positive('must be greater than 0');
 
 const TxToolOptionsSchema = z.strictObject({
   tool: z.string().min(1, 'must not be empty'),
@@ -20,11 +15,8 @@ const TxToolOptionsSchema = z.strictObject({
     (value) => typeof (value as IdempotencyStore | null)?.begin === 'function',
     'must be an IdempotencyStore',
   ),
-  ttlMs: positiveMs.optional(),
-  inProgressTtlMs: positiveMs.default(120_000),
-  inProgress: z
-    .strictObject({ waitMs: z.number().int().min(0, 'must be at least 0'), pollMs: positiveMs })
-    .default({ waitMs: 30_000, pollMs: 50 }),
+  ttlMs: PositiveMsSchema.optional(),
+  ...InProgressOptionsSchema(50),
   scheduler: SchedulerSchema.optional(),
 });
 

@@ -1,8 +1,9 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { from, lastValueFrom, mergeMap, Subject, switchMap, toArray } from 'rxjs';
+import { from, lastValueFrom, mergeMap, toArray } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMcpTx, type McpTx, mcpTxClientCapabilities } from '../../src/index.js';
+import { typeAhead } from '../support/e2eServer.js';
 import { until } from '../support/fixture.js';
 import { type HttpServer, startHttpServer } from '../support/httpServer.js';
 
@@ -68,18 +69,7 @@ describe.each([
   // nothing is left there to abort (the MCP spec's stateless mode has no request to cancel).
   it('cancels stale calls under switchMap: the server sees the cancellations (and, stateful, aborts the handlers)', async () => {
     const { tx, state, cancellations } = await connectHttp(stateless);
-    const inputs = new Subject<number>();
-    const outputs = lastValueFrom(
-      inputs.pipe(
-        switchMap((ms) => tx.call$('slow', { ms })),
-        toArray(),
-      ),
-    );
-    inputs.next(5_000);
-    inputs.next(5_000);
-    inputs.next(10);
-    inputs.complete();
-    expect(await outputs).toHaveLength(1);
+    expect(await typeAhead(tx)).toHaveLength(1);
     await until(() => cancellations() === 2, 5_000);
     if (!stateless) await until(() => state.aborted === 2, 5_000);
   });

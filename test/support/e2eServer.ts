@@ -1,7 +1,9 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { lastValueFrom, Subject, switchMap, toArray } from 'rxjs';
 import { z } from 'zod';
 import {
   type IdempotencyStore,
+  type McpTx,
   mcpTxServerCapabilities,
   memoryIdempotencyStore,
   txTool,
@@ -56,4 +58,21 @@ export function createE2eServer(
     content: [{ type: 'text', text: JSON.stringify(state) }],
   }));
   return server;
+}
+
+/**
+ * Types "search-as-you-type" into `slow` through switchMap: two stale 5 s calls, then a quick one.
+ * Resolves with what came out (only the last call's result, if the stale ones were cancelled).
+ */
+export function typeAhead(tx: McpTx): Promise<unknown[]> {
+  const inputs = new Subject<number>();
+  const outputs = lastValueFrom(
+    inputs.pipe(
+      switchMap((ms) => tx.call$('slow', { ms })),
+      toArray(),
+    ),
+  );
+  for (const ms of [5_000, 5_000, 10]) inputs.next(ms);
+  inputs.complete();
+  return outputs;
 }
