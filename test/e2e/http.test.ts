@@ -1,8 +1,9 @@
+import { getEventListeners } from 'node:events';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { from, lastValueFrom, mergeMap, toArray } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createMcpTx, type McpTx, mcpTxClientCapabilities } from '../../src/index.js';
+import { createMcpTx, type McpTx, mcpTxClientCapabilities, perRequestSignalFetch } from '../../src/index.js';
 import { typeAhead } from '../support/e2eServer.js';
 import { until } from '../support/fixture.js';
 import { type HttpServer, startHttpServer } from '../support/httpServer.js';
@@ -22,9 +23,14 @@ async function connectHttp(stateless: boolean, config: Parameters<typeof createM
     { name: 'http-test', version: '1.0.0' },
     { capabilities: mcpTxClientCapabilities() },
   );
-  await client.connect(new StreamableHTTPClientTransport(server.url));
+  const transport = new StreamableHTTPClientTransport(server.url, { fetch: perRequestSignalFetch() });
+  await client.connect(transport);
   tx = createMcpTx(client, { retry: { baseDelayMs: 5, maxDelayMs: 50, jitter: false }, ...config });
-  return { tx, state: server.state, cancellations: server.cancellations };
+  // The transport shares one AbortSignal across its fetches: listeners left on it would be a leak.
+  const sharedSignal = (transport as unknown as { _abortController?: AbortController })._abortController
+    ?.signal;
+  const signalListeners = () => (sharedSignal ? getEventListeners(sharedSignal, 'abort').length : 0);
+  return { tx, state: server.state, cancellations: server.cancellations, signalListeners };
 }
 
 describe.each([
@@ -42,8 +48,9 @@ describe.each([
     expect(state.effects.lost).toBe(1);
   });
 
-  it('keeps 64 calls in flight without MaxListenersExceededWarning', async () => {
-    const { tx, state } = await connectHttp(stateless);
+  it('keeps 64 calls in flight without MaxListenersExceededWarning, and leaves no listener behind', async () => {
+    const { tx, state, signalListeners } = await connectHttp(stateless);
+    const listenersBefore = signalListeners();
     const warnings: Error[] = [];
     const onWarning = (warning: Error) => {
       if (warning.name === 'MaxListenersExceededWarning') warnings.push(warning);
@@ -60,6 +67,7 @@ describe.each([
       expect(results).toHaveLength(256);
       expect(Object.keys(state.effects)).toHaveLength(256);
       expect(warnings).toEqual([]);
+      expect(signalListeners()).toBe(listenersBefore);
     } finally {
       process.off('warning', onWarning);
     }
