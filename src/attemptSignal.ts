@@ -6,6 +6,11 @@ type AbortListener = (event: { type: 'abort' }) => void;
  * `removeEventListener`), without an `AbortController`'s EventTarget. Creating and listening to a
  * real one costs about a third of an in-memory call on Node 20, on every attempt; this is a few
  * fields. The integration tests check that aborting it cancels the request on the wire.
+ *
+ * @example
+ * const signal = new AttemptSignal();
+ * client.callTool(params, undefined, { signal: signal.asAbortSignal() });
+ * signal.abort('unsubscribed'); // the SDK sends notifications/cancelled
  */
 export class AttemptSignal {
   aborted = false;

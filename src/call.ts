@@ -26,6 +26,10 @@ export interface RetryEvent {
 /**
  * What the attempts of one logical call share: how many have started, when the first did, extra
  * request `_meta` entries operators add (a `traceparent`, say), and who wants to hear of retries.
+ *
+ * @example
+ * const call = tx.attempt$('search', { q: 'rxjs' });
+ * call.state.onRetry(({ attempt, delayMs }) => console.log(`retry after attempt ${attempt} in ${delayMs} ms`));
  */
 export class TxCallState {
   attempts = 0;
@@ -108,6 +112,9 @@ export function txCallOf<R>(source: Observable<TxResult<R>>, operatorName: strin
 /**
  * `error` carrying the call's metadata (attempts made so far, status), unless it already carries
  * some or is not a {@link TxError}. For operators that fail a call themselves.
+ *
+ * @example
+ * catchError((error) => throwError(() => withCallMeta(call, error)))
  */
 export function withCallMeta(call: TxCall<unknown>, error: unknown): unknown {
   if (!(error instanceof TxError) || error.meta !== undefined) return error;

@@ -21,7 +21,12 @@ const RETRYABLE_SERVER_CODES: ReadonlySet<string> = new Set([
 /** The SDK turns protocol errors inside `tools/call` into `isError` results whose text starts like this. */
 const EMBEDDED_RPC_ERROR = /^MCP error (-?\d+):/;
 
-/** Does `text` contain one of the retryable markers (case-insensitive)? */
+/**
+ * Does `text` contain one of the retryable markers (case-insensitive)?
+ *
+ * @example
+ * matchesRetryable('TEMPORARY_FAILURE: busy', DEFAULT_RETRYABLE_ERRORS); // true
+ */
 export function matchesRetryable(text: string, retryableErrors: readonly string[]): boolean {
   const upper = text.toUpperCase();
   return retryableErrors.some((marker) => upper.includes(marker.toUpperCase()));
@@ -40,6 +45,10 @@ export function resultText(content: ReadonlyArray<{ type: string; text?: unknown
  * Classifies a `CallToolResult` with `isError: true`: a protocol error the SDK wrapped (unknown tool,
  * invalid arguments: never retryable), an MCP-Tx error code the server reported, or a tool error
  * (retryable when its text contains one of `retryableErrors`).
+ *
+ * @example
+ * classifyToolError('MCP error -32602: Tool nope not found', undefined, DEFAULT_RETRYABLE_ERRORS).code;
+ * // 'MCP_TX_PROTOCOL_ERROR'
  */
 export function classifyToolError(
   text: string,
@@ -68,6 +77,9 @@ export function classifyToolError(
 /**
  * Classifies a rejection of `client.callTool`. `aborted` says whether this attempt aborted its own
  * request (the SDK reports an abort and a timeout with the same code, -32001).
+ *
+ * @example
+ * classifyRejection(new McpError(ErrorCode.RequestTimeout, 'timed out'), false).code; // 'MCP_TX_TIMEOUT'
  */
 export function classifyRejection(error: unknown, aborted: boolean): TxError {
   if (error instanceof TxError) return error;

@@ -31,7 +31,12 @@ const STATUS_BY_CODE: Readonly<Record<TxErrorCode, TxStatus>> = {
   MCP_TX_CANCELLED: 'cancelled',
 };
 
-/** The status a call that failed with `code` ends with. */
+/**
+ * The status a call that failed with `code` ends with.
+ *
+ * @example
+ * statusOf(TxErrorCode.Timeout); // 'timeout'
+ */
 export function statusOf(code: TxErrorCode): TxStatus {
   return STATUS_BY_CODE[code];
 }

@@ -34,6 +34,10 @@ interface ToolStages {
  * A limiter or breaker inside the retry counts every attempt; dedupe outside it makes the retried
  * call one execution; trace outermost makes one span per logical call. Operators are built once per
  * tool and reused; a call that overrides its retry policy gets its own retry operator.
+ *
+ * @example
+ * const pipeline = new DefaultPipeline(config, (tool) => policies.get(tool), asyncScheduler);
+ * const call = pipeline.apply(attemptCall(env, request), options);
  */
 export class DefaultPipeline {
   private readonly stagesByTool = new Map<string, ToolStages>();

@@ -18,7 +18,12 @@ const ToolNameSchema = z
   .max(MAX_TOOL_NAME_LENGTH, `must be at most ${MAX_TOOL_NAME_LENGTH} characters`)
   .regex(TOOL_NAME, 'must not contain whitespace or control characters');
 
-/** Checks a tool name, or throws `MCP_TX_VALIDATION` naming `name` (zod says why; a good name skips it). */
+/**
+ * Checks a tool name, or throws `MCP_TX_VALIDATION` naming `name` (zod says why; a good name skips it).
+ *
+ * @example
+ * assertToolName('get weather'); // throws: Invalid name: must not contain whitespace or control characters
+ */
 export function assertToolName(name: unknown): asserts name is string {
   if (typeof name === 'string' && name.length <= MAX_TOOL_NAME_LENGTH && TOOL_NAME.test(name)) return;
   parseOrThrow(ToolNameSchema, name, 'name');

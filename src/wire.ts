@@ -71,7 +71,12 @@ export function mcpTxServerCapabilities(base: ServerCapabilities = {}): ServerCa
   return withExperimental(base);
 }
 
-/** Does a peer's capability block advertise MCP-Tx? */
+/**
+ * Does a peer's capability block advertise MCP-Tx?
+ *
+ * @example
+ * advertisesMcpTx(client.getServerCapabilities()); // true when the server speaks MCP-Tx
+ */
 export function advertisesMcpTx(
   capabilities: { experimental?: Record<string, unknown> } | undefined,
 ): boolean {

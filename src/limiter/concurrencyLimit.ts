@@ -25,7 +25,13 @@ export function concurrencyLimit(options: ConcurrencyLimitOptions): ConcurrencyL
   return new ConcurrencyLimit(maxConcurrent, maxQueue);
 }
 
-/** See {@link concurrencyLimit}. */
+/**
+ * See {@link concurrencyLimit}.
+ *
+ * @example
+ * const limit = concurrencyLimit({ maxConcurrent: 4 });
+ * console.log(limit.active, limit.queued);
+ */
 export class ConcurrencyLimit extends WaitQueue {
   private running = 0;
 

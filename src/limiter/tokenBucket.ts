@@ -39,7 +39,13 @@ export function tokenBucket(options: TokenBucketOptions): TokenBucket {
   );
 }
 
-/** See {@link tokenBucket}. */
+/**
+ * See {@link tokenBucket}.
+ *
+ * @example
+ * const bucket = tokenBucket({ ratePerSecond: 5, burst: 5 });
+ * console.log(bucket.available, bucket.queued);
+ */
 export class TokenBucket extends WaitQueue {
   private tokens: number;
   private refilledAt: number;

@@ -67,7 +67,14 @@ export function faultyTransport(inner: Transport, options: FaultOptions = {}): F
   return new FaultyTransport(inner, parseOrThrow(FaultOptionsSchema, options, 'options'));
 }
 
-/** See {@link faultyTransport}. */
+/**
+ * See {@link faultyTransport}.
+ *
+ * @example
+ * const transport = faultyTransport(inner, { dropResponseRate: 0.1 });
+ * // ... after the run:
+ * console.log(transport.faults.droppedResponses);
+ */
 export class FaultyTransport implements Transport {
   onclose?: () => void;
   onerror?: (error: Error) => void;
