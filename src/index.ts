@@ -19,6 +19,13 @@ export {
 export { classifyRejection, classifyToolError, matchesRetryable } from './classify.js';
 export { createMcpTx, type McpTx } from './client.js';
 export { isTxError, statusOf, TxError, TxErrorCode, type TxErrorOptions, validationError } from './errors.js';
+export {
+  type HealthAlert,
+  HealthMonitor,
+  type HealthMonitorOptions,
+  type HealthReport,
+  type ToolHealth,
+} from './health/healthMonitor.js';
 export { canonicalJson, fingerprint, scopedKey } from './idempotency/fingerprint.js';
 export { type MemoryStoreOptions, memoryIdempotencyStore } from './idempotency/memoryStore.js';
 export type { BeginOutcome, IdempotencyRecord, IdempotencyStore } from './idempotency/store.js';

@@ -1,6 +1,7 @@
 import type { Observable, SchedulerLike } from 'rxjs';
 import { circuitBreak } from '../operators/circuitBreak.js';
 import { dedupe } from '../operators/dedupe.js';
+import { monitor } from '../operators/monitor.js';
 import { retryWithPolicy } from '../operators/retryWithPolicy.js';
 import { throttle } from '../operators/throttle.js';
 import { trace } from '../operators/trace.js';
@@ -29,7 +30,7 @@ interface ToolStages {
  * Builds `tx.call$`'s default pipeline (DESIGN §6) from the config, each tool's policy and each
  * call's options:
  *
- * `attempt → throttle → circuitBreak → retryWithPolicy → dedupe → trace`
+ * `attempt → throttle → circuitBreak → retryWithPolicy → dedupe → monitor → trace`
  *
  * A limiter or breaker inside the retry counts every attempt; dedupe outside it makes the retried
  * call one execution; trace outermost makes one span per logical call. Operators are built once per
@@ -42,6 +43,7 @@ interface ToolStages {
 export class DefaultPipeline {
   private readonly stagesByTool = new Map<string, ToolStages>();
   private readonly dedupe?: TxOperator;
+  private readonly monitor?: TxOperator;
   private readonly trace?: TxOperator;
 
   constructor(
@@ -56,6 +58,7 @@ export class DefaultPipeline {
         scheduler,
       });
     }
+    if (config.monitor !== undefined) this.monitor = monitor(config.monitor);
     if (config.trace !== false) this.trace = trace(config.trace === true ? {} : config.trace);
   }
 
@@ -73,6 +76,7 @@ export class DefaultPipeline {
     if (stages.retry) call = stages.retry(call);
     const policy = this.policyOf(attempt.request.name);
     if (this.dedupe && policy?.dedupe !== false && options?.dedupe !== false) call = this.dedupe(call);
+    if (this.monitor && policy?.monitor !== false && options?.monitor !== false) call = this.monitor(call);
     if (this.trace && policy?.trace !== false && options?.trace !== false) call = this.trace(call);
     return call;
   }

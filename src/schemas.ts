@@ -3,6 +3,7 @@ import type { SchedulerLike } from 'rxjs';
 import { z } from 'zod';
 import type { Breaker } from './breaker/circuitBreaker.js';
 import { validationError } from './errors.js';
+import type { HealthMonitor } from './health/healthMonitor.js';
 import type { IdempotencyStore } from './idempotency/store.js';
 import type { Limiter } from './limiter/limiter.js';
 import type { JsonObject } from './types.js';
@@ -143,6 +144,10 @@ const BreakerSchema = z.custom<Breaker>(
   (value) => hasMethod(value, 'acquire'),
   'must be a Breaker (new CircuitBreaker(...))',
 );
+const HealthMonitorSchema = z.custom<HealthMonitor>(
+  (value) => hasMethod(value, 'record'),
+  'must be a HealthMonitor',
+);
 const StoreSchema = z.custom<IdempotencyStore>(
   (value) => hasMethod(value, 'begin') && hasMethod(value, 'complete') && hasMethod(value, 'release'),
   'must be an IdempotencyStore',
@@ -169,6 +174,7 @@ export const ToolPolicySchema = z.strictObject({
   limiter: orOff(LimiterSchema, 'a Limiter').optional(),
   breaker: orOff(BreakerSchema, 'a Breaker').optional(),
   dedupe: Off.optional(),
+  monitor: Off.optional(),
   trace: Off.optional(),
 });
 export type ToolPolicy = z.infer<typeof ToolPolicySchema>;
@@ -189,6 +195,7 @@ export const TxCallOptionsSchema = z.strictObject({
   limiter: Off.optional(),
   breaker: Off.optional(),
   dedupe: Off.optional(),
+  monitor: Off.optional(),
   trace: Off.optional(),
 });
 export type TxCallOptions = z.infer<typeof TxCallOptionsSchema>;
@@ -206,6 +213,7 @@ export const TxConfigSchema = z.strictObject({
   dedupe: orOff(DedupeConfigSchema, 'a dedupe config object').default({}),
   limiter: LimiterSchema.optional(),
   breaker: BreakerSchema.optional(),
+  monitor: HealthMonitorSchema.optional(),
   trace: z
     .union([z.boolean(), TraceOptionsSchema], { message: 'must be a boolean or trace options' })
     .default(false),

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import {
   CircuitBreaker,
   concurrencyLimit,
+  HealthMonitor,
   memoryIdempotencyStore,
   type TxConfig,
   TxErrorCode,
@@ -114,6 +115,15 @@ describe('the default pipeline of call$', () => {
     fixture.tx.tool('counter', { dedupe: false });
     await fixture.tx.call('counter', { key: 'h' }, { idempotencyKey: 'k' });
     expect(fixture.effects.get('h')).toBe(3);
+  });
+
+  it('reports every logical call to the configured health monitor, unless switched off', async () => {
+    const health = new HealthMonitor();
+    fixture = await connect({ monitor: health });
+    await fixture.tx.call('flaky', { key: 'm', failTimes: 1 });
+    await fixture.tx.call('echo', {}, { monitor: false });
+    expect(health.health('flaky')).toMatchObject({ calls: 1, averageAttempts: 2 });
+    expect(health.health('echo')).toBeUndefined();
   });
 
   it('turns dedupe off entirely with dedupe: false in the config', async () => {

@@ -1,0 +1,35 @@
+import { type Observable, tap } from 'rxjs';
+import { type TxCall, txCallOf, withCallMeta } from '../src/call.js';
+import { TxError, TxErrorCode, validationError } from '../src/errors.js';
+import type { HealthMonitor } from '../src/health/healthMonitor.js';
+import type { TxResult } from '../src/types.js';
+
+/**
+ * Reports every call's outcome — its result's or its error's metadata — to a
+ * {@link HealthMonitor}. A call the caller cancelled is not an outcome and is not counted. Put it
+ * outside `retryWithPolicy` and `dedupe` to count logical calls (with their attempts and
+ * duplicates).
+ *
+ * @example
+ * const health = new HealthMonitor();
+ * tx.attempt$('search', { q }).pipe(retryWithPolicy(), dedupe(store), monitor(health));
+ */
+export function monitor(health: HealthMonitor) {
+  if (typeof (health as Partial<HealthMonitor> | null)?.record !== 'function') {
+    throw validationError('health', 'must be a HealthMonitor');
+  }
+  return (source: Observable<TxResult>): TxCall => {
+    const call = txCallOf(source, 'monitor');
+    return call.pipe(
+      tap({
+        next: (result) => health.record(result.meta),
+        error: (error: unknown) => {
+          const failed = withCallMeta(call, error);
+          if (failed instanceof TxError && failed.code !== TxErrorCode.Cancelled && failed.meta) {
+            health.record(failed.meta);
+          }
+        },
+      }),
+    ) as TxCall;
+  };
+}

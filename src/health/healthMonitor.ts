@@ -1,0 +1,191 @@
+import type { Histogram, Meter } from '@opentelemetry/api';
+import { type Observable, Subject } from 'rxjs';
+import { z } from 'zod';
+import { parseOrThrow } from '../schemas.js';
+import type { TxMeta } from '../types.js';
+
+const HealthMonitorOptionsSchema = z.strictObject({
+  alertThreshold: z.number().min(0, 'must be between 0 and 1').max(1, 'must be between 0 and 1').default(0.8),
+  window: z.number().int('must be a whole number').min(1, 'must be at least 1').default(100),
+  minCalls: z.number().int('must be a whole number').min(1, 'must be at least 1').default(5),
+  meter: z
+    .custom<Meter>(
+      (value) => typeof (value as Meter | null)?.createHistogram === 'function',
+      'must be an OpenTelemetry Meter',
+    )
+    .optional(),
+});
+
+/** Options of {@link HealthMonitor}. */
+export type HealthMonitorOptions = z.input<typeof HealthMonitorOptionsSchema>;
+
+/** How one tool has been doing over the monitor's window (its last `window` calls). */
+export interface ToolHealth {
+  readonly tool: string;
+  readonly calls: number;
+  readonly successes: number;
+  readonly failures: number;
+  readonly successRate: number;
+  readonly averageAttempts: number;
+  readonly duplicateRate: number;
+  readonly latencyMs: { readonly p50: number; readonly p95: number; readonly p99: number };
+  /** Calls seen since the monitor started, beyond the window. */
+  readonly totalCalls: number;
+}
+
+/** Emitted on `alerts$` when a tool's success rate falls under the threshold. */
+export interface HealthAlert {
+  readonly tool: string;
+  readonly successRate: number;
+  readonly threshold: number;
+  readonly at: string;
+}
+
+/** `report()`: every tool's health and the whole. */
+export interface HealthReport {
+  readonly generatedAt: string;
+  readonly healthy: boolean;
+  readonly totals: { readonly calls: number; readonly successRate: number; readonly averageAttempts: number };
+  readonly tools: readonly ToolHealth[];
+}
+
+interface Outcome {
+  readonly ok: boolean;
+  readonly attempts: number;
+  readonly duplicate: boolean;
+  readonly durationMs: number;
+}
+
+class ToolWindow {
+  readonly outcomes: Outcome[] = [];
+  total = 0;
+  /** Under the threshold now: an alert was sent and is not re-armed until the rate recovers. */
+  alerting = false;
+}
+
+/**
+ * Per-tool health from call metadata: success rate, average attempts, duplicate rate and latency
+ * percentiles over each tool's last `window` calls. `alerts$` emits once when a tool's success rate
+ * falls under `alertThreshold` (with at least `minCalls` in the window) and again only after it has
+ * recovered. With a `meter`, also records the OpenTelemetry `mcp.client.operation.duration`
+ * histogram (seconds).
+ *
+ * @example
+ * const health = new HealthMonitor({ alertThreshold: 0.9 });
+ * health.alerts$.subscribe(({ tool, successRate }) => console.warn(`${tool} at ${successRate}`));
+ * tx.attempt$('search', { q }).pipe(retryWithPolicy(), monitor(health));
+ * console.log(health.report());
+ */
+export class HealthMonitor {
+  private readonly settings: z.output<typeof HealthMonitorOptionsSchema>;
+  private readonly windows = new Map<string, ToolWindow>();
+  private readonly alerts = new Subject<HealthAlert>();
+  private readonly duration?: Histogram;
+
+  /** One alert per crossing under the threshold. */
+  readonly alerts$: Observable<HealthAlert> = this.alerts.asObservable();
+
+  constructor(options: HealthMonitorOptions = {}) {
+    this.settings = parseOrThrow(HealthMonitorOptionsSchema, options, 'options');
+    this.duration = this.settings.meter?.createHistogram('mcp.client.operation.duration', {
+      description: 'Duration of MCP client operations (tools/call through mcp-tx)',
+      unit: 's',
+    });
+  }
+
+  /** Takes the outcome of one logical call (its final metadata). */
+  record(meta: TxMeta): void {
+    const window = this.windowOf(meta.tool);
+    const ok = meta.status === 'completed';
+    window.outcomes.push({
+      ok,
+      attempts: meta.attempts,
+      duplicate: meta.duplicate,
+      durationMs: meta.durationMs,
+    });
+    if (window.outcomes.length > this.settings.window) window.outcomes.shift();
+    window.total += 1;
+    this.duration?.record(meta.durationMs / 1_000, {
+      'mcp.method.name': 'tools/call',
+      'gen_ai.tool.name': meta.tool,
+      ...(ok ? {} : { 'error.type': meta.errorCode ?? meta.status }),
+    });
+    this.checkAlert(meta.tool, window);
+  }
+
+  /** The health of one tool, or undefined if it was never called. */
+  health(tool: string): ToolHealth | undefined {
+    const window = this.windows.get(tool);
+    return window === undefined ? undefined : summarize(tool, window);
+  }
+
+  report(): HealthReport {
+    const tools = [...this.windows].map(([tool, window]) => summarize(tool, window));
+    const calls = tools.reduce((sum, tool) => sum + tool.calls, 0);
+    const weighted = (pick: (tool: ToolHealth) => number) =>
+      calls === 0 ? 0 : tools.reduce((sum, tool) => sum + pick(tool) * tool.calls, 0) / calls;
+    const successRate = calls === 0 ? 1 : weighted((tool) => tool.successRate);
+    return {
+      generatedAt: new Date().toISOString(),
+      healthy: tools.every((tool) => !this.windows.get(tool.tool)?.alerting),
+      totals: { calls, successRate, averageAttempts: weighted((tool) => tool.averageAttempts) },
+      tools,
+    };
+  }
+
+  /** Completes `alerts$`. */
+  dispose(): void {
+    this.alerts.complete();
+  }
+
+  private windowOf(tool: string): ToolWindow {
+    let window = this.windows.get(tool);
+    if (window === undefined) {
+      window = new ToolWindow();
+      this.windows.set(tool, window);
+    }
+    return window;
+  }
+
+  private checkAlert(tool: string, window: ToolWindow): void {
+    const { alertThreshold, minCalls } = this.settings;
+    if (window.outcomes.length < minCalls) return;
+    const { successRate } = summarize(tool, window);
+    if (successRate >= alertThreshold) {
+      window.alerting = false;
+      return;
+    }
+    if (window.alerting) return;
+    window.alerting = true;
+    this.alerts.next({ tool, successRate, threshold: alertThreshold, at: new Date().toISOString() });
+  }
+}
+
+function summarize(tool: string, window: ToolWindow): ToolHealth {
+  const { outcomes } = window;
+  const calls = outcomes.length;
+  const successes = outcomes.filter((outcome) => outcome.ok).length;
+  const share = (count: number) => (calls === 0 ? 0 : count / calls);
+  const durations = outcomes.map((outcome) => outcome.durationMs).sort((a, b) => a - b);
+  return {
+    tool,
+    calls,
+    successes,
+    failures: calls - successes,
+    successRate: calls === 0 ? 1 : successes / calls,
+    averageAttempts: share(outcomes.reduce((sum, outcome) => sum + outcome.attempts, 0)),
+    duplicateRate: share(outcomes.filter((outcome) => outcome.duplicate).length),
+    latencyMs: {
+      p50: percentile(durations, 0.5),
+      p95: percentile(durations, 0.95),
+      p99: percentile(durations, 0.99),
+    },
+    totalCalls: window.total,
+  };
+}
+
+/** Nearest-rank percentile of sorted values (0 when there are none). */
+function percentile(sorted: readonly number[], fraction: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.ceil(fraction * sorted.length) - 1)] as number;
+}

@@ -1,0 +1,80 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { type HealthAlert, HealthMonitor } from '../../src/health/healthMonitor.js';
+import type { TxMeta } from '../../src/index.js';
+import { okResult } from '../support/virtualCall.js';
+
+const outcome = (ok: boolean, extra: Partial<TxMeta> = {}): TxMeta => ({
+  ...okResult().meta,
+  tool: 'search',
+  status: ok ? 'completed' : 'failed',
+  ...(ok ? {} : { errorCode: 'MCP_TX_TOOL_ERROR' }),
+  ...extra,
+});
+
+describe('HealthMonitor', () => {
+  it('summarizes success rate, attempts, duplicates and latency percentiles per tool', () => {
+    const health = new HealthMonitor();
+    for (const [index, durationMs] of [10, 20, 30, 40].entries()) {
+      health.record(outcome(index !== 3, { durationMs, attempts: index + 1, duplicate: index === 0 }));
+    }
+    expect(health.health('search')).toEqual({
+      tool: 'search',
+      calls: 4,
+      successes: 3,
+      failures: 1,
+      successRate: 0.75,
+      averageAttempts: 2.5,
+      duplicateRate: 0.25,
+      latencyMs: { p50: 20, p95: 40, p99: 40 },
+      totalCalls: 4,
+    });
+    expect(health.health('other')).toBeUndefined();
+    expect(health.report()).toMatchObject({ totals: { calls: 4, successRate: 0.75, averageAttempts: 2.5 } });
+  });
+
+  it('keeps only the last `window` calls per tool', () => {
+    const health = new HealthMonitor({ window: 3 });
+    for (const ok of [false, false, true, true, true]) health.record(outcome(ok));
+    expect(health.health('search')).toMatchObject({ calls: 3, successRate: 1, totalCalls: 5 });
+  });
+
+  it('alerts once per crossing under the threshold, after minCalls, and again after recovering', () => {
+    const health = new HealthMonitor({ alertThreshold: 0.5, window: 4, minCalls: 2 });
+    const alerts: HealthAlert[] = [];
+    health.alerts$.subscribe((alert) => alerts.push(alert));
+    const sequence = [false, false, false, false, true, true, true, false, false, false];
+    for (const ok of sequence) health.record(outcome(ok));
+    expect(alerts.map((alert) => alert.successRate)).toEqual([0, 0.25]);
+    expect(health.report().healthy).toBe(false);
+  });
+
+  it('never alerts twice in a row without a recovery in between (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.boolean(), { maxLength: 200 }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        (oks, threshold) => {
+          const health = new HealthMonitor({ alertThreshold: threshold, window: 10, minCalls: 3 });
+          const events: string[] = [];
+          health.alerts$.subscribe(() => events.push('alert'));
+          for (const ok of oks) {
+            health.record(outcome(ok));
+            const rate = health.health('search')?.successRate ?? 1;
+            if (rate >= threshold) events.push('ok');
+          }
+          const alertsOnly = events.filter(
+            (event, index) => event === 'alert' && events[index - 1] === 'alert',
+          );
+          expect(alertsOnly).toHaveLength(0);
+        },
+      ),
+    );
+  });
+
+  it('rejects bad options, naming the field', () => {
+    expect(() => new HealthMonitor({ alertThreshold: 2 })).toThrowError(
+      expect.objectContaining({ field: 'options.alertThreshold' }),
+    );
+  });
+});
