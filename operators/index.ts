@@ -2,6 +2,7 @@ export { circuitBreak } from './circuitBreak.js';
 export { type DedupeOptions, dedupe } from './dedupe.js';
 export { failuresAsResults } from './failuresAsResults.js';
 export { monitor } from './monitor.js';
+export { type RecordOptions, record } from './record.js';
 export { type RetryOptions, retryWithPolicy } from './retryWithPolicy.js';
 export { throttle } from './throttle.js';
 export { trace } from './trace.js';

@@ -13,6 +13,7 @@ export const TxErrorCode = {
   InProgress: 'MCP_TX_IN_PROGRESS',
   Validation: 'MCP_TX_VALIDATION',
   Cancelled: 'MCP_TX_CANCELLED',
+  StoreUnavailable: 'MCP_TX_STORE_UNAVAILABLE',
 } as const;
 
 export type TxErrorCode = (typeof TxErrorCode)[keyof typeof TxErrorCode];
@@ -29,6 +30,7 @@ const STATUS_BY_CODE: Readonly<Record<TxErrorCode, TxStatus>> = {
   MCP_TX_IN_PROGRESS: 'rejected',
   MCP_TX_VALIDATION: 'rejected',
   MCP_TX_CANCELLED: 'cancelled',
+  MCP_TX_STORE_UNAVAILABLE: 'failed',
 };
 
 /**

@@ -20,6 +20,16 @@ export { classifyRejection, classifyToolError, matchesRetryable } from './classi
 export { createMcpTx, type McpTx } from './client.js';
 export { isTxError, statusOf, TxError, TxErrorCode, type TxErrorOptions, validationError } from './errors.js';
 export {
+  type EventFilter,
+  type EventStore,
+  MemoryEventStore,
+  matchesFilter,
+  type NewTxEvent,
+  replayLog,
+  type TxEvent,
+} from './events/eventStore.js';
+export { JsonlEventStore } from './events/jsonlEventStore.js';
+export {
   type HealthAlert,
   HealthMonitor,
   type HealthMonitorOptions,

@@ -2,6 +2,7 @@ import type { Observable, SchedulerLike } from 'rxjs';
 import { circuitBreak } from '../operators/circuitBreak.js';
 import { dedupe } from '../operators/dedupe.js';
 import { monitor } from '../operators/monitor.js';
+import { record } from '../operators/record.js';
 import { retryWithPolicy } from '../operators/retryWithPolicy.js';
 import { throttle } from '../operators/throttle.js';
 import { trace } from '../operators/trace.js';
@@ -30,7 +31,7 @@ interface ToolStages {
  * Builds `tx.call$`'s default pipeline (DESIGN §6) from the config, each tool's policy and each
  * call's options:
  *
- * `attempt → throttle → circuitBreak → retryWithPolicy → dedupe → monitor → trace`
+ * `attempt → throttle → circuitBreak → retryWithPolicy → dedupe → monitor → record → trace`
  *
  * A limiter or breaker inside the retry counts every attempt; dedupe outside it makes the retried
  * call one execution; trace outermost makes one span per logical call. Operators are built once per
@@ -44,6 +45,7 @@ export class DefaultPipeline {
   private readonly stagesByTool = new Map<string, ToolStages>();
   private readonly dedupe?: TxOperator;
   private readonly monitor?: TxOperator;
+  private readonly record?: TxOperator;
   private readonly trace?: TxOperator;
 
   constructor(
@@ -59,6 +61,7 @@ export class DefaultPipeline {
       });
     }
     if (config.monitor !== undefined) this.monitor = monitor(config.monitor);
+    if (config.events !== undefined) this.record = record(config.events);
     if (config.trace !== false) this.trace = trace(config.trace === true ? {} : config.trace);
   }
 
@@ -77,6 +80,7 @@ export class DefaultPipeline {
     const policy = this.policyOf(attempt.request.name);
     if (this.dedupe && policy?.dedupe !== false && options?.dedupe !== false) call = this.dedupe(call);
     if (this.monitor && policy?.monitor !== false && options?.monitor !== false) call = this.monitor(call);
+    if (this.record && policy?.record !== false && options?.record !== false) call = this.record(call);
     if (this.trace && policy?.trace !== false && options?.trace !== false) call = this.trace(call);
     return call;
   }

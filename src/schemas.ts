@@ -3,6 +3,7 @@ import type { SchedulerLike } from 'rxjs';
 import { z } from 'zod';
 import type { Breaker } from './breaker/circuitBreaker.js';
 import { validationError } from './errors.js';
+import type { EventStore } from './events/eventStore.js';
 import type { HealthMonitor } from './health/healthMonitor.js';
 import type { IdempotencyStore } from './idempotency/store.js';
 import type { Limiter } from './limiter/limiter.js';
@@ -148,6 +149,7 @@ const HealthMonitorSchema = z.custom<HealthMonitor>(
   (value) => hasMethod(value, 'record'),
   'must be a HealthMonitor',
 );
+const EventStoreSchema = z.custom<EventStore>((value) => hasMethod(value, 'append'), 'must be an EventStore');
 const StoreSchema = z.custom<IdempotencyStore>(
   (value) => hasMethod(value, 'begin') && hasMethod(value, 'complete') && hasMethod(value, 'release'),
   'must be an IdempotencyStore',
@@ -175,6 +177,7 @@ export const ToolPolicySchema = z.strictObject({
   breaker: orOff(BreakerSchema, 'a Breaker').optional(),
   dedupe: Off.optional(),
   monitor: Off.optional(),
+  record: Off.optional(),
   trace: Off.optional(),
 });
 export type ToolPolicy = z.infer<typeof ToolPolicySchema>;
@@ -196,6 +199,7 @@ export const TxCallOptionsSchema = z.strictObject({
   breaker: Off.optional(),
   dedupe: Off.optional(),
   monitor: Off.optional(),
+  record: Off.optional(),
   trace: Off.optional(),
 });
 export type TxCallOptions = z.infer<typeof TxCallOptionsSchema>;
@@ -214,6 +218,7 @@ export const TxConfigSchema = z.strictObject({
   limiter: LimiterSchema.optional(),
   breaker: BreakerSchema.optional(),
   monitor: HealthMonitorSchema.optional(),
+  events: EventStoreSchema.optional(),
   trace: z
     .union([z.boolean(), TraceOptionsSchema], { message: 'must be a boolean or trace options' })
     .default(false),

@@ -11,6 +11,7 @@ import {
   CircuitBreaker,
   concurrencyLimit,
   HealthMonitor,
+  MemoryEventStore,
   memoryIdempotencyStore,
   type TxConfig,
   TxErrorCode,
@@ -124,6 +125,19 @@ describe('the default pipeline of call$', () => {
     await fixture.tx.call('echo', {}, { monitor: false });
     expect(health.health('flaky')).toMatchObject({ calls: 1, averageAttempts: 2 });
     expect(health.health('echo')).toBeUndefined();
+  });
+
+  it('logs every logical call to the configured event store, unless switched off', async () => {
+    const events = new MemoryEventStore();
+    fixture = await connect({ events });
+    await fixture.tx.call('flaky', { key: 'ev', failTimes: 1 });
+    await fixture.tx.call('echo', {}, { record: false });
+    const log = await lastValueFrom(events.read$().pipe(toArray()));
+    expect(log.map((event) => `${event.type}:${event.tool}`)).toEqual([
+      'ToolCallRequested:flaky',
+      'ToolCallCompleted:flaky',
+    ]);
+    expect(log[1]?.data).toMatchObject({ attempts: 2 });
   });
 
   it('turns dedupe off entirely with dedupe: false in the config', async () => {
