@@ -46,6 +46,13 @@ export {
 } from './limiter/concurrencyLimit.js';
 export type { Limiter, Permit } from './limiter/limiter.js';
 export { TokenBucket, type TokenBucketOptions, tokenBucket } from './limiter/tokenBucket.js';
+export {
+  runWorkflow,
+  type WorkflowState,
+  type WorkflowStep,
+  type WorkflowStepRecord,
+  workflow$,
+} from './orchestration/workflow.js';
 export { perRequestSignalFetch } from './perRequestSignalFetch.js';
 export { extractData } from './result.js';
 export { MAX_ERROR_MESSAGE_LENGTH, sanitizeMessage } from './sanitize.js';

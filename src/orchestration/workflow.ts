@@ -1,0 +1,177 @@
+import {
+  catchError,
+  concat,
+  concatMap,
+  defer,
+  from,
+  lastValueFrom,
+  map,
+  type Observable,
+  of,
+  takeWhile,
+} from 'rxjs';
+import type { McpTx } from '../client.js';
+import { isTxError, TxError, TxErrorCode } from '../errors.js';
+import { newRequestId } from '../ids.js';
+import type { TxCallOptions } from '../schemas.js';
+import type { JsonObject, TxResult } from '../types.js';
+
+/** One step: a tool and its arguments, fixed or made from the steps before it. */
+export interface WorkflowStep {
+  readonly name: string;
+  readonly tool: string;
+  readonly args?:
+    | JsonObject
+    | ((previous: TxResult | undefined, results: Readonly<Record<string, TxResult>>) => JsonObject);
+  /** Call options; `transactionId` is the workflow's and the idempotency key defaults to `<id>:<step>`. */
+  readonly options?: Omit<TxCallOptions, 'transactionId'>;
+}
+
+/** What one step did. */
+export interface WorkflowStepRecord {
+  readonly name: string;
+  readonly tool: string;
+  readonly status: 'completed' | 'failed';
+  readonly requestId?: string;
+  readonly attempts: number;
+  readonly duplicate: boolean;
+  readonly data?: unknown;
+  readonly errorCode?: string;
+  readonly errorMessage?: string;
+}
+
+/** A workflow's state: emitted after each step; the last one is the outcome. */
+export interface WorkflowState {
+  readonly id: string;
+  readonly status: 'running' | 'completed' | 'failed';
+  readonly steps: readonly WorkflowStepRecord[];
+  readonly totalAttempts: number;
+  /** The failed step's error. */
+  readonly error?: TxError;
+}
+
+/**
+ * Runs tool calls one after another as one transaction: the workflow id is every call's
+ * `transaction_id`; each step's idempotency key is `<workflow id>:<step name>`, so running the same
+ * workflow id again after a crash does not repeat the steps that finished (the server's `txTool`
+ * or a shared `dedupe` store answers them as duplicates). A step can build its arguments from the
+ * previous step's result. Emits the state after every step, and stops at the first failure.
+ *
+ * @example
+ * workflow$(tx, {
+ *   id: 'etl-2026-11-25',
+ *   steps: [
+ *     { name: 'extract', tool: 'extract', args: { source: 'orders' } },
+ *     { name: 'load', tool: 'load', args: (previous) => ({ rows: previous?.data as JsonObject[] }) },
+ *   ],
+ * }).subscribe((state) => console.log(state.status, state.steps.length));
+ */
+export function workflow$(
+  tx: McpTx,
+  definition: { id?: string; steps: readonly WorkflowStep[] },
+): Observable<WorkflowState> {
+  return defer(() => {
+    const id = definition.id ?? newRequestId();
+    const results: Record<string, TxResult> = {};
+    let state: WorkflowState = { id, status: 'running', steps: [], totalAttempts: 0 };
+    let previous: TxResult | undefined;
+    const stepStates = from(definition.steps).pipe(
+      concatMap((step) =>
+        runStep(tx, id, step, previous, results).pipe(
+          map(({ record, result, error }) => {
+            if (result !== undefined) {
+              previous = result;
+              results[step.name] = result;
+            }
+            state = advance(state, record, error);
+            return state;
+          }),
+        ),
+      ),
+      takeWhile((current) => current.status !== 'failed', true),
+    );
+    const finished = defer(() =>
+      state.status === 'failed' ? of() : of({ ...state, status: 'completed' as const }),
+    );
+    return concat(stepStates, finished);
+  });
+}
+
+/**
+ * {@link workflow$} as a Promise of its final state (it resolves also when a step failed: see `status`).
+ *
+ * @example
+ * const { status, steps, totalAttempts } = await runWorkflow(tx, { id: 'wf-1', steps });
+ */
+export function runWorkflow(
+  tx: McpTx,
+  definition: { id?: string; steps: readonly WorkflowStep[] },
+): Promise<WorkflowState> {
+  return lastValueFrom(workflow$(tx, definition));
+}
+
+interface StepOutcome {
+  readonly record: WorkflowStepRecord;
+  readonly result?: TxResult;
+  readonly error?: TxError;
+}
+
+function runStep(
+  tx: McpTx,
+  id: string,
+  step: WorkflowStep,
+  previous: TxResult | undefined,
+  results: Readonly<Record<string, TxResult>>,
+): Observable<StepOutcome> {
+  return defer(() => {
+    const args = typeof step.args === 'function' ? step.args(previous, results) : (step.args ?? {});
+    const options = { idempotencyKey: `${id}:${step.name}`, ...step.options, transactionId: id };
+    return tx.call$(step.tool, args, options);
+  }).pipe(
+    map(
+      (result): StepOutcome => ({
+        result,
+        record: {
+          name: step.name,
+          tool: step.tool,
+          status: 'completed',
+          requestId: result.meta.requestId,
+          attempts: result.meta.attempts,
+          duplicate: result.meta.duplicate,
+          data: result.data,
+        },
+      }),
+    ),
+    catchError((thrown: unknown) => {
+      const error = isTxError(thrown)
+        ? thrown
+        : new TxError(TxErrorCode.Validation, `Step ${step.name}: ${String(thrown)}`, {
+            field: `steps.${step.name}`,
+          });
+      const record: WorkflowStepRecord = {
+        name: step.name,
+        tool: step.tool,
+        status: 'failed',
+        requestId: error.meta?.requestId,
+        attempts: error.meta?.attempts ?? 0,
+        duplicate: false,
+        errorCode: error.code,
+        errorMessage: error.message,
+      };
+      return of({ record, error });
+    }),
+  );
+}
+
+function advance(
+  state: WorkflowState,
+  record: WorkflowStepRecord,
+  error: TxError | undefined,
+): WorkflowState {
+  const next = {
+    ...state,
+    steps: [...state.steps, record],
+    totalAttempts: state.totalAttempts + record.attempts,
+  };
+  return error === undefined ? next : { ...next, status: 'failed', error };
+}
