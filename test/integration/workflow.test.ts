@@ -71,7 +71,8 @@ describe('workflows', () => {
       .filter((message) => 'method' in message && message.method === 'tools/call')
       .map(
         (message) =>
-          (message as { params: { _meta: { mcp_tx: Record<string, unknown> } } }).params._meta.mcp_tx,
+          (message as unknown as { params: { _meta: { mcp_tx: Record<string, unknown> } } }).params._meta
+            .mcp_tx,
       );
     expect(wires.map((wire) => wire.transaction_id)).toEqual(['etl-1', 'etl-1', 'etl-1']);
     expect(wires.map((wire) => wire.idempotency_key)).toEqual([
