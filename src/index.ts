@@ -46,6 +46,7 @@ export {
 } from './limiter/concurrencyLimit.js';
 export type { Limiter, Permit } from './limiter/limiter.js';
 export { TokenBucket, type TokenBucketOptions, tokenBucket } from './limiter/tokenBucket.js';
+export { Saga, type SagaResult, type SagaStep } from './orchestration/saga.js';
 export {
   runWorkflow,
   type WorkflowState,

@@ -54,6 +54,21 @@ export function createE2eServer(
     if (extra.signal.aborted) state.aborted += 1;
     return { content: [{ type: 'text', text: 'done' }] };
   });
+  // An order saga's tools: each counts its effects per order under `<tool>:<order>`.
+  const sagaTool = (tool: string) =>
+    server.registerTool(
+      tool,
+      { inputSchema: { order: z.string(), fail: z.boolean().optional() } },
+      txTool(
+        async ({ order, fail }) => {
+          if (fail) throw new Error(`${tool} refused order ${order}`);
+          state.effects[`${tool}:${order}`] = (state.effects[`${tool}:${order}`] ?? 0) + 1;
+          return { content: [{ type: 'text', text: JSON.stringify({ [`${tool}Id`]: `${tool}-${order}` }) }] };
+        },
+        { tool, store },
+      ),
+    );
+  for (const tool of ['reserve', 'pay', 'ship', 'release', 'refund']) sagaTool(tool);
   server.registerTool('stats', { inputSchema: {}, annotations: { readOnlyHint: true } }, async () => ({
     content: [{ type: 'text', text: JSON.stringify(state) }],
   }));
