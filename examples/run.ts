@@ -3,6 +3,15 @@
  */
 const examples: Record<string, () => Promise<{ main: () => Promise<unknown> }>> = {
   quickstart: () => import('./quickstart.js'),
+  workflow: () => import('./workflow.js'),
+  'circuit-breaker': () => import('./circuit-breaker.js'),
+  tracing: () => import('./tracing.js'),
+  'rate-limit': () => import('./rate-limit.js'),
+  saga: () => import('./saga.js'),
+  'event-sourcing': () => import('./event-sourcing.js'),
+  monitoring: () => import('./monitoring.js'),
+  'reactive-search': () => import('./reactive-search.js'),
+  batch: () => import('./batch.js'),
 };
 
 const name = process.argv[2];
