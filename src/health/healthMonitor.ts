@@ -1,4 +1,4 @@
-import type { Histogram, Meter } from '@opentelemetry/api';
+import type { Counter, Histogram, Meter } from '@opentelemetry/api';
 import { type Observable, Subject } from 'rxjs';
 import { z } from 'zod';
 import { parseOrThrow } from '../schemas.js';
@@ -68,7 +68,7 @@ class ToolWindow {
  * percentiles over each tool's last `window` calls. `alerts$` emits once when a tool's success rate
  * falls under `alertThreshold` (with at least `minCalls` in the window) and again only after it has
  * recovered. With a `meter`, also records the OpenTelemetry `mcp.client.operation.duration`
- * histogram (seconds).
+ * histogram (seconds) and the `mcp_tx.calls` and `mcp_tx.attempts` counters.
  *
  * @example
  * const health = new HealthMonitor({ alertThreshold: 0.9 });
@@ -81,16 +81,23 @@ export class HealthMonitor {
   private readonly windows = new Map<string, ToolWindow>();
   private readonly alerts = new Subject<HealthAlert>();
   private readonly duration?: Histogram;
+  private readonly calls?: Counter;
+  private readonly attempts?: Counter;
 
   /** One alert per crossing under the threshold. */
   readonly alerts$: Observable<HealthAlert> = this.alerts.asObservable();
 
   constructor(options: HealthMonitorOptions = {}) {
     this.settings = parseOrThrow(HealthMonitorOptionsSchema, options, 'options');
-    this.duration = this.settings.meter?.createHistogram('mcp.client.operation.duration', {
+    const { meter } = this.settings;
+    this.duration = meter?.createHistogram('mcp.client.operation.duration', {
       description: 'Duration of MCP client operations (tools/call through mcp-tx)',
       unit: 's',
     });
+    this.calls = meter?.createCounter('mcp_tx.calls', {
+      description: 'Logical tool calls, by tool and status',
+    });
+    this.attempts = meter?.createCounter('mcp_tx.attempts', { description: 'Attempts made for tool calls' });
   }
 
   /** Takes the outcome of one logical call (its final metadata). */
@@ -105,11 +112,14 @@ export class HealthMonitor {
     });
     if (window.outcomes.length > this.settings.window) window.outcomes.shift();
     window.total += 1;
-    this.duration?.record(meta.durationMs / 1_000, {
+    const attributes = {
       'mcp.method.name': 'tools/call',
       'gen_ai.tool.name': meta.tool,
       ...(ok ? {} : { 'error.type': meta.errorCode ?? meta.status }),
-    });
+    };
+    this.duration?.record(meta.durationMs / 1_000, attributes);
+    this.calls?.add(1, { ...attributes, 'mcp_tx.status': meta.status, 'mcp_tx.duplicate': meta.duplicate });
+    this.attempts?.add(meta.attempts, attributes);
     this.checkAlert(meta.tool, window);
   }
 
