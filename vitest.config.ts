@@ -8,5 +8,6 @@ export default defineConfig({
     maxWorkers: 2,
     testTimeout: 20_000,
     reporters: ['default', './test/support/summaryReporter.ts'],
+    globalSetup: ['./test/support/redisSetup.ts'],
   },
 });

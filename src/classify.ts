@@ -16,6 +16,7 @@ const RETRYABLE_SERVER_CODES: ReadonlySet<string> = new Set([
   TxErrorCode.InProgress,
   TxErrorCode.Timeout,
   TxErrorCode.NetworkError,
+  TxErrorCode.StoreUnavailable,
 ]);
 
 /** The SDK turns protocol errors inside `tools/call` into `isError` results whose text starts like this. */

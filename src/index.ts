@@ -38,6 +38,7 @@ export {
 } from './health/healthMonitor.js';
 export { canonicalJson, fingerprint, scopedKey } from './idempotency/fingerprint.js';
 export { type MemoryStoreOptions, memoryIdempotencyStore } from './idempotency/memoryStore.js';
+export { type RedisStoreOptions, redisIdempotencyStore } from './idempotency/redisStore.js';
 export type { BeginOutcome, IdempotencyRecord, IdempotencyStore } from './idempotency/store.js';
 export {
   ConcurrencyLimit,

@@ -1,7 +1,7 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { asyncScheduler, firstValueFrom, type SchedulerLike, timer } from 'rxjs';
 import { z } from 'zod';
-import { TxErrorCode, validationError } from '../errors.js';
+import { isTxError, TxErrorCode, validationError } from '../errors.js';
 import { fingerprint, scopedKey } from '../idempotency/fingerprint.js';
 import type { BeginOutcome, IdempotencyStore } from '../idempotency/store.js';
 import { sanitizeMessage } from '../sanitize.js';
@@ -73,7 +73,12 @@ export function txTool<Args, Extra extends ToolExtra>(
       const result = await runHandler(run);
       return wire === undefined ? result : withTxMeta(result, wire, { duplicate: false });
     }
-    return runKeyed(run, { settings, wire, args, key: scopedKey(settings.tool, key), extra });
+    try {
+      return await runKeyed(run, { settings, wire, args, key: scopedKey(settings.tool, key), extra });
+    } catch (error) {
+      if (isTxError(error)) return errorResult(wire, error.code, error.message); // the store failed
+      throw error;
+    }
   };
 }
 

@@ -1,0 +1,75 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { newRequestId } from '../../src/ids.js';
+import { redisIdempotencyStore, TxErrorCode } from '../../src/index.js';
+
+const run = promisify(execFile);
+const worker = fileURLToPath(new URL('./dedupeWorker.ts', import.meta.url));
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const prefix = `mcp-tx-test:${newRequestId()}:`;
+const redis = new Redis(redisUrl);
+
+afterAll(async () => {
+  const keys = await redis.keys(`${prefix}*`);
+  if (keys.length > 0) await redis.del(...keys);
+  redis.disconnect();
+});
+
+describe('redisIdempotencyStore on a real Redis', () => {
+  it('begins a key once, then answers in progress, conflict, completed; release frees it', async () => {
+    const store = redisIdempotencyStore(redis, { prefix });
+    const outcomes = await Promise.all(Array.from({ length: 20 }, () => store.begin('a', 'f', 5_000)));
+    expect(outcomes.filter((outcome) => outcome.status === 'new')).toHaveLength(1);
+    expect((await store.begin('a', 'other', 5_000)).status).toBe('conflict');
+    await store.release('a');
+    expect((await store.begin('a', 'f', 5_000)).status).toBe('new');
+    const record = { kind: 'result' as const, result: { content: [{ type: 'text' as const, text: 'ok' }] } };
+    await store.complete('a', 'f', record, 5_000);
+    await store.release('a');
+    expect(await store.begin('a', 'f', 5_000)).toEqual({ status: 'completed', record });
+  });
+
+  it('lets an in-progress record expire, so a crashed holder does not block the key', async () => {
+    const store = redisIdempotencyStore(redis, { prefix });
+    await store.begin('b', 'f', 50);
+    expect((await store.begin('b', 'f', 50)).status).toBe('in_progress');
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    expect((await store.begin('b', 'f', 50)).status).toBe('new');
+  });
+
+  it('executes each key once across 4 worker processes; the other workers get duplicates', async () => {
+    const env = { ...process.env, REDIS_URL: redisUrl, PREFIX: `${prefix}workers:`, KEYS: '30' };
+    const outputs = await Promise.all(
+      Array.from({ length: 4 }, () =>
+        run(process.execPath, ['--import', 'tsx', worker], { env, timeout: 60_000 }),
+      ),
+    );
+    const reports = outputs.map(({ stdout }) => JSON.parse(stdout.trim().split('\n').at(-1) as string));
+    const executed = reports.flatMap((report) => report.executed as string[]);
+    expect(executed).toHaveLength(30);
+    expect(new Set(executed).size).toBe(30);
+    expect(reports.every((report) => report.completed === 30)).toBe(true);
+    expect(reports.reduce((sum, report) => sum + report.duplicates, 0)).toBe(4 * 30 - 30);
+  }, 60_000);
+
+  it('fails closed with MCP_TX_STORE_UNAVAILABLE when Redis is unreachable, or goes ahead when failOpen', async () => {
+    const down = new Redis('redis://127.0.0.1:1', {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      retryStrategy: () => null,
+    });
+    down.on('error', () => undefined);
+    const closed = redisIdempotencyStore(down, { prefix });
+    await expect(closed.begin('c', 'f', 1_000)).rejects.toMatchObject({
+      code: TxErrorCode.StoreUnavailable,
+      retryable: true,
+    });
+    const open = redisIdempotencyStore(down, { prefix, failOpen: true });
+    expect(await open.begin('c', 'f', 1_000)).toEqual({ status: 'new' });
+    down.disconnect();
+  });
+});
