@@ -46,6 +46,7 @@ export {
   concurrencyLimit,
 } from './limiter/concurrencyLimit.js';
 export type { Limiter, Permit } from './limiter/limiter.js';
+export { type RedisRateLimiterOptions, redisRateLimiter } from './limiter/redisRateLimiter.js';
 export { TokenBucket, type TokenBucketOptions, tokenBucket } from './limiter/tokenBucket.js';
 export { Saga, type SagaResult, type SagaStep } from './orchestration/saga.js';
 export {
