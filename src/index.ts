@@ -29,6 +29,7 @@ export {
   type TxEvent,
 } from './events/eventStore.js';
 export { JsonlEventStore } from './events/jsonlEventStore.js';
+export { RedisEventStore, type RedisEventStoreOptions } from './events/redisEventStore.js';
 export {
   type HealthAlert,
   HealthMonitor,

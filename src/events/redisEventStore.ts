@@ -1,0 +1,114 @@
+import type { Redis } from 'ioredis';
+import { from, Observable, switchMap } from 'rxjs';
+import { z } from 'zod';
+import { TxError, TxErrorCode, validationError } from '../errors.js';
+import { parseOrThrow } from '../schemas.js';
+import {
+  type EventFilter,
+  type EventStore,
+  matchesFilter,
+  type NewTxEvent,
+  replayLog,
+  stampEvent,
+  type TxEvent,
+} from './eventStore.js';
+
+const RedisEventStoreOptionsSchema = z.strictObject({
+  stream: z.string().min(1, 'must not be empty'),
+  /** How long one blocking read of `live$` waits before asking again (ms). */
+  blockMs: z.number().int().positive().default(1_000),
+});
+
+/** Options of {@link RedisEventStore}. */
+export type RedisEventStoreOptions = z.input<typeof RedisEventStoreOptionsSchema>;
+
+/** The stream entry field that holds the event as JSON. */
+const FIELD = 'event';
+
+type StreamEntries = Array<[id: string, fields: string[]]>;
+
+/**
+ * An {@link EventStore} on a Redis Stream that many processes append to and read: `append` is one
+ * XADD; `read$` replays the stream in order; `live$` follows it, emitting the events appended after
+ * the subscription (a blocking XREAD on its own connection, closed on unsubscribe). Redis errors
+ * surface as `MCP_TX_STORE_UNAVAILABLE`.
+ *
+ * @example
+ * const events = new RedisEventStore(new Redis(process.env.REDIS_URL), { stream: 'shop:events' });
+ * events.live$({ type: 'ToolCallFailed' }).subscribe((event) => alert(event));
+ */
+export class RedisEventStore implements EventStore {
+  private readonly settings: z.output<typeof RedisEventStoreOptionsSchema>;
+
+  constructor(
+    private readonly redis: Redis,
+    options: RedisEventStoreOptions,
+  ) {
+    if (typeof (redis as Partial<Redis> | null)?.xadd !== 'function') {
+      throw validationError('redis', 'must be an ioredis client');
+    }
+    this.settings = parseOrThrow(RedisEventStoreOptionsSchema, options, 'options');
+  }
+
+  async append(event: NewTxEvent): Promise<TxEvent> {
+    const stored = stampEvent(event);
+    await this.guard(this.redis.xadd(this.settings.stream, '*', FIELD, JSON.stringify(stored)));
+    return stored;
+  }
+
+  read$(eventFilter?: EventFilter): Observable<TxEvent> {
+    return from(this.guard(this.redis.xrange(this.settings.stream, '-', '+'))).pipe(
+      switchMap((entries) => replayLog(toEvents(entries), eventFilter)),
+    );
+  }
+
+  /** The events appended from now on, as they come (type, transaction, request and tool filters apply). */
+  live$(eventFilter?: EventFilter): Observable<TxEvent> {
+    return new Observable<TxEvent>((subscriber) => {
+      const reader = this.redis.duplicate();
+      reader.on('error', () => undefined); // reported through the failed read below
+      let closed = false;
+      const follow = async (after: string) => {
+        let cursor = after;
+        while (!closed) {
+          const answer = (await reader.xread(
+            'BLOCK',
+            this.settings.blockMs,
+            'STREAMS',
+            this.settings.stream,
+            cursor,
+          )) as Array<[string, StreamEntries]> | null;
+          for (const [, entries] of answer ?? []) {
+            for (const event of toEvents(entries))
+              if (matchesFilter(event, eventFilter)) subscriber.next(event);
+            cursor = entries.at(-1)?.[0] ?? cursor;
+          }
+        }
+      };
+      follow('$').catch((error: unknown) => {
+        if (!closed) subscriber.error(unavailable(error));
+      });
+      return () => {
+        closed = true;
+        reader.disconnect();
+      };
+    });
+  }
+
+  private guard<T>(operation: Promise<T>): Promise<T> {
+    return operation.catch((error: unknown) => {
+      throw unavailable(error);
+    });
+  }
+}
+
+function toEvents(entries: StreamEntries): TxEvent[] {
+  return entries.map(([, fields]) => JSON.parse(fields[fields.indexOf(FIELD) + 1] as string) as TxEvent);
+}
+
+function unavailable(error: unknown): TxError {
+  return new TxError(TxErrorCode.StoreUnavailable, `Event stream unavailable: ${String(error)}`, {
+    retryable: true,
+    cause: error,
+  });
+}
