@@ -5,14 +5,15 @@
 redis_answers() { redis-cli -u "$1" ping 2>/dev/null | grep -q PONG; }
 
 ensure_redis() {
+  # the outage test starts and stops its own redis-server, so the binary must be there in any case
+  if ! command -v redis-server >/dev/null; then
+    echo "ci: installing redis-server"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  fi
   if [ -n "${REDIS_URL:-}" ] && command -v redis-cli >/dev/null && redis_answers "$REDIS_URL"; then return; fi
   if command -v redis-cli >/dev/null && redis_answers redis://127.0.0.1:6379; then
     export REDIS_URL=redis://127.0.0.1:6379
     return
-  fi
-  if ! command -v redis-server >/dev/null; then
-    echo "ci: installing redis-server"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
   fi
   local port dir
   port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
