@@ -8,6 +8,7 @@ export {
   type CircuitBreakerOptions,
   defaultIsFailure,
 } from './breaker/circuitBreaker.js';
+export { type RedisBreakerOptions, RedisCircuitBreaker } from './breaker/redisCircuitBreaker.js';
 export {
   type AttemptEnvironment,
   type RetryEvent,
