@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { TxError, TxErrorCode, validationError } from '../errors.js';
 import { MaxQueueSchema, parseOrThrow, SchedulerSchema } from '../schemas.js';
 import type { Limiter, Permit } from './limiter.js';
+import { queueFullError } from './waitQueue.js';
 
 const RedisRateLimiterOptionsSchema = z.strictObject({
   key: z.string().min(1, 'must not be empty'),
@@ -74,12 +75,7 @@ class RedisRateLimiter implements Limiter {
   acquire(): Observable<Permit> {
     return new Observable<Permit>((subscriber) => {
       if (this.waiting.size >= this.settings.maxQueue) {
-        subscriber.error(
-          new TxError(
-            TxErrorCode.RateLimited,
-            `Rate limit queue is full (${this.waiting.size} calls waiting)`,
-          ),
-        );
+        subscriber.error(queueFullError(this.waiting.size));
         return;
       }
       this.waiting.add(subscriber);

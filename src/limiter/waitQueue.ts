@@ -2,6 +2,11 @@ import { Observable, type Subscriber } from 'rxjs';
 import { TxError, TxErrorCode } from '../errors.js';
 import type { Limiter, Permit } from './limiter.js';
 
+/** The error of a call that finds `waiting` calls already queued, the most allowed. */
+export function queueFullError(waiting: number): TxError {
+  return new TxError(TxErrorCode.RateLimited, `Rate limit queue is full (${waiting} calls waiting)`);
+}
+
 /**
  * The FIFO queue behind the in-process limiters: a call starts at once when nobody waits and
  * `tryTake()` grants it, else it queues (up to `maxQueue`) and is admitted in order as `admitWaiting`
@@ -21,12 +26,7 @@ export abstract class WaitQueue implements Limiter {
     return new Observable<Permit>((subscriber) => {
       if (this.waiting.size === 0 && this.tryTake()) return this.grant(subscriber);
       if (this.waiting.size >= this.maxQueue) {
-        subscriber.error(
-          new TxError(
-            TxErrorCode.RateLimited,
-            `Rate limit queue is full (${this.waiting.size} calls waiting)`,
-          ),
-        );
+        subscriber.error(queueFullError(this.waiting.size));
         return;
       }
       this.waiting.add(subscriber);

@@ -3,6 +3,7 @@ import { firstValueFrom, lastValueFrom, take, toArray } from 'rxjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { newRequestId } from '../../src/ids.js';
 import { RedisEventStore, TxErrorCode } from '../../src/index.js';
+import { unreachableRedis } from '../support/redis.js';
 
 const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
 const stream = `mcp-tx-test:${newRequestId()}:events`;
@@ -39,13 +40,7 @@ describe('RedisEventStore on a real Redis stream', () => {
   });
 
   it('surfaces a Redis failure as MCP_TX_STORE_UNAVAILABLE', async () => {
-    const down = new Redis('redis://127.0.0.1:1', {
-      lazyConnect: true,
-      maxRetriesPerRequest: 0,
-      enableOfflineQueue: false,
-      retryStrategy: () => null,
-    });
-    down.on('error', () => undefined);
+    const down = unreachableRedis();
     const store = new RedisEventStore(down, { stream });
     await expect(store.append({ type: 'X' })).rejects.toMatchObject({ code: TxErrorCode.StoreUnavailable });
     await expect(firstValueFrom(store.read$())).rejects.toMatchObject({ code: TxErrorCode.StoreUnavailable });

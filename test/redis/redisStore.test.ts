@@ -1,22 +1,13 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { Redis } from 'ioredis';
-import { afterAll, describe, expect, it } from 'vitest';
-import { newRequestId } from '../../src/ids.js';
+import { describe, expect, it } from 'vitest';
 import { redisIdempotencyStore, TxErrorCode } from '../../src/index.js';
+import { redisUrl, testRedis, unreachableRedis } from '../support/redis.js';
 
 const run = promisify(execFile);
 const worker = fileURLToPath(new URL('./dedupeWorker.ts', import.meta.url));
-const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const prefix = `mcp-tx-test:${newRequestId()}:`;
-const redis = new Redis(redisUrl);
-
-afterAll(async () => {
-  const keys = await redis.keys(`${prefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
-  redis.disconnect();
-});
+const { redis, prefix } = testRedis();
 
 describe('redisIdempotencyStore on a real Redis', () => {
   it('begins a key once, then answers in progress, conflict, completed; release frees it', async () => {
@@ -56,13 +47,7 @@ describe('redisIdempotencyStore on a real Redis', () => {
   }, 60_000);
 
   it('fails closed with MCP_TX_STORE_UNAVAILABLE when Redis is unreachable, or goes ahead when failOpen', async () => {
-    const down = new Redis('redis://127.0.0.1:1', {
-      lazyConnect: true,
-      maxRetriesPerRequest: 0,
-      enableOfflineQueue: false,
-      retryStrategy: () => null,
-    });
-    down.on('error', () => undefined);
+    const down = unreachableRedis();
     const closed = redisIdempotencyStore(down, { prefix });
     await expect(closed.begin('c', 'f', 1_000)).rejects.toMatchObject({
       code: TxErrorCode.StoreUnavailable,
