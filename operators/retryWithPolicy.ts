@@ -1,7 +1,9 @@
 import {
   asyncScheduler,
   catchError,
+  defer,
   from,
+  map,
   type Observable,
   retry,
   type SchedulerLike,
@@ -14,7 +16,8 @@ import { z } from 'zod';
 import { retryDelay } from '../src/backoff.js';
 import { type TxCall, txCallOf, withCallMeta } from '../src/call.js';
 import { matchesRetryable } from '../src/classify.js';
-import { TxError, TxErrorCode } from '../src/errors.js';
+import { TxError, TxErrorCode, validationError } from '../src/errors.js';
+import { buildResult } from '../src/result.js';
 import {
   mergeRetry,
   type PartialRetryPolicy,
@@ -22,7 +25,7 @@ import {
   type RetryPolicy,
   SchedulerSchema,
 } from '../src/schemas.js';
-import type { TxResult } from '../src/types.js';
+import type { TxMeta, TxResult } from '../src/types.js';
 
 const RetryOptionsSchema = z.strictObject({
   scheduler: SchedulerSchema.optional(),
@@ -64,7 +67,8 @@ const AMBIGUOUS_HINT =
  *   .subscribe(({ meta }) => console.log(`took ${meta.attempts} attempts`));
  */
 export function retryWithPolicy(policy: PartialRetryPolicy = {}, options: RetryOptions = {}) {
-  const resolved = mergeRetry(policy) as RetryPolicy;
+  const resolved = mergeRetry(policy);
+  if (resolved === false) throw validationError('retry', 'must be a retry policy object');
   const { scheduler = asyncScheduler, random = Math.random } = parseOrThrow(
     RetryOptionsSchema,
     options,
@@ -74,7 +78,12 @@ export function retryWithPolicy(policy: PartialRetryPolicy = {}, options: RetryO
     const call = txCallOf(source, 'retryWithPolicy');
     return call.derive((subscriber) => {
       const deadlineAt = resolved.deadlineMs === undefined ? Infinity : scheduler.now() + resolved.deadlineMs;
-      const retried = call.pipe(
+      let attemptsMade = 0;
+      const counted = defer(() => {
+        attemptsMade += 1;
+        return call;
+      });
+      const retried = counted.pipe(
         retry({
           count: resolved.maxAttempts - 1,
           delay: (error: unknown, retryNumber: number) =>
@@ -92,7 +101,10 @@ export function retryWithPolicy(policy: PartialRetryPolicy = {}, options: RetryO
               }),
             );
       return bounded
-        .pipe(catchError((error: unknown) => throwError(() => withCallMeta(call, error))))
+        .pipe(
+          map((result) => withAttemptsAtLeast(result, attemptsMade)),
+          catchError((error: unknown) => throwError(() => failedAfter(call, error, attemptsMade))),
+        )
         .subscribe(subscriber);
     });
   };
@@ -135,8 +147,9 @@ function repeatIsSafe(call: TxCall, policy: RetryPolicy): boolean {
   return policy.retryAmbiguous || (call.request.idempotencyKey !== undefined && call.env.serverSupportsTx());
 }
 
+/** Is the tool annotated safe to repeat? Unknown (or a failed lookup) is not. */
 async function toolIsIdempotent(call: TxCall): Promise<boolean> {
-  const annotations = await call.env.toolAnnotations(call.request.name);
+  const annotations = await call.env.toolAnnotations(call.request.name).catch(() => undefined);
   return annotations?.idempotentHint === true || annotations?.readOnlyHint === true;
 }
 
@@ -156,7 +169,25 @@ function waitBeforeRetry(context: RetryContext, error: unknown, retryNumber: num
 function deadlineError(call: TxCall, deadlineMs: number): TxError {
   return new TxError(
     TxErrorCode.Timeout,
-    `${call.request.name} did not complete within its ${deadlineMs} ms deadline (${call.state.attempts} attempts)`,
+    `The ${deadlineMs} ms retry deadline of ${call.request.name} passed before it completed (${call.state.attempts} attempts)`,
     { retryable: false, ambiguous: true },
   );
+}
+
+/** `meta` counting at least `attempts` (the attempts stamp the call's count; a bare source may not). */
+function metaWithAttemptsAtLeast(meta: TxMeta, attempts: number): TxMeta {
+  return meta.attempts >= attempts ? meta : Object.freeze({ ...meta, attempts });
+}
+
+function withAttemptsAtLeast(result: TxResult, attempts: number): TxResult {
+  const meta = metaWithAttemptsAtLeast(result.meta, attempts);
+  return meta === result.meta ? result : buildResult(result.result, result.data, meta);
+}
+
+/** The error the call gives up with, carrying the call's metadata and the attempts made. */
+function failedAfter(call: TxCall, error: unknown, attempts: number): unknown {
+  const stamped = withCallMeta(call, error);
+  if (!(stamped instanceof TxError) || stamped.meta === undefined) return stamped;
+  const meta = metaWithAttemptsAtLeast(stamped.meta, attempts);
+  return meta === stamped.meta ? stamped : stamped.withMeta(meta);
 }

@@ -17,9 +17,14 @@ export function retryDelay(
   retryNumber: number,
   random: () => number = Math.random,
 ): number {
-  const exponential = policy.baseDelayMs * policy.multiplier ** Math.max(0, retryNumber - 1);
-  const capped = Math.min(policy.maxDelayMs, Number.isFinite(exponential) ? exponential : policy.maxDelayMs);
+  const capped = Math.min(policy.maxDelayMs, exponentialDelay(policy, retryNumber));
   return Math.min(policy.maxDelayMs, Math.max(0, jittered(capped, policy.jitter, random)));
+}
+
+/** `baseDelayMs * multiplier^(retryNumber-1)`; Infinity when that overflows (a zero base stays 0, not NaN). */
+function exponentialDelay(policy: Pick<RetryPolicy, 'baseDelayMs' | 'multiplier'>, retryNumber: number): number {
+  if (policy.baseDelayMs === 0) return 0;
+  return policy.baseDelayMs * policy.multiplier ** Math.max(0, retryNumber - 1);
 }
 
 function jittered(delay: number, jitter: RetryPolicy['jitter'], random: () => number): number {
