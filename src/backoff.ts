@@ -22,7 +22,10 @@ export function retryDelay(
 }
 
 /** `baseDelayMs * multiplier^(retryNumber-1)`; Infinity when that overflows (a zero base stays 0, not NaN). */
-function exponentialDelay(policy: Pick<RetryPolicy, 'baseDelayMs' | 'multiplier'>, retryNumber: number): number {
+function exponentialDelay(
+  policy: Pick<RetryPolicy, 'baseDelayMs' | 'multiplier'>,
+  retryNumber: number,
+): number {
   if (policy.baseDelayMs === 0) return 0;
   return policy.baseDelayMs * policy.multiplier ** Math.max(0, retryNumber - 1);
 }

@@ -1,7 +1,7 @@
 import { firstValueFrom } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { retryWithPolicy } from '../../operators/retryWithPolicy.js';
-import { TxErrorCode } from '../../src/index.js';
+import { TxErrorCode } from '../../src/errors.js';
 import { connectFixture, expectFailure, type Fixture, wireOf } from '../support/fixture.js';
 
 let fixture: Fixture;

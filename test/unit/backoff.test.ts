@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { retryDelay } from '../../src/backoff.js';
-import { DEFAULT_RETRY_POLICY, type Jitter } from '../../src/index.js';
+import { DEFAULT_RETRY_POLICY, type Jitter } from '../../src/schemas.js';
 
 const policy = { ...DEFAULT_RETRY_POLICY, jitter: false as Jitter };
 
@@ -10,6 +10,12 @@ describe('retryDelay', () => {
     expect([1, 2, 3, 4, 5, 6].map((n) => retryDelay(policy, n))).toEqual([
       1_000, 2_000, 4_000, 8_000, 16_000, 30_000,
     ]);
+  });
+
+  it('caps a delay whose growth overflows, and keeps a zero base at 0', () => {
+    const steep = { ...policy, multiplier: 1_000 };
+    expect(retryDelay(steep, 5_000)).toBe(30_000);
+    expect(retryDelay({ ...steep, baseDelayMs: 0 }, 5_000)).toBe(0);
   });
 
   it('applies each jitter mode', () => {

@@ -3,7 +3,9 @@ import { asyncScheduler, type Observable, of, throwError, VirtualTimeScheduler }
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import { retryWithPolicy } from '../../operators/retryWithPolicy.js';
-import { type RetryEvent, TxError, TxErrorCode, type TxResult } from '../../src/index.js';
+import { type RetryEvent, TxCall } from '../../src/call.js';
+import { TxError, TxErrorCode } from '../../src/errors.js';
+import type { TxResult } from '../../src/types.js';
 import { okResult, virtualCall } from '../support/virtualCall.js';
 
 const testScheduler = () => new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
@@ -103,7 +105,12 @@ describe('retryWithPolicy in virtual time', () => {
       expectObservable(cut).toBe(
         '500ms #',
         undefined,
-        expect.objectContaining({ code: TxErrorCode.Timeout, retryable: false }),
+        expect.objectContaining({
+          code: TxErrorCode.Timeout,
+          retryable: false,
+          message: expect.stringContaining('deadline of tool passed'),
+          meta: expect.objectContaining({ attempts: 1, status: 'timeout' }),
+        }),
       );
     });
   });
@@ -118,6 +125,28 @@ describe('retryWithPolicy in virtual time', () => {
       expectObservable(optedIn.pipe(retryWithPolicy({ ...flat, retryAmbiguous: true }))).toBe('1002ms (a|)', {
         a: okResult(2),
       });
+    });
+  });
+
+  it('counts its own attempts when the source does not stamp them', () => {
+    testScheduler().run(({ cold, expectObservable }) => {
+      const stamped = virtualCall(() => of(okResult()), { scheduler: asyncScheduler });
+      let subscriptions = 0;
+      const bare = new TxCall(stamped.request, stamped.state, stamped.env, (subscriber) => {
+        subscriptions += 1;
+        const outcome = subscriptions < 3 ? cold<TxResult>('-#', undefined, transient()) : of(okResult(1));
+        return outcome.subscribe(subscriber);
+      });
+      const expected = { ...okResult(), meta: { ...okResult().meta, attempts: 3 } };
+      expectObservable(bare.pipe(retryWithPolicy(flat))).toBe('3002ms (a|)', { a: expected });
+      const failing = new TxCall(stamped.request, stamped.state, stamped.env, (subscriber) =>
+        cold<TxResult>('-#', undefined, transient()).subscribe(subscriber),
+      );
+      expectObservable(failing.pipe(retryWithPolicy({ ...flat, maxAttempts: 2 }))).toBe(
+        '1002ms #',
+        undefined,
+        failedWith(TxErrorCode.ToolError, 2),
+      );
     });
   });
 
@@ -177,9 +206,15 @@ describe('retryWithPolicy in virtual time', () => {
     );
   });
 
-  it('rejects a bad policy at assembly, naming the field', () => {
+  it('rejects a bad policy or options at assembly, naming the field', () => {
     expect(() => retryWithPolicy({ maxAttempts: 0 })).toThrowError(
       expect.objectContaining({ code: TxErrorCode.Validation, field: 'retry.maxAttempts' }),
+    );
+    expect(() => retryWithPolicy({ baseDelayMs: 500, maxDelayMs: 100 })).toThrowError(
+      expect.objectContaining({ field: 'retry.maxDelayMs' }),
+    );
+    expect(() => retryWithPolicy({}, { scheduler: {} as VirtualTimeScheduler })).toThrowError(
+      expect.objectContaining({ code: TxErrorCode.Validation, field: 'options.scheduler' }),
     );
   });
 });
