@@ -79,10 +79,14 @@ export class TokenBucket extends WaitQueue {
     return NO_RELEASE;
   }
 
+  /** Keeps one timer, due when the next token is, while calls wait (a queue change does not move it). */
   protected waitingChanged(): void {
-    this.wake?.unsubscribe();
-    this.wake = undefined;
-    if (this.queued === 0) return;
+    if (this.queued === 0) {
+      this.wake?.unsubscribe();
+      this.wake = undefined;
+      return;
+    }
+    if (this.wake !== undefined) return;
     const waitMs = Math.ceil(((1 - this.available) * 1_000) / this.ratePerSecond);
     this.wake = this.scheduler.schedule(
       () => {
