@@ -38,8 +38,9 @@ function worstExcess(starts: readonly number[], ratePerSecond: number, burst: nu
 
 describe('tokenBucket', () => {
   it('lets the burst through at once, then one call per 1/rate, in order (marbles)', () => {
-    new TestScheduler((actual, expected) => expect(actual).toEqual(expected)).run(({ expectObservable }) => {
-      const bucket = tokenBucket({ ratePerSecond: 10, burst: 2 });
+    const scheduler = new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
+    scheduler.run(({ expectObservable }) => {
+      const bucket = tokenBucket({ ratePerSecond: 10, burst: 2, scheduler });
       const admitted = { a: expect.objectContaining({ release: expect.any(Function) }) };
       expectObservable(bucket.acquire()).toBe('(a|)', admitted);
       expectObservable(bucket.acquire()).toBe('(a|)', admitted);
