@@ -1,79 +1,108 @@
-import type { Span, SpanContext, Tracer } from '@opentelemetry/api';
-import type { Observable, Subscriber } from 'rxjs';
-import { type RetryEvent, type TxCall, txCallOf } from '../src/call.js';
-import { statusOf, TxError, TxErrorCode } from '../src/errors.js';
+import type { Context, Span, Tracer } from '@opentelemetry/api';
+import type { Observable, Subscriber, TeardownLogic } from 'rxjs';
+import { type RetryEvent, type TxCall, txCallOf, withCallMeta } from '../src/call.js';
+import { TxError, TxErrorCode } from '../src/errors.js';
+import { sanitizeMessage } from '../src/sanitize.js';
 import { parseOrThrow, type TraceOptions, TraceOptionsSchema } from '../src/schemas.js';
-import type { TxMeta, TxResult } from '../src/types.js';
+import { isTraceparent, type W3cTraceContext, w3cTraceContextOf } from '../src/tracing.js';
+import type { TxMeta, TxRequest, TxResult } from '../src/types.js';
 
 /** `@opentelemetry/api` when it is installed (an optional peer); without it `trace()` changes nothing. */
 const otel = await import('@opentelemetry/api').catch(() => undefined);
+type OtelApi = NonNullable<typeof otel>;
+
+/** Options of {@link trace}: a `tracer` (else the global provider's `tracerName`) and `recordArguments`. */
+export type TraceOperatorOptions = TraceOptions;
+
+/** Longest recorded arguments or exception stack; the rest is cut and marked. */
+const MAX_RECORDED_LENGTH = 4_096;
+const W3C_KEYS = ['traceparent', 'tracestate'] as const;
 
 /**
  * One OpenTelemetry span per subscription — outermost in a pipeline, one per logical call — named
- * `tools/call {tool}` (kind CLIENT) with the MCP semantic-convention attributes and `mcp_tx.*`
- * (request id, idempotency key, attempts, duplicate, status), an event per retry, error status on
- * failure and on cancel. Every attempt carries the span's W3C `traceparent` (and `tracestate`) in
- * its request `_meta`, so the server can continue the trace. Without `@opentelemetry/api`
- * installed it is a no-op.
+ * `tools/call {tool}` (kind CLIENT, child of the context active at subscription) with the MCP
+ * semantic-convention attributes and `mcp_tx.*` (request id, idempotency key, transaction id,
+ * attempts, duplicate, status), a `retry` event per retry, ERROR status on failure and on cancel.
+ * Every attempt carries the span's W3C `traceparent` (and `tracestate`) in its request `_meta`, so
+ * the server can continue the trace. Without `@opentelemetry/api` installed it is a no-op.
  *
  * @example
- * tx.attempt$('search', { q: 'rxjs' }).pipe(retryWithPolicy(), trace({ tracer: provider.getTracer('agent') }));
+ * const tracer = provider.getTracer('agent');
+ * tx.attempt$('search', { q: 'rxjs' }).pipe(retryWithPolicy(), trace({ tracer, recordArguments: true }));
  */
-export function trace(options: TraceOptions = {}) {
-  const { tracer, tracerName } = parseOrThrow(TraceOptionsSchema, options, 'options');
+export function trace(options: TraceOperatorOptions = {}) {
+  const { tracer, tracerName, recordArguments } = parseOrThrow(TraceOptionsSchema, options, 'options');
+  const spanTracer = otel && (tracer ?? otel.trace.getTracer(tracerName));
   return (source: Observable<TxResult>): TxCall => {
     const call = txCallOf(source, 'trace');
-    if (otel === undefined) return call;
+    if (otel === undefined || spanTracer === undefined) return call;
     return call.derive((subscriber) =>
-      traceSubscription(call, tracer ?? otel.trace.getTracer(tracerName), subscriber),
+      traceSubscription(otel, spanTracer, call, recordArguments, subscriber),
     );
   };
 }
 
-type Otel = NonNullable<typeof otel>;
+/** How a traced subscription ended: with a result's metadata, or with an error. */
+interface SpanEnd {
+  readonly meta?: TxMeta;
+  readonly error?: unknown;
+}
 
-function traceSubscription(call: TxCall, tracer: Tracer, subscriber: Subscriber<TxResult>) {
-  const api = otel as Otel;
-  const { request, state } = call;
+function traceSubscription(
+  api: OtelApi,
+  tracer: Tracer,
+  call: TxCall,
+  recordArguments: boolean,
+  subscriber: Subscriber<TxResult>,
+): TeardownLogic {
   const parent = api.context.active();
   const span = tracer.startSpan(
-    `tools/call ${request.name}`,
-    { kind: api.SpanKind.CLIENT, attributes: startAttributes(call) },
+    `tools/call ${call.request.name}`,
+    { kind: api.SpanKind.CLIENT, attributes: startAttributes(call.request, recordArguments) },
     parent,
   );
-  const propagated = propagate(api, api.trace.setSpan(parent, span), span.spanContext());
-  Object.assign(state.requestMeta, propagated);
-  const stopListening = state.onRetry((event) => span.addEvent('retry', retryAttributes(event)));
-  let ended = false;
-  const end = (meta: TxMeta | undefined, error?: unknown) => {
-    if (ended) return;
-    ended = true;
+  const spanContext = api.trace.setSpan(parent, span);
+  const withdrawTraceContext = shareTraceContext(
+    call.state.requestMeta,
+    traceContextOf(api, spanContext, span),
+  );
+  const stopListening = call.state.onRetry((event) => span.addEvent('retry', retryAttributes(event)));
+  let open = true;
+  const end = (outcome: SpanEnd) => {
+    if (!open) return;
+    open = false;
     stopListening();
-    for (const key of Object.keys(propagated)) delete state.requestMeta[key];
-    finishSpan(api, span, meta ?? (error instanceof TxError ? error.meta : undefined), state.attempts, error);
+    withdrawTraceContext();
+    finishSpan(api, span, call, outcome);
   };
   // A call emits one result: the span ends with it (a consumer such as firstValueFrom leaves right after).
-  const inner = api.context.with(api.trace.setSpan(parent, span), () =>
+  const inner = api.context.with(spanContext, () =>
     call.subscribe({
       next: (result) => {
-        end(result.meta);
+        end({ meta: result.meta });
         subscriber.next(result);
       },
       error: (error: unknown) => {
-        end(undefined, error);
+        end({ error });
         subscriber.error(error);
       },
-      complete: () => subscriber.complete(),
+      complete: () => {
+        end({ error: cancellation('ended without a result') });
+        subscriber.complete();
+      },
     }),
   );
   return () => {
     inner.unsubscribe();
-    if (!ended) end(undefined, new TxError(TxErrorCode.Cancelled, 'The call was cancelled'));
+    end({ error: cancellation('was cancelled before it ended') });
   };
 }
 
-function startAttributes(call: TxCall): Record<string, string> {
-  const { request } = call;
+function cancellation(what: string): TxError {
+  return new TxError(TxErrorCode.Cancelled, `The call ${what}`);
+}
+
+function startAttributes(request: TxRequest, recordArguments: boolean): Record<string, string> {
   const attributes: Record<string, string> = {
     'mcp.method.name': 'tools/call',
     'gen_ai.tool.name': request.name,
@@ -82,7 +111,17 @@ function startAttributes(call: TxCall): Record<string, string> {
   };
   if (request.idempotencyKey !== undefined) attributes['mcp_tx.idempotency_key'] = request.idempotencyKey;
   if (request.transactionId !== undefined) attributes['mcp_tx.transaction_id'] = request.transactionId;
+  if (recordArguments) attributes['gen_ai.tool.call.arguments'] = recordedArguments(request.args);
   return attributes;
+}
+
+/** The arguments as JSON, secrets redacted and length capped (bad input is only rejected later, by the attempt). */
+function recordedArguments(args: unknown): string {
+  try {
+    return sanitizeMessage(JSON.stringify(args) ?? 'undefined', MAX_RECORDED_LENGTH);
+  } catch {
+    return '[not serializable]';
+  }
 }
 
 function retryAttributes(event: RetryEvent): Record<string, string | number> {
@@ -93,34 +132,62 @@ function retryAttributes(event: RetryEvent): Record<string, string | number> {
   };
 }
 
-/** The W3C trace context of `spanContext`: from the registered propagator, else formatted here. */
-function propagate(api: Otel, context: ReturnType<Otel['context']['active']>, spanContext: SpanContext) {
+/** The span's W3C trace context: from the registered propagator when it writes W3C, else formatted here. */
+function traceContextOf(api: OtelApi, context: Context, span: Span): W3cTraceContext {
   const carrier: Record<string, string> = {};
   api.propagation.inject(context, carrier);
-  if (carrier.traceparent === undefined && api.isSpanContextValid(spanContext)) {
-    const flags = (spanContext.traceFlags & 0xff).toString(16).padStart(2, '0');
-    carrier.traceparent = `00-${spanContext.traceId}-${spanContext.spanId}-${flags}`;
-    const traceState = spanContext.traceState?.serialize();
-    if (traceState) carrier.tracestate = traceState;
-  }
   const { traceparent, tracestate } = carrier;
-  return { ...(traceparent && { traceparent }), ...(tracestate && { tracestate }) };
+  if (!isTraceparent(traceparent)) return w3cTraceContextOf(span.spanContext());
+  return tracestate ? { traceparent, tracestate } : { traceparent };
 }
 
-function finishSpan(api: Otel, span: Span, meta: TxMeta | undefined, attempts: number, error: unknown): void {
-  span.setAttributes({
-    'mcp_tx.attempts': meta?.attempts ?? attempts,
-    'mcp_tx.duplicate': meta?.duplicate ?? false,
-    'mcp_tx.status': meta?.status ?? (error instanceof TxError ? statusOf(error.code) : 'failed'),
-  });
-  if (error !== undefined) {
-    const code = error instanceof TxError ? error.code : 'Error';
-    span.setAttribute('error.type', code);
-    span.setStatus({
-      code: api.SpanStatusCode.ERROR,
-      message: error instanceof Error ? error.message : String(error),
-    });
-    if (error instanceof Error) span.recordException(error);
+/**
+ * Puts `traceContext` in the `_meta` every attempt sends (replacing any other trace context there);
+ * the returned function takes out what is still this one's.
+ */
+function shareTraceContext(requestMeta: Record<string, unknown>, traceContext: W3cTraceContext): () => void {
+  for (const key of W3C_KEYS) {
+    if (traceContext[key] === undefined) delete requestMeta[key];
+    else requestMeta[key] = traceContext[key];
   }
+  return () => {
+    for (const key of W3C_KEYS) {
+      if (traceContext[key] !== undefined && requestMeta[key] === traceContext[key]) delete requestMeta[key];
+    }
+  };
+}
+
+function finishSpan(api: OtelApi, span: Span, call: TxCall, { meta, error }: SpanEnd): void {
+  const failed = error === undefined ? undefined : withCallMeta(call, error);
+  const endMeta = meta ?? (failed instanceof TxError ? failed.meta : undefined);
+  span.setAttributes({
+    'mcp_tx.attempts': endMeta?.attempts ?? call.state.attempts,
+    'mcp_tx.duplicate': endMeta?.duplicate ?? false,
+    'mcp_tx.status': endMeta?.status ?? 'failed',
+  });
+  if (failed !== undefined) markFailed(api, span, failed);
   span.end();
+}
+
+/** ERROR status, `error.type` (the TxError code, else the error's name) and, unless cancelled, the exception. */
+function markFailed(api: OtelApi, span: Span, error: unknown): void {
+  const exception = exceptionOf(error);
+  span.setAttribute('error.type', error instanceof TxError ? error.code : (exception.name ?? '_OTHER'));
+  span.setStatus({ code: api.SpanStatusCode.ERROR, message: exception.message });
+  if (!(error instanceof TxError && error.code === TxErrorCode.Cancelled)) span.recordException(exception);
+}
+
+/** An error as a span records it. */
+interface RecordedException {
+  name?: string;
+  message: string;
+  stack?: string;
+}
+
+/** The error as recorded on the span, sanitized (TxError messages already are; others may not be). */
+function exceptionOf(error: unknown): RecordedException {
+  if (!(error instanceof Error)) return { message: sanitizeMessage(String(error)) };
+  const exception: RecordedException = { name: error.name, message: sanitizeMessage(error.message) };
+  if (error.stack !== undefined) exception.stack = sanitizeMessage(error.stack, MAX_RECORDED_LENGTH);
+  return exception;
 }

@@ -165,6 +165,8 @@ export const TraceOptionsSchema = z.strictObject({
     .custom<Tracer>((value) => hasMethod(value, 'startSpan'), 'must be an OpenTelemetry Tracer')
     .optional(),
   tracerName: z.string().min(1, 'must not be empty').default('mcp-tx'),
+  /** Record the call's arguments on the span (sanitized, capped): off by default, they can hold secrets. */
+  recordArguments: z.boolean().default(false),
 });
 export type TraceOptions = z.input<typeof TraceOptionsSchema>;
 
