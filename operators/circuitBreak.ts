@@ -5,10 +5,11 @@ import { validationError } from '../src/errors.js';
 import type { TxResult } from '../src/types.js';
 
 /**
- * Asks the breaker before each subscription of the source: an open circuit fails the call at once
- * with `MCP_TX_CIRCUIT_OPEN` (and `retryAfterMs`) without sending it; otherwise the call's outcome
- * is reported to the breaker — success, failure (if it counts), or nothing when it is cancelled.
- * Inside `retryWithPolicy` every attempt counts.
+ * Asks the breaker before each subscription of the source: a refusal fails the call at once with
+ * `MCP_TX_CIRCUIT_OPEN` (and `retryAfterMs`) without subscribing the source; otherwise the call's
+ * outcome is reported to the breaker exactly once — success at its result, failure (counted if the
+ * breaker says it counts) at its error, release when it is unsubscribed before either. Inside
+ * `retryWithPolicy` every attempt counts.
  *
  * @example
  * const breaker = new CircuitBreaker({ failureThreshold: 5, recoveryTimeoutMs: 30_000 });
@@ -22,6 +23,11 @@ export function circuitBreak(breaker: Breaker) {
     const call = txCallOf(source, 'circuitBreak');
     return call.derive((subscriber) => {
       let permit: BreakerPermit | undefined;
+      const report = (outcome: (granted: BreakerPermit) => void) => {
+        const granted = permit;
+        permit = undefined;
+        if (granted !== undefined) outcome(granted);
+      };
       return breaker
         .acquire()
         .pipe(
@@ -31,10 +37,13 @@ export function circuitBreak(breaker: Breaker) {
             permit = granted;
             // A call emits one result: that is its success (a consumer may leave right after it).
             return call.pipe(
-              tap({ next: () => granted.success(), error: (error: unknown) => granted.failure(error) }),
+              tap({
+                next: () => report((done) => done.success()),
+                error: (error: unknown) => report((done) => done.failure(error)),
+              }),
             );
           }),
-          finalize(() => permit?.release()),
+          finalize(() => report((done) => done.release())),
         )
         .subscribe(subscriber);
     });

@@ -1,22 +1,23 @@
 import {
   asyncScheduler,
-  BehaviorSubject,
   defer,
   distinctUntilChanged,
   Observable,
   of,
   type SchedulerLike,
+  Subject,
   type Subscription,
+  startWith,
   throwError,
 } from 'rxjs';
 import { z } from 'zod';
 import { TxError, TxErrorCode } from '../errors.js';
-import { parseOrThrow, SchedulerSchema } from '../schemas.js';
+import { MAX_TIMEOUT_MS, PositiveMsSchema, parseOrThrow, SchedulerSchema } from '../schemas.js';
 
 /** Where a breaker is: letting calls through, refusing them, or letting probes through. */
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
-/** The outcome of one admitted call, reported exactly once. */
+/** Leave for one call to go, on which the call's outcome is reported once (later reports are ignored). */
 export interface BreakerPermit {
   success(): void;
   /** Counts only if the breaker's `isFailure(error)` says so; otherwise it is a release. */
@@ -28,7 +29,8 @@ export interface BreakerPermit {
 /**
  * What `circuitBreak` needs from a breaker: `acquire()` emits one {@link BreakerPermit} and
  * completes when a call may go, or errors with `MCP_TX_CIRCUIT_OPEN` (with `retryAfterMs`) when it
- * may not. In-process ({@link CircuitBreaker}) or shared between processes (Redis).
+ * may not. Admission may be asynchronous (a breaker shared through Redis). In-process:
+ * {@link CircuitBreaker}.
  *
  * @example
  * breaker.acquire().subscribe({ next: (permit) => run().then(() => permit.success(), (e) => permit.failure(e)) });
@@ -37,15 +39,16 @@ export interface Breaker {
   acquire(): Observable<BreakerPermit>;
 }
 
+const count = (minimum: number) =>
+  z.number().int('must be a whole number').min(minimum, `must be at least ${minimum}`);
+
 const CircuitBreakerOptionsSchema = z.strictObject({
-  failureThreshold: z.number().int('must be a whole number').min(1, 'must be at least 1').default(5),
-  recoveryTimeoutMs: z
-    .number()
-    .int('must be a whole number')
-    .positive('must be greater than 0')
-    .default(60_000),
-  halfOpenMaxCalls: z.number().int('must be a whole number').min(1, 'must be at least 1').default(1),
-  successThreshold: z.number().int('must be a whole number').min(1, 'must be at least 1').default(1),
+  failureThreshold: count(1).default(5),
+  recoveryTimeoutMs: PositiveMsSchema.max(MAX_TIMEOUT_MS, `must be at most ${MAX_TIMEOUT_MS}`).default(
+    60_000,
+  ),
+  halfOpenMaxCalls: count(1).default(1),
+  successThreshold: count(1).default(1),
   isFailure: z
     .custom<(error: unknown) => boolean>((value) => typeof value === 'function', 'must be a function')
     .optional(),
@@ -56,10 +59,13 @@ const CircuitBreakerOptionsSchema = z.strictObject({
 export type CircuitBreakerOptions = z.input<typeof CircuitBreakerOptionsSchema>;
 
 const BreakerSnapshotSchema = z.strictObject({
-  state: z.enum(['closed', 'open', 'half-open']),
-  failures: z.number().int().min(0),
-  successes: z.number().int().min(0),
-  openedAt: z.number().finite(),
+  state: z.enum(['closed', 'open', 'half-open'], { message: "must be 'closed', 'open' or 'half-open'" }),
+  /** Consecutive failures counted while closed. */
+  failures: count(0),
+  /** Successful probes while half-open. */
+  successes: count(0),
+  /** When it last opened, on the breaker's clock (ms since the epoch with the default scheduler). */
+  openedAt: z.number().finite('must be a finite number'),
 });
 
 /** A breaker's state as plain JSON, from {@link CircuitBreaker.export}. */
@@ -86,11 +92,13 @@ export function defaultIsFailure(error: unknown): boolean {
 }
 
 /**
- * An in-process circuit breaker. Closed, it lets calls through and counts consecutive failures;
- * at `failureThreshold` it opens and refuses calls at once with `MCP_TX_CIRCUIT_OPEN` (carrying
- * `retryAfterMs`); after `recoveryTimeoutMs` it is half-open and admits up to `halfOpenMaxCalls`
- * probes at a time: `successThreshold` successful probes close it, one failed probe re-opens it.
- * `state$` emits the state and every transition; `export()` / `restore()` carry it across restarts.
+ * An in-process circuit breaker. Closed, it lets calls through and counts consecutive failures (a
+ * success resets the count); at `failureThreshold` it opens and refuses calls at once with
+ * `MCP_TX_CIRCUIT_OPEN` carrying `retryAfterMs`, the time left until half-open. After
+ * `recoveryTimeoutMs` it is half-open and admits up to `halfOpenMaxCalls` probes at a time (others
+ * are refused): `successThreshold` successful probes close it, one failed probe re-opens it. The
+ * state is worked out from `scheduler.now()` when read; while open and watched through `state$`,
+ * one timer announces half-open on time. `export()` / `restore()` carry the state across restarts.
  *
  * @example
  * const breaker = new CircuitBreaker({ failureThreshold: 3, recoveryTimeoutMs: 10_000 });
@@ -100,23 +108,24 @@ export function defaultIsFailure(error: unknown): boolean {
 export class CircuitBreaker implements Breaker {
   private readonly settings: z.output<typeof CircuitBreakerOptionsSchema>;
   private readonly scheduler: SchedulerLike;
-  private readonly states = new BehaviorSubject<BreakerState>('closed');
+  private readonly transitions = new Subject<BreakerState>();
+  private current: BreakerState = 'closed';
   private failures = 0;
   private successes = 0;
   private probes = 0;
   private openedAt = 0;
   /** Counts transitions, so that the outcome of a call admitted before one does not count after it. */
   private generation = 0;
+  private watchers = 0;
   private recovery?: Subscription;
 
-  private watchers = 0;
-
-  /** The state now and every transition after it, half-open included, on time. */
+  /** The state now, then every transition (half-open on time, with no call needed); completes on `dispose()`. */
   readonly state$: Observable<BreakerState> = new Observable<BreakerState>((subscriber) => {
-    this.recoverIfDue();
     this.watchers += 1;
     this.syncRecoveryTimer();
-    const subscription = this.states.pipe(distinctUntilChanged()).subscribe(subscriber);
+    const subscription = defer(() => this.transitions.pipe(startWith(this.state)))
+      .pipe(distinctUntilChanged())
+      .subscribe(subscriber);
     return () => {
       subscription.unsubscribe();
       this.watchers -= 1;
@@ -129,24 +138,24 @@ export class CircuitBreaker implements Breaker {
     this.scheduler = this.settings.scheduler ?? asyncScheduler;
   }
 
+  /** The state now (an open breaker whose recovery time has passed is half-open). */
   get state(): BreakerState {
     this.recoverIfDue();
-    return this.states.value;
+    return this.current;
   }
 
+  /** A permit at once when closed or when a half-open probe slot is free; else `MCP_TX_CIRCUIT_OPEN`. */
   acquire(): Observable<BreakerPermit> {
     return defer(() => {
       switch (this.state) {
         case 'closed':
           return of(this.permit(false));
         case 'half-open':
-          if (this.probes >= this.settings.halfOpenMaxCalls) return throwError(() => this.refusal(0));
+          if (this.probes >= this.settings.halfOpenMaxCalls) return throwError(() => this.probesTaken());
           this.probes += 1;
           return of(this.permit(true));
         case 'open':
-          return throwError(() =>
-            this.refusal(this.openedAt + this.settings.recoveryTimeoutMs - this.scheduler.now()),
-          );
+          return throwError(() => this.openRefusal());
       }
     });
   }
@@ -156,12 +165,15 @@ export class CircuitBreaker implements Breaker {
     return (this.settings.isFailure ?? defaultIsFailure)(error);
   }
 
-  /** The state as plain JSON. In-flight probes are not part of it. */
+  /** The state as plain JSON. In-flight calls are not part of it. */
   export(): BreakerSnapshot {
     return { state: this.state, failures: this.failures, successes: this.successes, openedAt: this.openedAt };
   }
 
-  /** Takes over an exported state (validated); an open breaker whose recovery time passed is half-open. */
+  /**
+   * Takes over an exported state (validated). Outcomes of calls admitted before do not count; an
+   * open breaker whose recovery time has passed is half-open.
+   */
   restore(snapshot: BreakerSnapshot): void {
     const { state, failures, successes, openedAt } = parseOrThrow(
       BreakerSnapshotSchema,
@@ -169,27 +181,26 @@ export class CircuitBreaker implements Breaker {
       'snapshot',
     );
     this.openedAt = openedAt;
-    this.moveTo(state);
+    this.moveTo(state === 'open' && this.recoveryDue() ? 'half-open' : state);
     this.failures = failures;
-    this.successes = successes;
-    this.recoverIfDue();
+    if (this.current === state) this.successes = successes;
   }
 
-  /** Completes `state$` (and so stops its recovery timer). */
+  /** Completes `state$` and cancels its timer. The breaker still admits and counts calls. */
   dispose(): void {
-    this.states.complete();
-    this.recovery?.unsubscribe();
-    this.recovery = undefined;
+    this.transitions.complete();
+    this.syncRecoveryTimer();
   }
 
   private permit(probe: boolean): BreakerPermit {
     const generation = this.generation;
     let reported = false;
-    const report = (outcome: () => void) => {
+    const report = (counts: () => void) => {
       if (reported) return;
       reported = true;
-      if (probe && generation === this.generation) this.probes -= 1;
-      if (generation === this.generation) outcome();
+      if (generation !== this.generation) return;
+      if (probe) this.probes -= 1;
+      counts();
     };
     return {
       success: () => report(() => this.onSuccess(probe)),
@@ -215,20 +226,31 @@ export class CircuitBreaker implements Breaker {
     }
   }
 
-  private refusal(retryAfterMs: number): TxError {
-    const wait = Math.max(0, Math.ceil(retryAfterMs));
+  private openRefusal(): TxError {
+    const retryAfterMs = Math.max(
+      0,
+      Math.ceil(this.openedAt + this.settings.recoveryTimeoutMs - this.scheduler.now()),
+    );
+    return new TxError(TxErrorCode.CircuitOpen, `Circuit breaker is open; retry after ${retryAfterMs} ms`, {
+      retryAfterMs,
+    });
+  }
+
+  private probesTaken(): TxError {
+    const { halfOpenMaxCalls } = this.settings;
     return new TxError(
       TxErrorCode.CircuitOpen,
-      `Circuit breaker is ${this.states.value}; retry after ${wait} ms`,
-      {
-        retryAfterMs: wait,
-      },
+      `Circuit breaker is half-open and its ${halfOpenMaxCalls} probe slot(s) are taken; retry once a probe ends`,
+      { retryAfterMs: 0 },
     );
   }
 
+  private recoveryDue(): boolean {
+    return this.scheduler.now() >= this.openedAt + this.settings.recoveryTimeoutMs;
+  }
+
   private recoverIfDue(): void {
-    if (this.states.value !== 'open') return;
-    if (this.scheduler.now() >= this.openedAt + this.settings.recoveryTimeoutMs) this.moveTo('half-open');
+    if (this.current === 'open' && this.recoveryDue()) this.moveTo('half-open');
   }
 
   private moveTo(state: BreakerState): void {
@@ -236,8 +258,9 @@ export class CircuitBreaker implements Breaker {
     this.probes = 0;
     this.successes = 0;
     if (state === 'closed') this.failures = 0;
-    this.states.next(state);
+    this.current = state;
     this.syncRecoveryTimer();
+    this.transitions.next(state);
   }
 
   /**
@@ -245,17 +268,17 @@ export class CircuitBreaker implements Breaker {
    * state is worked out when read, and no timer keeps the process alive.
    */
   private syncRecoveryTimer(): void {
-    const wanted = this.states.value === 'open' && this.watchers > 0;
-    if (!wanted) {
+    if (this.current !== 'open' || this.watchers === 0) {
       this.recovery?.unsubscribe();
       this.recovery = undefined;
       return;
     }
     if (this.recovery !== undefined) return;
-    const dueIn = Math.max(0, this.openedAt + this.settings.recoveryTimeoutMs - this.scheduler.now());
+    const dueInMs = Math.max(0, this.openedAt + this.settings.recoveryTimeoutMs - this.scheduler.now());
     this.recovery = this.scheduler.schedule(() => {
       this.recovery = undefined;
-      this.moveTo('half-open');
-    }, dueIn);
+      this.recoverIfDue();
+      this.syncRecoveryTimer(); // a timer that fired a little early waits for the rest
+    }, dueInMs);
   }
 }
