@@ -85,14 +85,16 @@ export function dedupe(store: IdempotencyStore, options: DedupeOptions = {}) {
     const call = txCallOf(source, 'dedupe');
     const idempotencyKey = call.request.idempotencyKey;
     if (idempotencyKey === undefined) return call;
-    const keyed: Keyed = {
+    const keyed: Omit<Keyed, 'startedAtMs'> = {
       call,
       store,
       settings,
       key: scopedKey(call.request.name, idempotencyKey),
       fingerprint: fingerprint(call.request.args),
     };
-    return call.derive((subscriber) => subscribeKeyed(keyed, subscriber));
+    return call.derive((subscriber) =>
+      subscribeKeyed({ ...keyed, startedAtMs: settings.scheduler.now() }, subscriber),
+    );
   };
 }
 
@@ -102,6 +104,8 @@ interface Keyed {
   readonly settings: Settings;
   readonly key: string;
   readonly fingerprint: string;
+  /** When this subscription started: a duplicate's `startedAt` and `durationMs` are its own. */
+  readonly startedAtMs: number;
 }
 
 function subscribeKeyed(keyed: Keyed, subscriber: Subscriber<TxResult>) {
@@ -220,8 +224,8 @@ function asDuplicate(keyed: Keyed, meta: TxMeta, stored: Pick<TxResult, 'result'
 
 function duplicateMeta(keyed: Keyed, meta: TxMeta): TxMeta {
   const { request } = keyed.call;
+  const { startedAtMs } = keyed;
   const nowMs = keyed.settings.scheduler.now();
-  const startedAtMs = request.createdAtMs;
   return Object.freeze({
     ...meta,
     requestId: request.requestId,

@@ -38,7 +38,7 @@ export function memoryIdempotencyStore(
     max: maxEntries,
     ttlAutopurge: false,
     ttlResolution: 0,
-    ...(clock === undefined ? {} : { perf: { now: clock } }),
+    ...(clock === undefined ? {} : { perf: { now: fromOne(clock) } }),
   });
 
   return {
@@ -64,4 +64,13 @@ export function memoryIdempotencyStore(
       if (entries.peek(key)?.record === undefined) entries.delete(key);
     },
   };
+}
+
+/**
+ * `clock` shifted to read 1 at the start: lru-cache takes a start time of 0 for "no TTL", so an entry
+ * set while a virtual clock reads 0 would never expire. Only differences count, so the shift is harmless.
+ */
+function fromOne(clock: () => number): () => number {
+  const origin = clock();
+  return () => clock() - origin + 1;
 }

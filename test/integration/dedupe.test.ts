@@ -2,9 +2,9 @@ import fc from 'fast-check';
 import { firstValueFrom, lastValueFrom, merge, toArray, VirtualTimeScheduler } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { dedupe } from '../../operators/dedupe.js';
+import { TxError, TxErrorCode } from '../../src/errors.js';
 import { fingerprint } from '../../src/idempotency/fingerprint.js';
 import { memoryIdempotencyStore } from '../../src/idempotency/memoryStore.js';
-import { TxError, TxErrorCode } from '../../src/index.js';
 import { cancellations, connectFixture, expectFailure, type Fixture, until } from '../support/fixture.js';
 import { advanceVirtual } from '../support/virtualTime.js';
 

@@ -1,9 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, fingerprint, scopedKey } from '../../src/idempotency/fingerprint.js';
+import { TxErrorCode } from '../../src/errors.js';
 import { memoryIdempotencyStore } from '../../src/idempotency/memoryStore.js';
 import type { IdempotencyRecord } from '../../src/idempotency/store.js';
-import { TxErrorCode } from '../../src/index.js';
 
 const record = (text: string): IdempotencyRecord => ({ kind: 'failure', code: 'X', message: text });
 
@@ -38,6 +37,14 @@ describe('memoryIdempotencyStore', () => {
     await store.begin('k', 'f', 100);
     expect((await store.begin('k', 'f', 100)).status).toBe('in_progress');
     advance(101);
+    expect((await store.begin('k', 'f', 100)).status).toBe('new');
+  });
+
+  it('expires entries set while an injected clock reads 0', async () => {
+    let now = 0;
+    const store = memoryIdempotencyStore({ clock: () => now });
+    await store.begin('k', 'f', 100);
+    now = 101;
     expect((await store.begin('k', 'f', 100)).status).toBe('new');
   });
 
@@ -85,26 +92,5 @@ describe('memoryIdempotencyStore', () => {
     expect(() => memoryIdempotencyStore({ maxEntries: 0 })).toThrowError(
       expect.objectContaining({ code: TxErrorCode.Validation, field: 'options.maxEntries' }),
     );
-  });
-});
-
-describe('fingerprint', () => {
-  it('ignores key order at every depth but not array order', () => {
-    expect(canonicalJson({ b: 1, a: [2, { d: 3, c: 4 }] })).toBe('{"a":[2,{"c":4,"d":3}],"b":1}');
-    expect(fingerprint({ a: 1, b: { c: 2, d: 3 } })).toBe(fingerprint({ b: { d: 3, c: 2 }, a: 1 }));
-    expect(fingerprint({ list: [1, 2] })).not.toBe(fingerprint({ list: [2, 1] }));
-    expect(fingerprint({ a: 1 })).toMatch(/^[0-9a-f]{64}$/);
-  });
-
-  it('is equal exactly when the canonical JSON is equal (property)', () => {
-    fc.assert(
-      fc.property(fc.jsonValue(), fc.jsonValue(), (left, right) => {
-        expect(fingerprint(left) === fingerprint(right)).toBe(canonicalJson(left) === canonicalJson(right));
-      }),
-    );
-  });
-
-  it('scopes keys by tool', () => {
-    expect(scopedKey('charge', 'order-1')).not.toBe(scopedKey('refund', 'order-1'));
   });
 });
