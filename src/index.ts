@@ -32,6 +32,19 @@ export {
 export { JsonlEventStore } from './events/jsonlEventStore.js';
 export { RedisEventStore, type RedisEventStoreOptions } from './events/redisEventStore.js';
 export {
+  type AuthHook,
+  createGateway,
+  type ExecuteToolResponse,
+  GatewayErrorCode,
+  type GatewayHealth,
+  type GatewayMetadata,
+  type GatewayOptions,
+  type ProblemDetails,
+  type ServedGateway,
+  type ServeGatewayOptions,
+  serveGateway,
+} from './gateway/index.js';
+export {
   type HealthAlert,
   HealthMonitor,
   type HealthMonitorOptions,
@@ -40,8 +53,15 @@ export {
 } from './health/healthMonitor.js';
 export { canonicalJson, fingerprint, scopedKey } from './idempotency/fingerprint.js';
 export { type MemoryStoreOptions, memoryIdempotencyStore } from './idempotency/memoryStore.js';
-export { type RedisStoreOptions, redisIdempotencyStore } from './idempotency/redisStore.js';
-export type { BeginOutcome, IdempotencyRecord, IdempotencyStore } from './idempotency/store.js';
+export { type RedisEffect, type RedisStoreOptions, redisIdempotencyStore } from './idempotency/redisStore.js';
+export {
+  type BeginOutcome,
+  type Completion,
+  type EffectStore,
+  type IdempotencyRecord,
+  type IdempotencyStore,
+  isEffectStore,
+} from './idempotency/store.js';
 export {
   ConcurrencyLimit,
   type ConcurrencyLimitOptions,
@@ -77,6 +97,7 @@ export {
   type TxConfig,
   TxConfigSchema,
 } from './schemas.js';
+export { isResultWithEffect, type ResultWithEffect, withEffect } from './server/effect.js';
 export { type TxToolOptions, txTool } from './server/txTool.js';
 export type { JsonObject, TxAttemptOptions, TxMeta, TxRequest, TxResult, TxStatus } from './types.js';
 export { assertJsonArgs, assertToolName } from './validate.js';

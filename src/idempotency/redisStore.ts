@@ -1,8 +1,9 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { TxError, TxErrorCode, validationError } from '../errors.js';
+import { newRequestId } from '../ids.js';
 import { parseOrThrow } from '../schemas.js';
-import type { BeginOutcome, IdempotencyRecord, IdempotencyStore } from './store.js';
+import type { BeginOutcome, Completion, EffectStore, IdempotencyRecord, IdempotencyStore } from './store.js';
 
 const RedisStoreOptionsSchema = z.strictObject({
   prefix: z.string().min(1, 'must not be empty').default('mcp-tx:idem:'),
@@ -14,13 +15,25 @@ const RedisStoreOptionsSchema = z.strictObject({
 export type RedisStoreOptions = z.input<typeof RedisStoreOptionsSchema>;
 
 /**
- * Atomically: a missing key is taken (in progress, with a TTL) → `new`; another fingerprint →
+ * An effect committed with {@link EffectStore.commit} on Redis: commands run in order, in one Lua
+ * script, e.g. `[['HINCRBY', 'balances', 'alice', '500'], ['XADD', 'ledger', '*', 'to', 'alice']]`.
+ * Redis runs a script in isolation but does not roll it back when a command fails, so keep effects
+ * to writes that cannot fail on well-formed input.
+ */
+export type RedisEffect = ReadonlyArray<readonly [command: string, ...args: (string | number)[]]>;
+
+const RedisEffectSchema = z
+  .array(z.tuple([z.string().min(1, 'must name a command')], z.union([z.string(), z.number()])))
+  .min(1, 'must hold at least one command');
+
+/**
+ * Atomically: a missing key is taken (in progress, with a TTL and the holder's token) → `new`; another fingerprint →
  * `conflict`; in progress → `in_progress`; else the stored JSON → `completed`.
  */
 const BEGIN = `
 local stored = redis.call('GET', KEYS[1])
 if not stored then
-  redis.call('SET', KEYS[1], cjson.encode({ f = ARGV[1], s = 'p' }), 'PX', ARGV[2])
+  redis.call('SET', KEYS[1], cjson.encode({ f = ARGV[1], s = 'p', t = ARGV[3] }), 'PX', ARGV[2])
   return { 'new' }
 end
 local entry = cjson.decode(stored)
@@ -34,10 +47,38 @@ local stored = redis.call('GET', KEYS[1])
 if stored and cjson.decode(stored).s == 'p' then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
+/**
+ * With a completion (ARGV[1] = '1'): only while KEYS[1] is in progress under the token ARGV[2],
+ * runs the effect's commands (ARGV[3], JSON) and stores the completed record ARGV[4] for ARGV[5] ms.
+ * Without one, runs the commands. Answers 1 when applied, 0 when the key was not ours.
+ */
+const COMMIT = `
+if ARGV[1] == '1' then
+  local stored = redis.call('GET', KEYS[1])
+  if not stored then return 0 end
+  local entry = cjson.decode(stored)
+  if entry.s ~= 'p' or entry.t ~= ARGV[2] then return 0 end
+end
+for _, command in ipairs(cjson.decode(ARGV[3])) do redis.call(unpack(command)) end
+if ARGV[1] == '1' then redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[5]) end
+return 1`;
+
 interface IdempotencyCommands {
-  mcpTxIdemBegin(key: string, fingerprint: string, ttlMs: number): Promise<[string, string?]>;
+  mcpTxIdemBegin(key: string, fingerprint: string, ttlMs: number, token: string): Promise<[string, string?]>;
   mcpTxIdemRelease(key: string): Promise<number>;
+  mcpTxIdemCommit(
+    key: string,
+    fenced: '0' | '1',
+    token: string,
+    effect: string,
+    record: string,
+    ttlMs: number,
+  ): Promise<number>;
 }
+
+/** The stored form of a completed key. */
+const completedEntry = (fingerprint: string, record: IdempotencyRecord) =>
+  JSON.stringify({ f: fingerprint, s: 'c', r: record });
 
 /**
  * An {@link IdempotencyStore} on Redis (ioredis), shared by every process that uses the same
@@ -45,14 +86,20 @@ interface IdempotencyCommands {
  * crashed holder does not block a key forever; completed records are kept for their TTL. Usable by
  * the client's `dedupe` and the server's `txTool`. When Redis fails, calls fail with
  * `MCP_TX_STORE_UNAVAILABLE` (retryable) — or, with `failOpen: true`, go ahead without
- * deduplication.
+ * deduplication. It is also an {@link EffectStore} of {@link RedisEffect}s: a `txTool` handler that
+ * answers `withEffect(result, commands)` has its Redis writes applied in one script with the key's
+ * completion, fenced by the holder's token — exactly once even when the server is killed mid-call
+ * (`commit` never fails open: the effect has nowhere else to go).
  *
  * @example
  * import { Redis } from 'ioredis';
  * const store = redisIdempotencyStore(new Redis(process.env.REDIS_URL), { prefix: 'shop:idem:' });
  * const tx = createMcpTx(client, { dedupe: { store } });
  */
-export function redisIdempotencyStore(redis: Redis, options: RedisStoreOptions = {}): IdempotencyStore {
+export function redisIdempotencyStore(
+  redis: Redis,
+  options: RedisStoreOptions = {},
+): IdempotencyStore & EffectStore<RedisEffect> {
   if (typeof (redis as Partial<Redis> | null)?.defineCommand !== 'function') {
     throw validationError('redis', 'must be an ioredis client');
   }
@@ -60,15 +107,18 @@ export function redisIdempotencyStore(redis: Redis, options: RedisStoreOptions =
   if (!('mcpTxIdemBegin' in redis)) {
     redis.defineCommand('mcpTxIdemBegin', { numberOfKeys: 1, lua: BEGIN });
     redis.defineCommand('mcpTxIdemRelease', { numberOfKeys: 1, lua: RELEASE });
+    redis.defineCommand('mcpTxIdemCommit', { numberOfKeys: 1, lua: COMMIT });
   }
   const commands = redis as unknown as Redis & IdempotencyCommands;
+  const unavailable = (error: unknown) =>
+    new TxError(TxErrorCode.StoreUnavailable, `Idempotency store unavailable: ${String(error)}`, {
+      retryable: true,
+      cause: error,
+    });
   const guarded = <T>(operation: () => Promise<T>, whenOpen: T): Promise<T> =>
     operation().catch((error: unknown) => {
       if (failOpen) return whenOpen;
-      throw new TxError(TxErrorCode.StoreUnavailable, `Idempotency store unavailable: ${String(error)}`, {
-        retryable: true,
-        cause: error,
-      });
+      throw unavailable(error);
     });
 
   return {
@@ -76,20 +126,39 @@ export function redisIdempotencyStore(redis: Redis, options: RedisStoreOptions =
     begin: (key, fingerprint, ttlMs) =>
       guarded(
         async (): Promise<BeginOutcome> => {
-          const [status, stored] = await commands.mcpTxIdemBegin(prefix + key, fingerprint, ttlMs);
+          const token = newRequestId();
+          const [status, stored] = await commands.mcpTxIdemBegin(prefix + key, fingerprint, ttlMs, token);
           if (status === 'completed')
             return { status, record: (JSON.parse(stored as string) as { r: IdempotencyRecord }).r };
-          return { status: status as 'new' | 'in_progress' | 'conflict' };
+          if (status === 'new') return { status, token };
+          return { status: status as 'in_progress' | 'conflict' };
         },
         { status: 'new' },
       ),
     complete: (key, fingerprint, record, ttlMs) =>
       guarded(async () => {
-        await redis.set(prefix + key, JSON.stringify({ f: fingerprint, s: 'c', r: record }), 'PX', ttlMs);
+        await redis.set(prefix + key, completedEntry(fingerprint, record), 'PX', ttlMs);
       }, undefined),
     release: (key) =>
       guarded(async () => {
         await commands.mcpTxIdemRelease(prefix + key);
       }, undefined),
+    async commit(effect, completion) {
+      const commands = parseOrThrow(RedisEffectSchema, effect, 'effect');
+      if (completion !== undefined && completion.token === undefined)
+        throw validationError('completion.token', 'must be the token begin answered');
+      return commitEffect(commands, completion).catch((error: unknown) => {
+        throw unavailable(error);
+      });
+    },
   };
+
+  async function commitEffect(effect: RedisEffect, completion?: Completion): Promise<boolean> {
+    const script = JSON.stringify(effect.map((command) => command.map(String)));
+    if (completion === undefined)
+      return (await commands.mcpTxIdemCommit(prefix, '0', '', script, '', 0)) === 1;
+    const { key, fingerprint, record, ttlMs, token = '' } = completion;
+    const entry = completedEntry(fingerprint, record);
+    return (await commands.mcpTxIdemCommit(prefix + key, '1', token, script, entry, ttlMs)) === 1;
+  }
 }

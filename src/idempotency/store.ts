@@ -17,7 +17,11 @@ export type IdempotencyRecord =
 
 /** The answer of {@link IdempotencyStore.begin}. */
 export type BeginOutcome =
-  | { readonly status: 'new' }
+  | {
+      readonly status: 'new';
+      /** Names this holding of the key, for a store that fences {@link EffectStore.commit} with it. */
+      readonly token?: string;
+    }
   | { readonly status: 'in_progress' }
   | { readonly status: 'completed'; readonly record: IdempotencyRecord }
   | { readonly status: 'conflict' };
@@ -46,4 +50,34 @@ export interface IdempotencyStore {
   begin(key: string, fingerprint: string, ttlMs: number): Promise<BeginOutcome>;
   complete(key: string, fingerprint: string, record: IdempotencyRecord, ttlMs: number): Promise<void>;
   release(key: string): Promise<void>;
+}
+
+/** The key an {@link EffectStore.commit} records as completed, in the same step as the effect. */
+export interface Completion {
+  readonly key: string;
+  readonly fingerprint: string;
+  readonly record: IdempotencyRecord;
+  readonly ttlMs: number;
+  /** The `token` of the `new` outcome that made this caller the key's holder. */
+  readonly token?: string;
+}
+
+/**
+ * A store that can apply a tool's effect in one atomic step with the record of its key — and only
+ * while the caller still holds the key. A process killed before that step leaves neither the effect
+ * nor the record, so a retry may run the handler again without doing the effect twice; a holder
+ * whose in-progress record expired (and was taken over) gets `false` and applies nothing. This is
+ * what makes an effect exactly-once across a crash, where `complete` after the effect cannot.
+ *
+ * @example
+ * const committed = await store.commit([['HINCRBY', 'balances', 'alice', '500']], completion);
+ */
+export interface EffectStore<Effect> {
+  /** Applies `effect` and, with a `completion`, records its key as completed. `false`: the key was not ours, nothing applied. */
+  commit(effect: Effect, completion?: Completion): Promise<boolean>;
+}
+
+/** Whether `store` can commit effects ({@link EffectStore}). */
+export function isEffectStore(store: IdempotencyStore): store is IdempotencyStore & EffectStore<unknown> {
+  return typeof (store as Partial<EffectStore<unknown>>).commit === 'function';
 }

@@ -3,11 +3,18 @@ import { asyncScheduler, firstValueFrom, type SchedulerLike, timer } from 'rxjs'
 import { z } from 'zod';
 import { isTxError, TxErrorCode, validationError } from '../errors.js';
 import { fingerprint, scopedKey } from '../idempotency/fingerprint.js';
-import type { BeginOutcome, IdempotencyStore } from '../idempotency/store.js';
+import {
+  type BeginOutcome,
+  type EffectStore,
+  type IdempotencyRecord,
+  type IdempotencyStore,
+  isEffectStore,
+} from '../idempotency/store.js';
 import { sanitizeMessage } from '../sanitize.js';
 import { InProgressOptionsSchema, PositiveMsSchema, parseOrThrow, SchedulerSchema } from '../schemas.js';
 import type { TxStatus } from '../types.js';
 import { MCP_TX_KEY, type WireRequestMeta, type WireResponseMeta } from '../wire.js';
+import { isResultWithEffect, type ResultWithEffect } from './effect.js';
 
 const TxToolOptionsSchema = z.strictObject({
   tool: z.string().min(1, 'must not be empty'),
@@ -30,11 +37,14 @@ interface ToolExtra {
   readonly signal?: AbortSignal;
 }
 
+/** What a wrapped handler answers: a result, or a result and an effect for the store to commit ({@link withEffect}). */
+type HandlerAnswer = CallToolResult | ResultWithEffect<unknown>;
+
 /** A tool callback taking arguments (register the tool with an `inputSchema`, `{}` if it has none). */
 type ToolHandler<Args, Extra extends ToolExtra> = (
   args: Args,
   extra: Extra,
-) => CallToolResult | Promise<CallToolResult>;
+) => HandlerAnswer | Promise<HandlerAnswer>;
 
 const DEFAULT_WINDOW_MS = 300_000;
 
@@ -47,7 +57,9 @@ const DEFAULT_WINDOW_MS = 300_000;
  * runs the handler and stores its result. A handler that throws or answers `isError` releases the
  * key, so that a retry may run it again. Every answer to an MCP-Tx client carries
  * `_meta.mcp_tx = { ack, processed, duplicate, attempts, final_status }`. This is what makes the
- * effect exactly-once when a response is lost and the client retries.
+ * effect exactly-once when a response is lost and the client retries. A server killed between the
+ * handler's effect and the store's record would still run it again on the retry: for that, answer
+ * {@link withEffect} and let an {@link EffectStore} commit the effect with the record.
  *
  * @example
  * const store = memoryIdempotencyStore();
@@ -69,15 +81,15 @@ export function txTool<Args, Extra extends ToolExtra>(
     const run = () => handler(args, extra);
     const wire = requestMetaOf(extra);
     const key = wire?.idempotency_key;
-    if (wire === undefined || typeof key !== 'string' || key === '') {
-      const result = await runHandler(run);
-      return wire === undefined ? result : withTxMeta(result, wire, { duplicate: false });
-    }
     try {
-      return await runKeyed(run, { settings, wire, args, key: scopedKey(settings.tool, key), extra });
+      if (typeof key === 'string' && key !== '' && wire !== undefined)
+        return await runKeyed(run, { settings, wire, args, key: scopedKey(settings.tool, key), extra });
+      const result = await runUnkeyed(run, settings.store);
+      return wire === undefined ? result : withTxMeta(result, wire, { duplicate: false });
     } catch (error) {
-      if (isTxError(error)) return errorResult(wire, error.code, error.message); // the store failed
-      throw error;
+      if (!isTxError(error)) throw error;
+      // The store failed, or cannot commit the handler's effect.
+      return wire === undefined ? plainError(error.message) : errorResult(wire, error.code, error.message);
     }
   };
 }
@@ -96,16 +108,22 @@ interface KeyedCall {
 }
 
 /** The wrapped handler, bound to this request's arguments and extra. */
-type Run = () => CallToolResult | Promise<CallToolResult>;
+type Run = () => HandlerAnswer | Promise<HandlerAnswer>;
 
 async function runKeyed(run: Run, call: KeyedCall): Promise<CallToolResult> {
-  const { settings, wire, key } = call;
+  const { settings, key } = call;
   const print = fingerprint(call.args);
   const outcome = await waitWhileInProgress(
     call,
     print,
     await settings.store.begin(key, print, settings.inProgressTtlMs),
   );
+  return outcome.status === 'new' ? runAndStore(run, call, print, outcome.token) : answerHeld(call, outcome);
+}
+
+/** The answer for a key this request does not get to run: stored, conflicting, or held by another. */
+function answerHeld(call: KeyedCall, outcome: Exclude<BeginOutcome, { status: 'new' }>): CallToolResult {
+  const { settings, wire } = call;
   switch (outcome.status) {
     case 'completed':
       if (outcome.record.kind === 'result')
@@ -123,8 +141,6 @@ async function runKeyed(run: Run, call: KeyedCall): Promise<CallToolResult> {
         TxErrorCode.InProgress,
         `A call of ${settings.tool} with idempotency key "${wire.idempotency_key}" is still in progress`,
       );
-    case 'new':
-      return runAndStore(run, call, print);
   }
 }
 
@@ -148,34 +164,89 @@ async function waitWhileInProgress(
   return outcome;
 }
 
-async function runAndStore(run: Run, call: KeyedCall, print: string): Promise<CallToolResult> {
+async function runAndStore(
+  run: Run,
+  call: KeyedCall,
+  print: string,
+  token: string | undefined,
+): Promise<CallToolResult> {
   const { store, ttlMs } = call.settings;
-  let result: CallToolResult;
+  let answer: HandlerAnswer;
   try {
-    result = await run();
+    answer = await run();
   } catch (error) {
     await store.release(call.key);
-    return errorResult(
-      call.wire,
-      TxErrorCode.ToolError,
-      error instanceof Error ? error.message : String(error),
-    );
+    return errorResult(call.wire, TxErrorCode.ToolError, messageOf(error));
   }
-  if (result.isError) await store.release(call.key);
-  else await store.complete(call.key, print, { kind: 'result', result }, ttlMs);
-  return withTxMeta(result, call.wire, { duplicate: false });
+  const result = isResultWithEffect(answer) ? answer.result : answer;
+  if (result.isError) {
+    await store.release(call.key);
+    return withTxMeta(result, call.wire, { duplicate: false });
+  }
+  if (!isResultWithEffect(answer)) {
+    await store.complete(call.key, print, { kind: 'result', result }, ttlMs);
+    return withTxMeta(result, call.wire, { duplicate: false });
+  }
+  if (!isEffectStore(store)) {
+    await store.release(call.key);
+    throw noEffectStore();
+  }
+  return commitKeyed(store, call, { print, result, effect: answer.effect, token }, 1);
 }
 
-async function runHandler(run: Run): Promise<CallToolResult> {
-  try {
-    return await run();
-  } catch (error) {
-    return {
-      content: [{ type: 'text', text: error instanceof Error ? error.message : String(error) }],
-      isError: true,
-    };
-  }
+interface PendingEffect {
+  readonly print: string;
+  readonly result: CallToolResult;
+  readonly effect: unknown;
+  readonly token: string | undefined;
 }
+
+/**
+ * Commits the effect with the key's record. When the key was no longer ours (our in-progress
+ * record expired and another request took it), nothing was applied: answer what the store holds
+ * now — or, when the key is free again, take it and commit once more.
+ */
+async function commitKeyed(
+  store: IdempotencyStore & EffectStore<unknown>,
+  call: KeyedCall,
+  pending: PendingEffect,
+  retakes: number,
+): Promise<CallToolResult> {
+  const { key, settings, wire } = call;
+  const { print, result, effect, token } = pending;
+  const record: IdempotencyRecord = { kind: 'result', result };
+  if (await store.commit(effect, { key, fingerprint: print, record, ttlMs: settings.ttlMs, token }))
+    return withTxMeta(result, wire, { duplicate: false });
+  const outcome = await store.begin(key, print, settings.inProgressTtlMs);
+  if (outcome.status !== 'new') return answerHeld(call, outcome);
+  if (retakes > 0) return commitKeyed(store, call, { ...pending, token: outcome.token }, retakes - 1);
+  await store.release(key);
+  return answerHeld(call, { status: 'in_progress' });
+}
+
+/** A call without a key: the handler runs; an effect it answers is committed on its own. */
+async function runUnkeyed(run: Run, store: IdempotencyStore): Promise<CallToolResult> {
+  let answer: HandlerAnswer;
+  try {
+    answer = await run();
+  } catch (error) {
+    return plainError(messageOf(error));
+  }
+  if (!isResultWithEffect(answer)) return answer;
+  if (!isEffectStore(store)) throw noEffectStore();
+  if (!answer.result.isError) await store.commit(answer.effect);
+  return answer.result;
+}
+
+const plainError = (text: string): CallToolResult => ({ content: [{ type: 'text', text }], isError: true });
+
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+const noEffectStore = () =>
+  validationError(
+    'options.store',
+    'must be an EffectStore (e.g. redisIdempotencyStore) when the handler answers withEffect',
+  );
 
 function withTxMeta(
   result: CallToolResult,
@@ -198,6 +269,5 @@ function withTxMeta(
 
 function errorResult(wire: Partial<WireRequestMeta>, code: string, message: string): CallToolResult {
   const text = sanitizeMessage(message);
-  const result: CallToolResult = { content: [{ type: 'text', text }], isError: true };
-  return withTxMeta(result, wire, { duplicate: false, errorCode: code, errorMessage: text });
+  return withTxMeta(plainError(text), wire, { duplicate: false, errorCode: code, errorMessage: text });
 }

@@ -1,9 +1,14 @@
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { firstValueFrom } from 'rxjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { newRequestId } from '../../src/ids.js';
 import { type BreakerPermit, RedisCircuitBreaker, TxError, TxErrorCode } from '../../src/index.js';
 import { eventually } from '../support/fixture.js';
+
+const workerScript = fileURLToPath(new URL('./breakerWorker.ts', import.meta.url));
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const connections: Redis[] = [];
@@ -30,6 +35,71 @@ function breakers(options: { recoveryTimeoutMs: number }) {
     () => new RedisCircuitBreaker(connect(), { key, failureThreshold: 3, ...options }),
   );
 }
+
+interface WorkerAnswer {
+  readonly status: string;
+  readonly code?: string;
+}
+
+/** A breakerWorker.ts process: `call` sends it a tool call, `states` holds the transitions it saw. */
+class BreakerWorker {
+  readonly states: string[] = [];
+  private readonly process: ChildProcessWithoutNullStreams;
+  private readonly pending = new Map<number, (answer: WorkerAnswer) => void>();
+  private nextId = 0;
+
+  constructor(env: Record<string, string>) {
+    this.process = spawn(process.execPath, ['--import', 'tsx', workerScript], {
+      env: { ...process.env, ...env },
+    });
+    createInterface({ input: this.process.stdout }).on('line', (line) => {
+      const message = JSON.parse(line) as { id?: number; state?: string } & WorkerAnswer;
+      if (message.state !== undefined) this.states.push(message.state);
+      else this.pending.get(message.id as number)?.(message);
+    });
+  }
+
+  call(work: { fail?: boolean; ms?: number } = {}): Promise<WorkerAnswer> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve);
+      this.process.stdin.write(`${JSON.stringify({ id, ...work })}\n`);
+    });
+  }
+
+  stop(): Promise<unknown> {
+    const exited = new Promise((resolve) => this.process.once('exit', resolve));
+    this.process.stdin.end();
+    return exited;
+  }
+}
+
+describe('RedisCircuitBreaker shared by 4 worker processes', () => {
+  it('opened by one process, rejects in the others; half-open, exactly one process probes', async () => {
+    const env = { REDIS_URL: url, BREAKER_KEY: `mcp-tx-test:breaker:${newRequestId()}`, RECOVERY_MS: '300' };
+    const workers = Array.from({ length: 4 }, () => new BreakerWorker(env));
+    const [first, ...others] = workers as [BreakerWorker, ...BreakerWorker[]];
+    try {
+      await eventually(async () => workers.every((worker) => worker.states.length === 1), 20_000);
+      for (let index = 0; index < 3; index++)
+        expect(await first.call({ fail: true })).toMatchObject({ status: 'failed' });
+      await eventually(async () => others.every((worker) => worker.states.at(-1) === 'open'));
+      for (const worker of others) {
+        expect(await worker.call()).toMatchObject({ status: 'failed', code: TxErrorCode.CircuitOpen });
+      }
+
+      await new Promise((resolve) => setTimeout(resolve, 320));
+      const probes = await Promise.all(workers.map((worker) => worker.call({ ms: 50 })));
+      expect(probes.filter((answer) => answer.status === 'completed')).toHaveLength(1);
+      expect(probes.filter((answer) => answer.code === TxErrorCode.CircuitOpen)).toHaveLength(3);
+      await eventually(async () => workers.every((worker) => worker.states.at(-1) === 'closed'));
+      for (const worker of workers) expect(await worker.call()).toMatchObject({ status: 'completed' });
+      expect(others[0]?.states).toEqual(['closed', 'open', 'half-open', 'closed']);
+    } finally {
+      await Promise.all(workers.map((worker) => worker.stop()));
+    }
+  }, 40_000);
+});
 
 describe('RedisCircuitBreaker on a real Redis', () => {
   it('opened by one, rejects in the others; after the recovery time exactly one gets the probe', async () => {

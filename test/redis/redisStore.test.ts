@@ -46,6 +46,58 @@ describe('redisIdempotencyStore on a real Redis', () => {
     expect(reports.reduce((sum, report) => sum + report.duplicates, 0)).toBe(4 * 30 - 30);
   }, 60_000);
 
+  it('commits an effect with the completion only while the caller holds the key', async () => {
+    const store = redisIdempotencyStore(redis, { prefix });
+    const record = { kind: 'result' as const, result: { content: [{ type: 'text' as const, text: 'ok' }] } };
+    const first = await store.begin('e', 'f', 50);
+    expect(first).toMatchObject({ status: 'new', token: expect.any(String) });
+    await new Promise((resolve) => setTimeout(resolve, 80)); // our hold expires
+    const second = await store.begin('e', 'f', 5_000); // and another request takes the key
+    const stale = {
+      key: 'e',
+      fingerprint: 'f',
+      record,
+      ttlMs: 5_000,
+      token: (first as { token: string }).token,
+    };
+    expect(await store.commit([['INCR', `${prefix}effect`]], stale)).toBe(false);
+    expect(await redis.get(`${prefix}effect`)).toBeNull();
+    const held = { ...stale, token: (second as { token: string }).token };
+    expect(
+      await store.commit(
+        [
+          ['INCR', `${prefix}effect`],
+          ['INCRBY', `${prefix}effect`, 2],
+        ],
+        held,
+      ),
+    ).toBe(true);
+    expect(await redis.get(`${prefix}effect`)).toBe('3');
+    expect(await store.begin('e', 'f', 5_000)).toEqual({ status: 'completed', record });
+    expect(await store.commit([['INCR', `${prefix}effect`]], held)).toBe(false); // completed: not ours any more
+    expect(await store.commit([['INCR', `${prefix}effect`]])).toBe(true); // no key: just the effect
+    expect(await redis.get(`${prefix}effect`)).toBe('4');
+  });
+
+  it('names the bad part of an effect, and never fails a commit open', async () => {
+    const store = redisIdempotencyStore(redis, { prefix });
+    await expect(store.commit([])).rejects.toMatchObject({ code: TxErrorCode.Validation, field: 'effect' });
+    await expect(store.commit([['', 'k']] as never)).rejects.toMatchObject({ field: 'effect.0.0' });
+    await expect(store.commit([['SET', 'k', { v: 1 }]] as never)).rejects.toMatchObject({
+      field: 'effect.0.2',
+    });
+    const record = { kind: 'result' as const, result: { content: [] } };
+    await expect(
+      store.commit([['INCR', 'k']], { key: 'k', fingerprint: 'f', record, ttlMs: 1 }),
+    ).rejects.toMatchObject({ field: 'completion.token' });
+    const down = unreachableRedis();
+    const open = redisIdempotencyStore(down, { prefix, failOpen: true });
+    await expect(open.commit([['INCR', `${prefix}never`]])).rejects.toMatchObject({
+      code: TxErrorCode.StoreUnavailable,
+    });
+    down.disconnect();
+  });
+
   it('fails closed with MCP_TX_STORE_UNAVAILABLE when Redis is unreachable, or goes ahead when failOpen', async () => {
     const down = unreachableRedis();
     const closed = redisIdempotencyStore(down, { prefix });
