@@ -12,6 +12,7 @@ const examples: Record<string, () => Promise<{ main: () => Promise<unknown> }>> 
   monitoring: () => import('./monitoring.js'),
   'reactive-search': () => import('./reactive-search.js'),
   batch: () => import('./batch.js'),
+  gateway: () => import('./gateway.js'),
 };
 
 const name = process.argv[2];

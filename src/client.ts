@@ -4,6 +4,7 @@ import { asyncScheduler, firstValueFrom, type SchedulerLike, type Subscriber } f
 import { type AttemptEnvironment, attemptCall, TxCall, TxCallState } from './call.js';
 import { TxError, TxErrorCode, validationError } from './errors.js';
 import { newRequestId } from './ids.js';
+import { listAllTools } from './listTools.js';
 import { DefaultPipeline } from './pipeline.js';
 import { failureMeta } from './result.js';
 import {
@@ -288,13 +289,8 @@ function asInputError(error: unknown): TxError {
 
 async function listAnnotations(client: Client): Promise<ReadonlyMap<string, ToolAnnotations>> {
   const annotations = new Map<string, ToolAnnotations>();
-  let cursor: string | undefined;
-  do {
-    const page = await client.listTools(cursor === undefined ? undefined : { cursor });
-    for (const tool of page.tools)
-      if (tool.annotations !== undefined) annotations.set(tool.name, tool.annotations);
-    cursor = page.nextCursor;
-  } while (cursor !== undefined);
+  for (const tool of await listAllTools(client))
+    if (tool.annotations !== undefined) annotations.set(tool.name, tool.annotations);
   return annotations;
 }
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { main as batch } from '../examples/batch.js';
 import { main as circuitBreaker } from '../examples/circuit-breaker.js';
 import { main as eventSourcing } from '../examples/event-sourcing.js';
+import { main as gateway } from '../examples/gateway.js';
 import { main as monitoring } from '../examples/monitoring.js';
 import { main as quickstart } from '../examples/quickstart.js';
 import { main as rateLimit } from '../examples/rate-limit.js';
@@ -77,5 +78,12 @@ describe('examples', () => {
 
   it('batch: 1 000 calls with concurrency and rate, all completed', async () => {
     expect(await batch(quiet)).toEqual({ completed: 1_000, successRate: 1 });
+  });
+
+  it('gateway: an Idempotency-Key replay creates one order; reuse is 422, a bad body 400', async () => {
+    const lines: string[] = [];
+    const summary = await gateway((line) => lines.push(line));
+    expect(summary).toEqual({ statuses: [200, 200, 422, 400], duplicate: true, ordersCreated: 1 });
+    expect(lines.at(-1)).toMatch(/^health: ok, \d+ tools, MCP-Tx: true, 3 calls monitored$/);
   });
 });

@@ -1,0 +1,9 @@
+export {
+  type AuthHook,
+  createGateway,
+  type ExecuteToolResponse,
+  type GatewayHealth,
+  type GatewayOptions,
+} from './gateway.js';
+export { GatewayErrorCode, type GatewayMetadata, type ProblemDetails } from './problem.js';
+export { type ServedGateway, type ServeGatewayOptions, serveGateway } from './serve.js';
