@@ -1,33 +1,21 @@
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { from, lastValueFrom, mergeMap, toArray } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createMcpTx, type McpTx, mcpTxClientCapabilities } from '../../src/index.js';
+import type { createMcpTx, McpTx } from '../../src/index.js';
 import { type E2eStats, typeAhead } from '../support/e2eServer.js';
 import { eventually, until } from '../support/fixture.js';
-import { keepConnected, type Reconnector } from '../support/reconnect.js';
+import type { Reconnector } from '../support/reconnect.js';
+import { connectStdioChild } from '../support/stdioChild.js';
 
 const serverScript = new URL('../support/stdioServer.ts', import.meta.url).pathname;
 
-/** The e2e server in a child process over stdio; `transports` holds each connection made. */
+/** The e2e server in a child process over stdio, with `stats` to read what it did. */
 async function connectStdio(config: Parameters<typeof createMcpTx>[1] = {}) {
-  const transports: StdioClientTransport[] = [];
-  const client = new Client(
-    { name: 'stdio-test', version: '1.0.0' },
-    { capabilities: mcpTxClientCapabilities() },
-  );
-  const connection = await keepConnected(client, async () => {
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: ['--import', 'tsx', serverScript],
-      stderr: 'ignore',
-    });
-    transports.push(transport);
-    return transport;
+  const child = await connectStdioChild(serverScript, {
+    retry: { baseDelayMs: 5, maxDelayMs: 50, jitter: false },
+    ...config,
   });
-  const tx = createMcpTx(client, { retry: { baseDelayMs: 5, maxDelayMs: 50, jitter: false }, ...config });
-  const stats = async () => (await tx.call('stats', {}, { dedupe: false })).data as E2eStats;
-  return { tx, connection, transports, stats };
+  const stats = async () => (await child.tx.call('stats', {}, { dedupe: false })).data as E2eStats;
+  return { ...child, stats };
 }
 
 let open: { tx: McpTx; connection: Reconnector } | undefined;

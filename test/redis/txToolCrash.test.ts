@@ -1,11 +1,10 @@
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { from, lastValueFrom, mergeMap, toArray } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createMcpTx, type McpTx, mcpTxClientCapabilities } from '../../src/index.js';
+import type { McpTx } from '../../src/index.js';
 import { eventually, until } from '../support/fixture.js';
-import { keepConnected, type Reconnector } from '../support/reconnect.js';
+import type { Reconnector } from '../support/reconnect.js';
 import { redisUrl, testRedis } from '../support/redis.js';
+import { connectStdioChild } from '../support/stdioChild.js';
 
 const serverScript = new URL('./txToolServer.ts', import.meta.url).pathname;
 const { redis, prefix } = testRedis();
@@ -17,34 +16,15 @@ afterEach(async () => {
   open = undefined;
 });
 
-/** The credit server in a child process over stdio, reconnected (restarted) whenever it dies. */
-async function connectCreditServer(env: Record<string, string>) {
-  const transports: StdioClientTransport[] = [];
-  const client = new Client(
-    { name: 'crash-test', version: '1.0.0' },
-    { capabilities: mcpTxClientCapabilities() },
-  );
-  const connection = await keepConnected(client, async () => {
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: ['--import', 'tsx', serverScript],
-      env: { ...process.env, ...env } as Record<string, string>,
-      stderr: 'ignore',
-    });
-    transports.push(transport);
-    return transport;
-  });
-  const tx = createMcpTx(client, {
-    retry: { maxAttempts: 40, baseDelayMs: 20, maxDelayMs: 200, jitter: false },
-  });
-  open = { tx, connection };
-  return { tx, connection, transports };
-}
-
 describe('a txTool server on the Redis store, killed with SIGKILL mid-burst and restarted', () => {
   it('completes every keyed call, and each key’s effect happens exactly once', async () => {
     const run = `${prefix}crash:`;
-    const { tx, connection, transports } = await connectCreditServer({ REDIS_URL: redisUrl, PREFIX: run });
+    const { tx, connection, transports } = await connectStdioChild(
+      serverScript,
+      { retry: { maxAttempts: 40, baseDelayMs: 20, maxDelayMs: 200, jitter: false } },
+      { REDIS_URL: redisUrl, PREFIX: run },
+    );
+    open = { tx, connection };
     const accounts = Array.from({ length: 60 }, (_, index) => `acct-${index}`);
     let finished = 0;
     const burst = lastValueFrom(
