@@ -1,6 +1,7 @@
 import type { Counter, Histogram, Meter } from '@opentelemetry/api';
 import { type Observable, Subject } from 'rxjs';
 import { z } from 'zod';
+import { percentile } from '../percentile.js';
 import { parseOrThrow } from '../schemas.js';
 import type { TxMeta } from '../types.js';
 
@@ -192,10 +193,4 @@ function summarize(tool: string, window: ToolWindow): ToolHealth {
     },
     totalCalls: window.total,
   };
-}
-
-/** Nearest-rank percentile of sorted values (0 when there are none). */
-function percentile(sorted: readonly number[], fraction: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.ceil(fraction * sorted.length) - 1)] as number;
 }

@@ -34,7 +34,7 @@ await tx.close();
 `;
 
 describe('the published package', () => {
-  it('installs from its tarball and runs a call through mcp-tx, mcp-tx/operators and mcp-tx/testing', async () => {
+  it('installs from its tarball, runs a call through mcp-tx, mcp-tx/operators and mcp-tx/testing, and its bin', async () => {
     dir = await mkdtemp(join(tmpdir(), 'mcp-tx-package-'));
     const { stdout: packed } = await run('npm', ['pack', '--silent', '--pack-destination', dir], {
       cwd: root,
@@ -56,5 +56,9 @@ describe('the published package', () => {
     await writeFile(join(dir, 'consumer.mjs'), consumer);
     const { stdout } = await run(process.execPath, ['consumer.mjs'], { cwd: dir });
     expect(JSON.parse(stdout.trim())).toEqual({ data: 'hello', attempts: 1, serverSupportsTx: true });
+
+    // The bin, run from the compiled package: the demo starts its bundled server from dist/.
+    const demo = await run(join(dir, 'node_modules/.bin/mcp-tx'), ['demo'], { cwd: dir });
+    expect(demo.stdout).toContain('each order exactly once');
   }, 180_000);
 });

@@ -1,0 +1,365 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { splitCommand } from '../../src/cli/connect.js';
+import type { CliIo } from '../../src/cli/io.js';
+import type { ResultLine } from '../../src/cli/journal.js';
+import { main } from '../../src/cli/program.js';
+import { startCliHttpServer } from '../support/cliServer.js';
+
+const stdioServer = new URL('../support/cliStdioServer.ts', import.meta.url).pathname;
+
+let server: Awaited<ReturnType<typeof startCliHttpServer>>;
+let dir: string;
+beforeAll(async () => {
+  server = await startCliHttpServer();
+  dir = await mkdtemp(join(tmpdir(), 'mcp-tx-cli-'));
+});
+afterAll(async () => {
+  await server.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** What a run wrote, and an io that records it (an abort controller for Ctrl-C). */
+function capture(options: { isTTY?: boolean } = {}) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const interrupt = new AbortController();
+  const io: CliIo = {
+    stdout: (text) => out.push(text),
+    stderr: (text) => err.push(text),
+    isTTY: options.isTTY ?? false,
+    columns: 120,
+    signal: interrupt.signal,
+  };
+  return { io, interrupt, stdout: () => out.join(''), stderr: () => err.join('') };
+}
+
+let files = 0;
+/** Writes `lines` (objects as JSON, strings as they are) to a new input file. */
+async function inputFile(lines: readonly unknown[]): Promise<string> {
+  const path = join(dir, `calls-${++files}.jsonl`);
+  await writeFile(
+    path,
+    `${lines.map((line) => (typeof line === 'string' ? line : JSON.stringify(line))).join('\n')}\n`,
+  );
+  return path;
+}
+
+const charge = (id: string, extra: Record<string, unknown> = {}) => ({
+  tool: 'charge',
+  arguments: { id },
+  ...extra,
+});
+const parseResults = (text: string) =>
+  text
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as ResultLine);
+const byLine = (results: ResultLine[]) => [...results].sort((a, b) => a.line - b.line);
+
+describe('mcp-tx batch', () => {
+  it('writes one result line per input line with its meta, and a summary', async () => {
+    const input = await inputFile([
+      charge('r1'),
+      charge('r2', { idempotency_key: 'order-r2' }),
+      charge('r2', { idempotency_key: 'order-r2' }),
+      charge('r3'),
+    ]);
+    const run = capture();
+    const code = await main(['batch', '--input', input, '--url', server.url, '--concurrency', '1'], run.io);
+
+    expect(code).toBe(0);
+    const results = byLine(parseResults(run.stdout()));
+    expect(results.map(({ line, tool, ok, data }) => ({ line, tool, ok, data }))).toEqual([
+      { line: 1, tool: 'charge', ok: true, data: { id: 'r1' } },
+      { line: 2, tool: 'charge', ok: true, data: { id: 'r2' } },
+      { line: 3, tool: 'charge', ok: true, data: { id: 'r2' } },
+      { line: 4, tool: 'charge', ok: true, data: { id: 'r3' } },
+    ]);
+    expect(results.map((result) => result.meta?.duplicate)).toEqual([false, false, true, false]);
+    expect(
+      results.every((result) => result.meta?.status === 'completed' && result.meta.serverSupportsTx),
+    ).toBe(true);
+    expect(results[1]?.meta?.idempotencyKey).toBe('order-r2');
+    // Lines without a key get one derived from the run's journal id and their line number.
+    expect(results[0]?.meta?.idempotencyKey).toMatch(/^batch-[0-9a-f-]{36}-line-1$/);
+    expect(results[3]?.meta?.idempotencyKey).toMatch(/^batch-[0-9a-f-]{36}-line-4$/);
+    expect(server.state.effects).toMatchObject({ r1: 1, r2: 1, r3: 1 });
+    expect(server.state.requests.r2).toBe(1); // the duplicate was served by the client's dedupe
+
+    const summary = run.stderr();
+    expect(summary).toMatch(/lines +4 \(0 from the journal\)/);
+    expect(summary).toMatch(/completed +4\n/);
+    expect(summary).toMatch(/failed +0\n/);
+    expect(summary).toMatch(/duplicates +1\n/);
+    expect(summary).toMatch(/attempts +3\n/);
+    expect(summary).toMatch(/latency +p50 \d+ ms, p95 \d+ ms/);
+    expect(summary).toMatch(/throughput +\d+ calls\/s \(4 calls in \d+\.\d\d s\)/);
+  });
+
+  it('names malformed lines, runs the others, and exits 1', async () => {
+    const input = await inputFile([
+      charge('m1'),
+      '{"tool": "charge", ',
+      '',
+      { arguments: { id: 'x' } },
+      charge('m5'),
+    ]);
+    const out = join(dir, 'malformed-results.jsonl');
+    const run = capture();
+    const code = await main(['batch', '--input', input, '--url', server.url, '--out', out], run.io);
+
+    expect(code).toBe(1);
+    expect(run.stderr()).toContain(`${input}:2: not JSON`);
+    expect(run.stderr()).toContain(`${input}:4: Invalid tool: must be a string`);
+    const results = byLine(parseResults(await readFile(out, 'utf8')));
+    expect(results.map(({ line, ok }) => ({ line, ok }))).toEqual([
+      { line: 1, ok: true },
+      { line: 2, ok: false },
+      { line: 4, ok: false },
+      { line: 5, ok: true },
+    ]);
+    expect(results[1]?.error?.code).toBe('MCP_TX_VALIDATION');
+    expect(server.state.effects).toMatchObject({ m1: 1, m5: 1 });
+    expect(run.stdout()).toBe(''); // results went to --out
+    expect(run.stderr()).toMatch(/completed +2\n +failed +2\n/);
+  });
+
+  it('reports a call that failed as a result line and exits 1', async () => {
+    const input = await inputFile([{ tool: 'fail', arguments: { reason: 'card declined' } }, charge('f2')]);
+    const run = capture();
+    expect(await main(['batch', '--input', input, '--url', server.url], run.io)).toBe(1);
+    const [failed] = byLine(parseResults(run.stdout()));
+    expect(failed).toMatchObject({
+      line: 1,
+      tool: 'fail',
+      ok: false,
+      error: { code: 'MCP_TX_TOOL_ERROR', message: 'card declined' },
+      meta: { status: 'failed', attempts: 1 },
+    });
+  });
+
+  it('runs against a server started with --stdio (quoted arguments kept whole)', async () => {
+    const input = await inputFile([charge('s1'), charge('s2')]);
+    const run = capture();
+    const command = `"${process.execPath}" --import tsx '${stdioServer}'`;
+    expect(await main(['batch', '--input', input, '--stdio', command], run.io)).toBe(0);
+    expect(byLine(parseResults(run.stdout())).map((result) => result.data)).toEqual([
+      { id: 's1' },
+      { id: 's2' },
+    ]);
+  });
+
+  it('prints plain progress lines when stderr is not a terminal', async () => {
+    const input = await inputFile(Array.from({ length: 20 }, (_, n) => charge(`p${n}`)));
+    const run = capture({ isTTY: false });
+    expect(await main(['batch', '--input', input, '--url', server.url], run.io)).toBe(0);
+    const progress = run
+      .stderr()
+      .split('\n')
+      .filter((line) => line.startsWith('batch: '));
+    expect(progress.length).toBeGreaterThanOrEqual(2);
+    expect(progress.at(-1)).toMatch(/^batch: 20\/20 \(100%\), 0 failed, \d+\/s$/);
+    expect(progress.every((line) => /^batch: \d+\/20 \(\d+%\), \d+ failed, \d+\/s$/.test(line))).toBe(true);
+    expect(run.stderr()).not.toContain('\x1b');
+  });
+
+  it('draws a progress bar when stderr is a terminal', async () => {
+    const input = await inputFile(Array.from({ length: 5 }, (_, n) => charge(`t${n}`)));
+    const run = capture({ isTTY: true });
+    expect(await main(['batch', '--input', input, '--url', server.url], run.io)).toBe(0);
+    expect(run.stderr()).toContain('\x1b[');
+    expect(run.stderr()).toMatch(/batch \[█+\] 100% \| 5\/5 \| 0 failed/);
+  });
+});
+
+describe('mcp-tx batch --journal', () => {
+  it('stops on interrupt with exit 130, and a re-run finishes without calling finished lines again', async () => {
+    const ids = Array.from({ length: 30 }, (_, n) => `j${n}`);
+    const input = await inputFile(ids.map((id) => ({ tool: 'charge', arguments: { id, ms: 20 } })));
+    const journal = join(dir, 'interrupted.journal.jsonl');
+    const out = join(dir, 'interrupted-results.jsonl');
+    const args = [
+      'batch',
+      '--input',
+      input,
+      '--url',
+      server.url,
+      '--journal',
+      journal,
+      '--out',
+      out,
+      '--concurrency',
+      '2',
+    ];
+
+    const first = capture();
+    let finished = 0;
+    const firstRun = main(args, {
+      ...first.io,
+      stderr: (text) => {
+        first.io.stderr(text);
+        if (text.startsWith('batch: ')) finished = Number(/^batch: (\d+)/.exec(text)?.[1]);
+        if (finished >= 6) first.interrupt.abort();
+      },
+    });
+    expect(await firstRun).toBe(130);
+    expect(first.stderr()).toContain(`run again with --journal ${journal} to finish`);
+    const finishedFirst = parseResults(await readFile(out, 'utf8'));
+    expect(finishedFirst.length).toBeGreaterThanOrEqual(6);
+    expect(finishedFirst.length).toBeLessThan(ids.length);
+
+    const second = capture();
+    expect(await main(args, second.io)).toBe(0);
+    const results = byLine(parseResults(await readFile(out, 'utf8')));
+    expect(results.map((result) => result.line)).toEqual(ids.map((_, index) => index + 1));
+    expect(results.every((result) => result.ok)).toBe(true);
+    // Every line the first run reported is taken from the journal (with, maybe, one it recorded as it stopped).
+    const resumed = results.filter((result) => result.fromJournal);
+    const resumedLines = new Set(resumed.map((result) => result.line));
+    for (const { line } of finishedFirst) expect(resumedLines.has(line)).toBe(true);
+    for (const { line } of resumed) expect(server.state.requests[`j${line - 1}`]).toBe(1);
+    for (const id of ids) expect(server.state.effects[id]).toBe(1);
+    expect(second.stderr()).toMatch(new RegExp(`lines +30 \\(${resumed.length} from the journal\\)`));
+
+    // A third run has nothing left to do: it does not even connect.
+    const third = capture();
+    expect(
+      await main(
+        ['batch', '--input', input, '--url', 'http://127.0.0.1:9/mcp', '--journal', journal],
+        third.io,
+      ),
+    ).toBe(0);
+    expect(parseResults(third.stdout()).every((result) => result.fromJournal)).toBe(true);
+  });
+
+  it('runs failed lines again on a re-run, with the same derived key', async () => {
+    const input = await inputFile([charge('k1'), { tool: 'fail', arguments: { reason: 'no' } }]);
+    const journal = join(dir, 'failed.journal.jsonl');
+    const args = ['batch', '--input', input, '--url', server.url, '--journal', journal];
+    const first = capture();
+    expect(await main(args, first.io)).toBe(1);
+    const second = capture();
+    expect(await main(args, second.io)).toBe(1);
+    const [kept, again] = byLine(parseResults(second.stdout()));
+    expect(kept?.fromJournal).toBe(true);
+    expect(again?.fromJournal).toBeUndefined();
+    const firstFailure = byLine(parseResults(first.stdout()))[1];
+    expect(again?.meta?.idempotencyKey).toBe(firstFailure?.meta?.idempotencyKey);
+    expect(server.state.requests.k1).toBe(1);
+  });
+
+  it('refuses a journal that recorded other calls for the same lines (exit 2)', async () => {
+    const journal = join(dir, 'changed.journal.jsonl');
+    const before = await inputFile([charge('c1')]);
+    expect(
+      await main(['batch', '--input', before, '--url', server.url, '--journal', journal], capture().io),
+    ).toBe(0);
+    const after = await inputFile([charge('c2')]);
+    const run = capture();
+    expect(await main(['batch', '--input', after, '--url', server.url, '--journal', journal], run.io)).toBe(
+      2,
+    );
+    expect(run.stderr()).toContain('recorded another call on line 1 (the input changed)');
+    expect(server.state.requests.c2).toBeUndefined();
+  });
+});
+
+describe('mcp-tx usage and connection errors', () => {
+  it('exits 2 naming an unknown flag', async () => {
+    const run = capture();
+    expect(
+      await main(['batch', '--input', 'x.jsonl', '--url', server.url, '--concurency', '4'], run.io),
+    ).toBe(2);
+    expect(run.stderr()).toContain("unknown option '--concurency'");
+    expect(run.stderr()).toContain('--concurrency');
+  });
+
+  it('exits 2 naming a bad option value or a missing server', async () => {
+    const bad = capture();
+    expect(
+      await main(['batch', '--input', 'x.jsonl', '--url', server.url, '--concurrency', '0'], bad.io),
+    ).toBe(2);
+    expect(bad.stderr()).toBe('mcp-tx: Invalid --concurrency: must be at least 1\n');
+    const nan = capture();
+    expect(
+      await main(['batch', '--input', 'x.jsonl', '--url', server.url, '--retry-delay', 'soon'], nan.io),
+    ).toBe(2);
+    expect(nan.stderr()).toBe('mcp-tx: Invalid --retry-delay: must be a number\n');
+    const none = capture();
+    expect(await main(['batch', '--input', 'x.jsonl'], none.io)).toBe(2);
+    expect(none.stderr()).toContain('Invalid --stdio: give exactly one of --stdio <command> or --url <url>');
+    const missing = capture();
+    expect(await main(['batch', '--input', join(dir, 'nope.jsonl'), '--url', server.url], missing.io)).toBe(
+      2,
+    );
+    expect(missing.stderr()).toContain(`cannot read --input ${join(dir, 'nope.jsonl')}`);
+  });
+
+  it('says it cannot connect to an unreachable --url and exits 1', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const input = await inputFile([charge('u1')]);
+    const run = capture();
+    const url = `http://127.0.0.1:${port}/mcp`;
+    expect(await main(['batch', '--input', input, '--url', url], run.io)).toBe(1);
+    expect(run.stderr()).toContain(
+      `mcp-tx: cannot connect to --url ${url}: fetch failed (connect ECONNREFUSED`,
+    );
+  });
+
+  it('says it cannot start a failing --stdio command, with what the command printed, and exits 1', async () => {
+    const input = await inputFile([charge('u2')]);
+    const missing = capture();
+    expect(
+      await main(['batch', '--input', input, '--stdio', 'mcp-tx-no-such-server --flag'], missing.io),
+    ).toBe(1);
+    expect(missing.stderr()).toContain(
+      'mcp-tx: cannot start --stdio "mcp-tx-no-such-server --flag": spawn mcp-tx-no-such-server ENOENT',
+    );
+    const crashing = capture();
+    const command = `"${process.execPath}" -e "console.error('no config file'); process.exit(3)"`;
+    expect(await main(['batch', '--input', input, '--stdio', command], crashing.io)).toBe(1);
+    expect(crashing.stderr()).toContain('(its stderr: no config file): MCP error -32000: Connection closed');
+  });
+});
+
+describe('mcp-tx demo', () => {
+  it('runs the burst against the bundled flaky server, exits 0 and prints a health report', async () => {
+    const run = capture();
+    expect(await main(['demo'], run.io)).toBe(0);
+    const report = run.stdout();
+    expect(report).toMatch(/completed +200\n +failed +0\n +duplicates +20\n/);
+    expect(report).toMatch(
+      /health\n +tool +calls +success +attempts +duplicates +p50 +p95\n +charge +120 +100\.0%/,
+    );
+    expect(report).toMatch(/ +lookup +80 +100\.0%/);
+    expect(report).toContain('healthy, success 100.0%, breaker closed');
+    expect(report).toContain('120 charge requests for 100 orders: 100 charges made, each order exactly once');
+    expect(report).toMatch(
+      /retried: [1-9]\d* charges after TEMPORARY_FAILURE, [1-9]\d* lookups after a timeout/,
+    );
+    expect(run.stderr()).toMatch(/demo: 200\/200 \(100%\), 0 failed/);
+  });
+});
+
+describe('splitCommand', () => {
+  it('splits on spaces, keeps quoted words whole, and unescapes', () => {
+    expect(splitCommand(`node  "my server.js" --name 'a "b"' a\\ b "q\\"x\\\\"`)).toEqual({
+      command: 'node',
+      args: ['my server.js', '--name', 'a "b"', 'a b', 'q"x\\'],
+    });
+    expect(splitCommand(`run '' x`)).toEqual({ command: 'run', args: ['', 'x'] });
+  });
+
+  it('refuses an unclosed quote and an empty command', () => {
+    expect(() => splitCommand(`node "server.js`)).toThrow('Invalid --stdio: unclosed " quote');
+    expect(() => splitCommand('   ')).toThrow('Invalid --stdio: must name a command');
+  });
+});
