@@ -1,4 +1,5 @@
-import { cpus } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { cpus, release, totalmem, type } from 'node:os';
 
 /** One way of making a call, measured against the others on the same server and transport. */
 export interface Contender {
@@ -63,4 +64,90 @@ export async function compare(
 export function machineLine(): string {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   return `${cpus().length} × ${cpu}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
+}
+
+/** Sequential µs/call and calls/s with calls in flight, each contender's median over the rounds. */
+export interface Comparison {
+  readonly sequential: Map<string, number>;
+  readonly parallel: Map<string, number>;
+}
+
+/** How much {@link measureContenders} runs. */
+export interface ComparisonSize {
+  /** Calls per sequential sample. */
+  readonly calls: number;
+  /** Calls per parallel sample (default: twice `calls`). */
+  readonly parallelCalls?: number;
+  readonly rounds: number;
+  readonly inFlight: number;
+  /** Sequential calls each contender makes first, unmeasured. */
+  readonly warmUpCalls: number;
+}
+
+/**
+ * Warms every contender up, then measures sequential µs/call and calls/s with `inFlight` calls
+ * outstanding, `rounds` times each in rotating order (see {@link compare}).
+ *
+ * @example
+ * const { sequential, parallel } = await measureContenders(contenders, { calls: 4_000, rounds: 7, inFlight: 64, warmUpCalls: 500 });
+ */
+export async function measureContenders(
+  contenders: readonly Contender[],
+  size: ComparisonSize,
+): Promise<Comparison> {
+  for (const contender of contenders) await sequentialMicros(contender.call, size.warmUpCalls);
+  const sequential = await compare(contenders, size.rounds, (contender) =>
+    sequentialMicros(contender.call, size.calls),
+  );
+  const parallel = await compare(contenders, size.rounds, (contender) =>
+    throughput(contender.call, size.parallelCalls ?? size.calls * 2, size.inFlight),
+  );
+  return { sequential, parallel };
+}
+
+/**
+ * A markdown table of a {@link Comparison}: each contender's µs/call and calls/s, and both as a ratio
+ * to the `baseline` contender's.
+ *
+ * @example
+ * console.log(comparisonTable(names, await measureContenders(contenders, size), 'bare client.callTool', 64));
+ */
+export function comparisonTable(
+  names: readonly string[],
+  { sequential, parallel }: Comparison,
+  baseline: string,
+  inFlight: number,
+): string {
+  const baseSequential = sequential.get(baseline) as number;
+  const baseParallel = parallel.get(baseline) as number;
+  const rows = names.map((name) => {
+    const micros = sequential.get(name) as number;
+    const perSecond = parallel.get(name) as number;
+    return `| ${name} | ${micros.toFixed(1)} | ${(micros / baseSequential).toFixed(2)}× | ${Math.round(perSecond)} | ${(perSecond / baseParallel).toFixed(2)}× |`;
+  });
+  return [
+    `| call | sequential µs/call | vs bare | calls/s, ${inFlight} in flight | vs bare |`,
+    '|---|---:|---:|---:|---:|',
+    ...rows,
+  ].join('\n');
+}
+
+/** The `p`-th percentile (0–100, nearest rank) of a list of numbers. */
+export function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank] as number;
+}
+
+/** Prints a benchmark's results and writes them to bench/results/<name>.md, where `npm run bench` joins them. */
+export function writeResults(name: string, markdown: string): void {
+  console.log(markdown);
+  writeFileSync(new URL(`./results/${name}.md`, import.meta.url), `${markdown}\n`);
+}
+
+/** The machine in full, for the header of bench/results.md: CPU model and cores, RAM, OS, Node. */
+export function machineDescription(): string {
+  const cpu = cpus()[0]?.model.trim() ?? 'unknown CPU';
+  const ramGiB = (totalmem() / 2 ** 30).toFixed(1);
+  return `${cpu}, ${cpus().length} cores, ${ramGiB} GiB RAM, ${type()} ${release()} (${process.arch}), Node ${process.version}`;
 }

@@ -16,18 +16,23 @@ const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const CALLS = Number(process.env.BENCH_REDIS_CALLS ?? 20_000);
 const prefix = `mcp-tx-bench:${Date.now()}:`;
 
+/** New calls/s from `processes` workers that all start at one moment, once every one of them is up. */
 async function measure(processes: number): Promise<number> {
+  const startAt = Date.now() + 1_500 * processes; // room for each child's tsx start-up
   const env = {
     ...process.env,
     REDIS_URL: url,
     PREFIX: prefix,
     CALLS: String(Math.round(CALLS / processes)),
+    START_AT: String(startAt),
   };
-  const started = process.hrtime.bigint();
-  await Promise.all(
+  const outputs = await Promise.all(
     Array.from({ length: processes }, () => run(process.execPath, ['--import', 'tsx', worker], { env })),
   );
-  return CALLS / (Number(process.hrtime.bigint() - started) / 1e9);
+  const endedAt = Math.max(
+    ...outputs.map(({ stdout }) => (JSON.parse(stdout) as { endedAt: number }).endedAt),
+  );
+  return CALLS / ((endedAt - startAt) / 1_000);
 }
 
 const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });

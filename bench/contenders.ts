@@ -1,0 +1,119 @@
+/**
+ * What the benchmarks measure: the `echo` server they call and the ways of calling it (bare SDK,
+ * mcp-tx, cockatiel), shared by the InMemory and stdio comparisons.
+ */
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import {
+  ConsecutiveBreaker,
+  circuitBreaker,
+  ExponentialBackoff,
+  handleAll,
+  retry,
+  TimeoutStrategy,
+  timeout,
+  wrap,
+} from 'cockatiel';
+import { firstValueFrom } from 'rxjs';
+import { z } from 'zod';
+import { createMcpTx, mcpTxClientCapabilities, mcpTxServerCapabilities } from '../src/index.js';
+import type { Contender } from './harness.js';
+
+/**
+ * The benchmarks' MCP-Tx server: one `echo` tool that answers `{ n }` as JSON text. `onCall` runs
+ * as each call reaches the handler.
+ *
+ * @example
+ * let calls = 0;
+ * await echoServer(() => calls++).connect(serverTransport);
+ */
+export function echoServer(onCall: () => void = () => undefined): McpServer {
+  const server = new McpServer(
+    { name: 'bench', version: '1.0.0' },
+    { capabilities: mcpTxServerCapabilities() },
+  );
+  server.registerTool('echo', { inputSchema: { n: z.number() } }, async ({ n }) => {
+    onCall();
+    return { content: [{ type: 'text', text: JSON.stringify({ n }) }] };
+  });
+  return server;
+}
+
+/**
+ * A client advertising MCP-Tx, connected through `transport`.
+ *
+ * @example
+ * const client = await connectClient(new StdioClientTransport({ command: 'node', args: ['server.js'] }));
+ */
+export async function connectClient(transport: Transport): Promise<Client> {
+  const client = new Client({ name: 'bench', version: '1.0.0' }, { capabilities: mcpTxClientCapabilities() });
+  await client.connect(transport);
+  return client;
+}
+
+/**
+ * A client connected to `server` (by default a fresh {@link echoServer}) over InMemoryTransport.
+ *
+ * @example
+ * const client = await connectInMemory();
+ * await client.callTool({ name: 'echo', arguments: { n: 1 } });
+ */
+export async function connectInMemory(server: McpServer = echoServer()): Promise<Client> {
+  const [clientTransport, serverTransport] = InMemoryTransport.createLinkedPair();
+  await server.connect(serverTransport);
+  return connectClient(clientTransport);
+}
+
+/**
+ * The ways of calling `echo` that the transport benchmarks compare: the bare SDK call (the
+ * baseline, named {@link BARE}), with MCP-Tx `_meta`, mcp-tx's `attempt$` and default `call$`
+ * (with and without a fresh idempotency key), and cockatiel's retry + breaker + timeout wrap.
+ *
+ * @example
+ * const sequential = await compare(callContenders(client), 7, (c) => sequentialMicros(c.call, 4_000));
+ */
+export function callContenders(client: Client): Contender[] {
+  const tx = createMcpTx(client);
+  const args = { n: 1 };
+  const cockatiel = wrap(
+    retry(handleAll, { maxAttempts: 2, backoff: new ExponentialBackoff() }),
+    circuitBreaker(handleAll, { halfOpenAfter: 10_000, breaker: new ConsecutiveBreaker(5) }),
+    timeout(30_000, TimeoutStrategy.Aggressive),
+  );
+  let key = 0;
+  const txMeta = () => ({
+    mcp_tx: {
+      version: '0.1.0',
+      request_id: '019ab3c2-5e1f-7a3b-9c4d-2e8f1a6b7c90',
+      expect_ack: true,
+      retry_count: 0,
+      timeout_ms: 30_000,
+      timestamp: new Date().toISOString(),
+    },
+  });
+  return [
+    { name: BARE, call: () => client.callTool({ name: 'echo', arguments: args }) },
+    {
+      name: 'bare callTool + MCP-Tx _meta',
+      call: () => client.callTool({ name: 'echo', arguments: args, _meta: txMeta() }),
+    },
+    { name: 'mcp-tx attempt$ (no policies)', call: () => firstValueFrom(tx.attempt$('echo', args)) },
+    { name: 'mcp-tx call$ (default pipeline)', call: () => firstValueFrom(tx.call$('echo', args)) },
+    {
+      name: 'mcp-tx call$, new idempotency key',
+      call: () => firstValueFrom(tx.call$('echo', args, { idempotencyKey: `k${key++}` })),
+    },
+    {
+      name: 'cockatiel retry+breaker+timeout',
+      call: () =>
+        cockatiel.execute(({ signal }) =>
+          client.callTool({ name: 'echo', arguments: args }, undefined, { signal }),
+        ),
+    },
+  ];
+}
+
+/** The baseline contender's name. */
+export const BARE = 'bare client.callTool';
