@@ -19,7 +19,14 @@ import {
 import { firstValueFrom } from 'rxjs';
 import { z } from 'zod';
 import { createMcpTx, mcpTxClientCapabilities, mcpTxServerCapabilities } from '../src/index.js';
-import type { Contender } from './harness.js';
+import {
+  type ComparisonSize,
+  type Contender,
+  comparisonTable,
+  machineLine,
+  measureContenders,
+  writeResults,
+} from './harness.js';
 
 /**
  * The benchmarks' MCP-Tx server: one `echo` tool that answers `{ n }` as JSON text. `onCall` runs
@@ -117,3 +124,26 @@ export function callContenders(client: Client): Contender[] {
 
 /** The baseline contender's name. */
 export const BARE = 'bare client.callTool';
+
+/**
+ * Measures the {@link callContenders} on `client`, closes it, and writes their comparison table to
+ * bench/results/<name>.md under `heading` (how it was measured; the machine is added).
+ *
+ * @example
+ * await writeCallComparison('pipeline', await connectInMemory(), size, 'InMemoryTransport, 4000 sequential calls');
+ */
+export async function writeCallComparison(
+  name: string,
+  client: Client,
+  size: ComparisonSize,
+  heading: string,
+): Promise<void> {
+  const entrants = callContenders(client);
+  const comparison = await measureContenders(entrants, size);
+  await client.close();
+  const names = entrants.map((entrant) => entrant.name);
+  writeResults(
+    name,
+    [`${heading}; ${machineLine()}.`, '', comparisonTable(names, comparison, BARE, size.inFlight)].join('\n'),
+  );
+}

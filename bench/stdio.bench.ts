@@ -4,8 +4,7 @@
  * Run: `npm run bench -- stdio`. BENCH_STDIO_CALLS / BENCH_STDIO_ROUNDS size it.
  */
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { BARE, callContenders, connectClient } from './contenders.js';
-import { comparisonTable, machineLine, measureContenders, writeResults } from './harness.js';
+import { connectClient, writeCallComparison } from './contenders.js';
 
 const CALLS = Number(process.env.BENCH_STDIO_CALLS ?? 1_000);
 const ROUNDS = Number(process.env.BENCH_STDIO_ROUNDS ?? 5);
@@ -20,26 +19,15 @@ const client = await connectClient(
     stderr: 'inherit',
   }),
 );
-const entrants = callContenders(client);
-const comparison = await measureContenders(entrants, {
-  calls: CALLS,
-  parallelCalls: PARALLEL_CALLS,
-  rounds: ROUNDS,
-  inFlight: IN_FLIGHT,
-  warmUpCalls: 300,
-});
-await client.close();
-
-writeResults(
+await writeCallComparison(
   'stdio',
-  [
-    `stdio, server in a child process (client and server share the cores), ${CALLS} sequential calls and ${PARALLEL_CALLS} calls with ${IN_FLIGHT} in flight, median of ${ROUNDS} rounds; ${machineLine()}.`,
-    '',
-    comparisonTable(
-      entrants.map(({ name }) => name),
-      comparison,
-      BARE,
-      IN_FLIGHT,
-    ),
-  ].join('\n'),
+  client,
+  {
+    calls: CALLS,
+    parallelCalls: PARALLEL_CALLS,
+    rounds: ROUNDS,
+    inFlight: IN_FLIGHT,
+    warmUpCalls: 300,
+  },
+  `stdio, server in a child process (client and server share the cores), ${CALLS} sequential calls and ${PARALLEL_CALLS} calls with ${IN_FLIGHT} in flight, median of ${ROUNDS} rounds`,
 );
