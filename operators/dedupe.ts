@@ -30,7 +30,21 @@ const DedupeOptionsSchema = z.strictObject({
   scheduler: SchedulerSchema.optional(),
 });
 
-/** Options of {@link dedupe}. */
+/**
+ * Options of {@link dedupe}, all optional:
+ *
+ * - `windowMs` (the store's `windowMs`, else 300 000): how long a key's outcome is kept and replayed.
+ * - `cacheFailures` (`false`): keep failures too (replayed as the same error, `duplicate: true`);
+ *   otherwise a failure releases the key, so that the call may run again.
+ * - `inProgressTtlMs` (120 000): how long a key stays held while its call runs, so that a crashed
+ *   process does not block it forever.
+ * - `inProgress` (`{ waitMs: 30_000, pollMs: 100 }`): how long a call whose key another process holds
+ *   waits for it, and how often it looks; then it fails with `MCP_TX_IN_PROGRESS` (retryable).
+ * - `scheduler` (`asyncScheduler`): the clock and timers.
+ *
+ * @example
+ * dedupe(store, { windowMs: 3_600_000, inProgress: { waitMs: 5_000, pollMs: 250 } });
+ */
 export type DedupeOptions = z.input<typeof DedupeOptionsSchema>;
 type Settings = z.output<typeof DedupeOptionsSchema> & { windowMs: number; scheduler: SchedulerLike };
 

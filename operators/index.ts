@@ -1,3 +1,9 @@
+/**
+ * The reliability operators, one per file, each `(source: TxCall) => TxCall`: `retryWithPolicy`,
+ * `throttle`, `circuitBreak`, `dedupe`, `trace`, `record`, `monitor`, `failuresAsResults`.
+ *
+ * @module mcp-tx/operators
+ */
 export { circuitBreak } from './circuitBreak.js';
 export { type DedupeOptions, dedupe } from './dedupe.js';
 export { failuresAsResults } from './failuresAsResults.js';

@@ -10,7 +10,14 @@ const RecordOptionsSchema = z.strictObject({
   recordArguments: z.boolean().default(false),
 });
 
-/** Options of {@link record}. */
+/**
+ * Options of {@link record}:
+ *
+ * - `recordArguments` (`false`): put the call's arguments in `ToolCallRequested` (they can hold secrets).
+ *
+ * @example
+ * tx.attempt$('search', { q }).pipe(record(events, { recordArguments: true }));
+ */
 export type RecordOptions = z.input<typeof RecordOptionsSchema>;
 
 /**

@@ -34,7 +34,15 @@ const RetryOptionsSchema = z.strictObject({
     .optional(),
 });
 
-/** Options of {@link retryWithPolicy} that are not part of the policy. */
+/**
+ * Options of {@link retryWithPolicy} that are not part of the policy, all optional:
+ *
+ * - `scheduler` (`asyncScheduler`): the clock and timers of the delays and the deadline.
+ * - `random` (`Math.random`): `() => number` in [0, 1), the jitter's source.
+ *
+ * @example
+ * retryWithPolicy({ maxAttempts: 4 }, { scheduler: testScheduler, random: () => 0.5 });
+ */
 export type RetryOptions = z.input<typeof RetryOptionsSchema>;
 
 /** Errors no policy field but `retryOn` can make retryable: repeating them cannot succeed or is refused. */

@@ -16,9 +16,19 @@ import { isoTime } from './time.js';
 import type { TxRequest, TxResult } from './types.js';
 import { MCP_TX_KEY, readWireResponseMeta, wireRequestMeta } from './wire.js';
 
-/** A retry about to happen: attempt `attempt` failed with `error`; the next starts after `delayMs`. */
+/**
+ * A retry about to happen: attempt `attempt` failed with `error`; the next starts after `delayMs`.
+ * Heard through `call.state.onRetry`.
+ *
+ * @example
+ * call.state.onRetry(({ attempt, delayMs, error }) =>
+ *   console.warn(`attempt ${attempt} failed (${error.code}); next in ${delayMs} ms`),
+ * );
+ */
 export interface RetryEvent {
+  /** The attempt that failed (1 for the first). */
   readonly attempt: number;
+  /** The wait before the next attempt (ms): the backoff, or the server's retry-after hint. */
   readonly delayMs: number;
   readonly error: TxError;
 }
@@ -66,8 +76,11 @@ export class TxCallState {
  */
 export class TxCall<R = CallToolResult> extends Observable<TxResult<R>> {
   constructor(
+    /** The call's request: tool, arguments, ids and per-attempt options. */
     readonly request: TxRequest,
+    /** What the call's attempts share: attempts so far, start time, request `_meta`, retry listeners. */
     readonly state: TxCallState,
+    /** The client the call runs on. */
     readonly env: AttemptEnvironment,
     subscribe?: (this: Observable<TxResult<R>>, subscriber: Subscriber<TxResult<R>>) => TeardownLogic,
   ) {
@@ -128,11 +141,23 @@ export function withCallMeta(call: TxCall<unknown>, error: unknown): unknown {
   return error.withMeta(meta);
 }
 
-/** What an attempt, and the operators on it, need from the client it runs on. */
+/**
+ * What an attempt, and the operators on it, need from the client it runs on. Every {@link TxCall}
+ * carries its `env`; an operator reads it instead of taking the client again.
+ *
+ * @example
+ * const call = txCallOf(source, 'myOperator');
+ * const now = call.env.scheduler.now();
+ * if (!call.env.serverSupportsTx()) console.log('plain MCP server: no server-side dedupe');
+ */
 export interface AttemptEnvironment {
+  /** The connected SDK client attempts are sent with. */
   readonly client: Client;
+  /** Whether the connected server advertises MCP-Tx (`experimental.mcp_tx`), asked at each attempt. */
   readonly serverSupportsTx: () => boolean;
+  /** The config's retryable error markers, used to classify tool errors. */
   readonly retryableErrors: readonly string[];
+  /** The client's scheduler: its clock stamps the metadata. */
   readonly scheduler: SchedulerLike;
   /** The tool's annotations from `tools/list` (listed once, cached); undefined when unknown. */
   readonly toolAnnotations: (name: string) => Promise<ToolAnnotations | undefined>;

@@ -24,6 +24,13 @@ import { advertisesMcpTx } from './wire.js';
 
 /**
  * Reliable MCP tool calls on one connected SDK `Client`. Made by {@link createMcpTx}.
+ *
+ * @example
+ * const tx = createMcpTx(client, { retry: { maxAttempts: 5 } });
+ * tx.tool('charge', { idempotencyKey: (args) => `charge-${String(args.orderId)}` });
+ * const { data, meta } = await tx.call('charge', { orderId: 42, cents: 500 });
+ * console.log(data, meta.attempts, tx.activeRequests.size);
+ * await tx.close();
  */
 export interface McpTx {
   /** The SDK client calls go through. */

@@ -1,7 +1,13 @@
 import { sanitizeMessage } from './sanitize.js';
 import type { TxMeta, TxStatus } from './types.js';
 
-/** Every error code mcp-tx raises (DESIGN §5). */
+/**
+ * Every error code mcp-tx raises, by name: `TxErrorCode.Timeout` is `'MCP_TX_TIMEOUT'`. The codes
+ * are the same on the wire (`_meta.mcp_tx.error_code`) and in a {@link TxError}'s `code`.
+ *
+ * @example
+ * if (isTxError(error, TxErrorCode.Timeout, TxErrorCode.NetworkError)) console.log('transient');
+ */
 export const TxErrorCode = {
   Timeout: 'MCP_TX_TIMEOUT',
   NetworkError: 'MCP_TX_NETWORK_ERROR',
@@ -16,6 +22,12 @@ export const TxErrorCode = {
   StoreUnavailable: 'MCP_TX_STORE_UNAVAILABLE',
 } as const;
 
+/**
+ * One of the {@link TxErrorCode} values, e.g. `'MCP_TX_CIRCUIT_OPEN'`.
+ *
+ * @example
+ * const transient: TxErrorCode[] = [TxErrorCode.Timeout, TxErrorCode.NetworkError];
+ */
 export type TxErrorCode = (typeof TxErrorCode)[keyof typeof TxErrorCode];
 
 /** The status a logical call ends with when it fails with this code. */
@@ -43,14 +55,23 @@ export function statusOf(code: TxErrorCode): TxStatus {
   return STATUS_BY_CODE[code];
 }
 
+/**
+ * The optional parts of a {@link TxError}, as its constructor takes them.
+ *
+ * @example
+ * new TxError(TxErrorCode.NetworkError, 'socket hang up', { retryable: true, ambiguous: true, cause });
+ */
 export interface TxErrorOptions {
+  /** Whether trying again may help (default `false`). */
   readonly retryable?: boolean;
   /**
    * The request may have reached the server and run there (a timeout, a connection lost after sending).
    * Retrying such a failure is only safe when a repeat can do no harm.
    */
   readonly ambiguous?: boolean;
+  /** What the call looked like when it ended. */
   readonly meta?: TxMeta;
+  /** The underlying error, kept as the standard `Error.cause`. */
   readonly cause?: unknown;
   /** Where the error concerns one input field or config key, its dotted path. */
   readonly field?: string;

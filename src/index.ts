@@ -1,3 +1,10 @@
+/**
+ * Reliable MCP tool calls, the RxJS way: the client facade (`createMcpTx`), the call primitive,
+ * errors, stores (memory, JSONL, Redis), limiters and breakers, the server side (`txTool`),
+ * workflows and sagas, health, and the HTTP gateway.
+ *
+ * @module mcp-tx
+ */
 export { retryDelay } from './backoff.js';
 export {
   type Breaker,

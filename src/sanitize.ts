@@ -1,4 +1,9 @@
-/** Longest error message kept; the rest is cut and marked. */
+/**
+ * Longest error message kept; the rest is cut and marked `… [truncated]`.
+ *
+ * @example
+ * sanitizeMessage('x'.repeat(1_000)).length; // MAX_ERROR_MESSAGE_LENGTH + '… [truncated]'.length
+ */
 export const MAX_ERROR_MESSAGE_LENGTH = 500;
 
 const REDACTED = '[REDACTED]';

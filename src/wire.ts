@@ -5,12 +5,23 @@ import type {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { TxRequest, TxStatus } from './types.js';
 
-/** The MCP-Tx protocol version spoken on the wire. */
+/**
+ * The MCP-Tx protocol version spoken on the wire.
+ *
+ * @example
+ * console.log(MCP_TX_VERSION); // '0.1.0'
+ */
 export const MCP_TX_VERSION = '0.1.0';
 /** The key under `capabilities.experimental` and under `_meta`. */
 export const MCP_TX_KEY = 'mcp_tx';
 
-/** The capability block both sides put in `capabilities.experimental.mcp_tx`. */
+/**
+ * The capability block both sides put in `capabilities.experimental.mcp_tx`.
+ *
+ * @example
+ * const block = client.getServerCapabilities()?.experimental?.mcp_tx as McpTxCapability | undefined;
+ * console.log(block?.version, block?.features); // '0.1.0' [ 'ack', 'retry', 'idempotency', 'transactions' ]
+ */
 export interface McpTxCapability {
   readonly version: string;
   readonly features: readonly string[];
@@ -21,7 +32,16 @@ const CAPABILITY: McpTxCapability = Object.freeze({
   features: Object.freeze(['ack', 'retry', 'idempotency', 'transactions']),
 });
 
-/** `_meta.mcp_tx` of a `tools/call` request (snake_case, as the Python MCP-Tx sends it). */
+/**
+ * `_meta.mcp_tx` of a `tools/call` request (snake_case, as the Python MCP-Tx sends it). A server
+ * tool callback finds it in `extra._meta.mcp_tx`.
+ *
+ * @example
+ * server.registerTool('echo', { inputSchema: {} }, async (_args, extra) => {
+ *   const wire = extra._meta?.mcp_tx as WireRequestMeta | undefined;
+ *   return { content: [{ type: 'text', text: `attempt ${(wire?.retry_count ?? 0) + 1}` }] };
+ * });
+ */
 export interface WireRequestMeta {
   version: string;
   request_id: string;
@@ -34,7 +54,13 @@ export interface WireRequestMeta {
   correlation_id?: string;
 }
 
-/** `_meta.mcp_tx` of a `CallToolResult`. */
+/**
+ * `_meta.mcp_tx` of a `CallToolResult`: what the server says it did with the request.
+ *
+ * @example
+ * const wire: WireResponseMeta = { ack: true, processed: true, duplicate: false, final_status: 'completed' };
+ * return { content: [{ type: 'text', text: 'done' }], _meta: { mcp_tx: wire } };
+ */
 export interface WireResponseMeta {
   ack?: boolean;
   processed?: boolean;

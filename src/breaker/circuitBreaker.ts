@@ -14,11 +14,25 @@ import { z } from 'zod';
 import { TxError, TxErrorCode } from '../errors.js';
 import { MAX_TIMEOUT_MS, PositiveMsSchema, parseOrThrow, SchedulerSchema } from '../schemas.js';
 
-/** Where a breaker is: letting calls through, refusing them, or letting probes through. */
+/**
+ * Where a breaker is: `closed` lets calls through, `open` refuses them, `half-open` lets a few
+ * probes through to see whether the server has recovered.
+ *
+ * @example
+ * breaker.state$.subscribe((state: BreakerState) => console.log(`breaker ${state}`));
+ */
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
-/** Leave for one call to go, on which the call's outcome is reported once (later reports are ignored). */
+/**
+ * Leave for one call to go, on which the call's outcome is reported once (later reports are ignored).
+ *
+ * @example
+ * breaker.acquire().subscribe((permit) => {
+ *   callTheServer().then(() => permit.success(), (error) => permit.failure(error));
+ * });
+ */
 export interface BreakerPermit {
+  /** The call succeeded: resets the failure count, or counts a successful probe when half-open. */
   success(): void;
   /** Counts only if the breaker's `isFailure(error)` says so; otherwise it is a release. */
   failure(error: unknown): void;
@@ -36,6 +50,10 @@ export interface BreakerPermit {
  * breaker.acquire().subscribe({ next: (permit) => run().then(() => permit.success(), (e) => permit.failure(e)) });
  */
 export interface Breaker {
+  /**
+   * Emits one permit and completes when a call may go; errors with `MCP_TX_CIRCUIT_OPEN` (and
+   * `retryAfterMs`) when it may not. Cold: each subscription asks again.
+   */
   acquire(): Observable<BreakerPermit>;
 }
 
@@ -55,7 +73,19 @@ const CircuitBreakerOptionsSchema = z.strictObject({
   scheduler: SchedulerSchema.optional(),
 });
 
-/** Options of {@link CircuitBreaker}. */
+/**
+ * Options of {@link CircuitBreaker}, all optional:
+ *
+ * - `failureThreshold` (5): consecutive failures, while closed, that open the breaker.
+ * - `recoveryTimeoutMs` (60 000): how long it stays open before it lets probes through (half-open).
+ * - `halfOpenMaxCalls` (1): probes in flight at once while half-open; further calls are refused.
+ * - `successThreshold` (1): successful probes that close it again.
+ * - `isFailure` ({@link defaultIsFailure}): `(error) => boolean`, which errors count as failures.
+ * - `scheduler` (`asyncScheduler`): the clock and timers (virtual time in tests).
+ *
+ * @example
+ * new CircuitBreaker({ failureThreshold: 3, recoveryTimeoutMs: 10_000, successThreshold: 2 });
+ */
 export type CircuitBreakerOptions = z.input<typeof CircuitBreakerOptionsSchema>;
 
 const BreakerSnapshotSchema = z.strictObject({
@@ -68,7 +98,16 @@ const BreakerSnapshotSchema = z.strictObject({
   openedAt: z.number().finite('must be a finite number'),
 });
 
-/** A breaker's state as plain JSON, from {@link CircuitBreaker.export}. */
+/**
+ * A breaker's state as plain JSON, from {@link CircuitBreaker.export}: `state`, `failures`
+ * (consecutive, while closed), `successes` (probes, while half-open) and `openedAt` (when it last
+ * opened, on the breaker's clock). {@link CircuitBreaker.restore} takes it back.
+ *
+ * @example
+ * await writeFile('breaker.json', JSON.stringify(breaker.export()));
+ * // after a restart:
+ * breaker.restore(JSON.parse(await readFile('breaker.json', 'utf8')) as BreakerSnapshot);
+ */
 export type BreakerSnapshot = z.infer<typeof BreakerSnapshotSchema>;
 
 /** Failures that say the server or the network is unwell; caller mistakes and refusals do not count. */

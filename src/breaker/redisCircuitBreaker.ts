@@ -17,7 +17,20 @@ const RedisBreakerOptionsSchema = z.strictObject({
     .optional(),
 });
 
-/** Options of {@link RedisCircuitBreaker}. */
+/**
+ * Options of {@link RedisCircuitBreaker}:
+ *
+ * - `key` (required): the Redis hash that holds the state, and the pub/sub channel of its
+ *   transitions; every process using the same key shares one breaker. The probe lock is `<key>:probe`.
+ * - `failureThreshold` (5): consecutive failures, across processes, that open it.
+ * - `recoveryTimeoutMs` (60 000): how long it stays open before one process may probe.
+ * - `successThreshold` (1): successful probes that close it again.
+ * - `probeTimeoutMs` (30 000): how long a process may hold the probe before another may take it.
+ * - `isFailure` (`defaultIsFailure`): `(error) => boolean`, which errors count as failures.
+ *
+ * @example
+ * const breaker = new RedisCircuitBreaker(redis, { key: 'mcp-tx:breaker:pricing', failureThreshold: 5 });
+ */
 export type RedisBreakerOptions = z.input<typeof RedisBreakerOptionsSchema>;
 
 const NOW = `local time = redis.call('TIME')
@@ -110,6 +123,11 @@ export class RedisCircuitBreaker implements Breaker {
     this.lockKey = `${this.settings.key}:probe`;
   }
 
+  /**
+   * Asks Redis (one script) for leave: a permit when closed, or the probe when the recovery time has
+   * passed and no other process holds it; else `MCP_TX_CIRCUIT_OPEN` with `retryAfterMs`. Redis
+   * errors fail with `MCP_TX_STORE_UNAVAILABLE` (retryable).
+   */
   acquire(): Observable<BreakerPermit> {
     const { key, recoveryTimeoutMs, probeTimeoutMs } = this.settings;
     return defer(() =>

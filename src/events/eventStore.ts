@@ -1,10 +1,17 @@
 import { filter, from, type Observable } from 'rxjs';
 import { newRequestId } from '../ids.js';
 
-/** One event in a log: what happened, when, and to which call or transaction. */
+/**
+ * One event in a log: what happened, when, and to which call or transaction. Frozen.
+ *
+ * @example
+ * const event: TxEvent = await events.append({ type: 'ToolCallRequested', requestId, tool: 'charge' });
+ * console.log(event.id, event.at);
+ */
 export interface TxEvent {
   /** A uuid v7: unique, time-ordered to the millisecond (the log's own order is exact). */
   readonly id: string;
+  /** What happened, e.g. `ToolCallCompleted` (the `record` operator) or `SagaStepCompleted` (`Saga`). */
   readonly type: string;
   /** ISO 8601. */
   readonly at: string;
@@ -14,11 +21,23 @@ export interface TxEvent {
   readonly data?: Readonly<Record<string, unknown>>;
 }
 
-/** What `append` takes: the store gives the event its id and time. */
+/**
+ * What `append` takes: the store gives the event its id and time.
+ *
+ * @example
+ * const event: NewTxEvent = { type: 'OrderShipped', transactionId: 'order-42', data: { carrier: 'ups' } };
+ * await events.append(event);
+ */
 export type NewTxEvent = Omit<TxEvent, 'id' | 'at'>;
 
-/** Which events `read$` replays; every field given must match. */
+/**
+ * Which events `read$` replays; every field given must match.
+ *
+ * @example
+ * events.read$({ type: ['ToolCallCompleted', 'ToolCallFailed'], tool: 'charge', afterId: lastSeenId });
+ */
 export interface EventFilter {
+  /** One type, or any of several. */
   readonly type?: string | readonly string[];
   readonly transactionId?: string;
   readonly requestId?: string;
@@ -37,7 +56,9 @@ export interface EventFilter {
  * store.read$({ transactionId: 'order-42' }).subscribe((event) => console.log(event.type));
  */
 export interface EventStore {
+  /** Stores `event` with a new id and the time; resolves with the stored event, rejects if it cannot. */
   append(event: NewTxEvent): Promise<TxEvent>;
+  /** Replays the stored events that pass `filter` (all when none), in the order appended, then completes. */
   read$(filter?: EventFilter): Observable<TxEvent>;
 }
 
@@ -84,12 +105,14 @@ export function replayLog(events: readonly TxEvent[], eventFilter: EventFilter =
 export class MemoryEventStore implements EventStore {
   private readonly events: TxEvent[] = [];
 
+  /** Adds `event` to the in-memory log. */
   async append(event: NewTxEvent): Promise<TxEvent> {
     const stored = stampEvent(event);
     this.events.push(stored);
     return stored;
   }
 
+  /** Replays the events stored when `read$` is called (a snapshot: later appends are not seen). */
   read$(eventFilter?: EventFilter): Observable<TxEvent> {
     return replayLog([...this.events], eventFilter);
   }

@@ -31,6 +31,10 @@ export class JsonlEventStore implements EventStore {
     private readonly options: { readonly fsync?: boolean } = {},
   ) {}
 
+  /**
+   * Appends `event` as one line, after the appends before it; with `fsync: true`, resolves once it is
+   * on disk. The first append opens the file (creating it) and cuts off a torn last line.
+   */
   append(event: NewTxEvent): Promise<TxEvent> {
     const stored = stampEvent(event);
     const line = `${JSON.stringify(stored)}\n`;
@@ -44,6 +48,10 @@ export class JsonlEventStore implements EventStore {
     return written;
   }
 
+  /**
+   * Reads the file and replays its events in order (none if the file does not exist yet). Errors
+   * naming the line when a line other than a torn last one is not JSON.
+   */
   read$(eventFilter?: EventFilter): Observable<TxEvent> {
     return from(this.readAll()).pipe(switchMap((events) => replayLog(events, eventFilter)));
   }

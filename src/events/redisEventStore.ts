@@ -19,7 +19,15 @@ const RedisEventStoreOptionsSchema = z.strictObject({
   blockMs: z.number().int().positive().default(1_000),
 });
 
-/** Options of {@link RedisEventStore}. */
+/**
+ * Options of {@link RedisEventStore}:
+ *
+ * - `stream` (required): the Redis Stream key the events go to.
+ * - `blockMs` (1000): how long one blocking read of `live$` waits before asking again.
+ *
+ * @example
+ * const events = new RedisEventStore(redis, { stream: 'shop:events', blockMs: 5_000 });
+ */
 export type RedisEventStoreOptions = z.input<typeof RedisEventStoreOptionsSchema>;
 
 /** The stream entry field that holds the event as JSON. */
@@ -50,12 +58,14 @@ export class RedisEventStore implements EventStore {
     this.settings = parseOrThrow(RedisEventStoreOptionsSchema, options, 'options');
   }
 
+  /** Appends `event` to the stream (one XADD); Redis errors reject with `MCP_TX_STORE_UNAVAILABLE`. */
   async append(event: NewTxEvent): Promise<TxEvent> {
     const stored = stampEvent(event);
     await this.guard(this.redis.xadd(this.settings.stream, '*', FIELD, JSON.stringify(stored)));
     return stored;
   }
 
+  /** Replays the stream in order (one XRANGE, when called); Redis errors: `MCP_TX_STORE_UNAVAILABLE`. */
   read$(eventFilter?: EventFilter): Observable<TxEvent> {
     return from(this.guard(this.redis.xrange(this.settings.stream, '-', '+'))).pipe(
       switchMap((entries) => replayLog(toEvents(entries), eventFilter)),

@@ -44,10 +44,27 @@ const GatewayOptionsSchema = z.strictObject({
   waitForInFlight: z.boolean().default(true),
 });
 
-/** Options of {@link createGateway}. */
+/**
+ * Options of {@link createGateway}, all optional:
+ *
+ * - `auth` (none: open): an {@link AuthHook} run before every route; anything but `true` answers 401.
+ * - `authChallenge` (`'Bearer'`): the `WWW-Authenticate` header of a 401.
+ * - `bodyLimit` (1 048 576): the largest request body in bytes; larger answers 413.
+ * - `healthMonitor` (the McpTx's `monitor`): whose report `GET /health` shows.
+ * - `waitForInFlight` (`true`): a request whose key is in flight joins that call; `false`: 409.
+ *
+ * @example
+ * createGateway(tx, { auth: (c) => c.req.header('x-api-key') === apiKey, bodyLimit: 65_536 });
+ */
 export type GatewayOptions = z.input<typeof GatewayOptionsSchema>;
 
-/** Says whether a request may go on (read its headers from `c.req`). */
+/**
+ * Says whether a request may go on (read its headers from `c.req`). Anything but `true` answers
+ * 401; a hook that throws answers 500.
+ *
+ * @example
+ * const auth: AuthHook = async (c) => verifyToken(c.req.header('authorization')?.replace(/^Bearer /, ''));
+ */
 export type AuthHook = (c: Context) => boolean | Promise<boolean>;
 
 const IdempotencyKeySchema = TxCallOptionsSchema.shape.idempotencyKey.unwrap();
@@ -62,7 +79,16 @@ const ExecuteToolSchema = z.strictObject({
 });
 type ExecuteTool = z.output<typeof ExecuteToolSchema>;
 
-/** What `POST /execute-tool` answers, 200: the tool's result, or the error it reported (`success: false`). */
+/**
+ * What `POST /execute-tool` answers, 200: the tool's result (its `data`), or the error it reported
+ * (`success: false`). Other failures answer a {@link ProblemDetails}.
+ *
+ * @example
+ * const body = JSON.stringify({ tool_name: 'get_stock', arguments: { item: 'fig' } });
+ * const response = await fetch(`${url}/execute-tool`, { method: 'POST', body });
+ * const answer = (await response.json()) as ExecuteToolResponse;
+ * if (answer.success) console.log(answer.result, answer.metadata.attempts);
+ */
 export type ExecuteToolResponse =
   | { readonly success: true; readonly result: unknown; readonly metadata: GatewayMetadata }
   | {
@@ -72,7 +98,13 @@ export type ExecuteToolResponse =
       readonly metadata?: GatewayMetadata;
     };
 
-/** What `GET /health` answers. */
+/**
+ * What `GET /health` answers (200, or 503 when `status` is `unavailable`).
+ *
+ * @example
+ * const health = (await (await fetch(`${url}/health`)).json()) as GatewayHealth;
+ * console.log(health.status, health.tools.length, health.active_requests);
+ */
 export interface GatewayHealth {
   /** `ok`; `degraded` when the health monitor alerts; `unavailable` (503) when the MCP server does not answer. */
   readonly status: 'ok' | 'degraded' | 'unavailable';

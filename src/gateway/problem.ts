@@ -2,7 +2,13 @@ import { STATUS_CODES } from 'node:http';
 import { isTxError, type TxError, TxErrorCode } from '../errors.js';
 import type { TxMeta } from '../types.js';
 
-/** A call's MCP-Tx metadata as the gateway answers it (snake_case, like `_meta.mcp_tx` on the wire). */
+/**
+ * A call's MCP-Tx metadata as the gateway answers it (snake_case, like `_meta.mcp_tx` on the wire).
+ *
+ * @example
+ * // { "request_id": "0190…", "attempts": 2, "duplicate": false, "ack": true, "processed": true,
+ * //   "status": "completed", "duration_ms": 412, "server_supports_tx": true }
+ */
 export interface GatewayMetadata {
   readonly request_id: string;
   readonly idempotency_key?: string;
@@ -20,6 +26,12 @@ export interface GatewayMetadata {
  * `type` is `about:blank` and `title` the HTTP status phrase; `code` says what happened (a
  * `TxErrorCode`, or a `GATEWAY_*` code for HTTP-level refusals), `field` which input was wrong, and
  * `metadata` what the call looked like when it ended, when it got that far. Never a stack trace.
+ *
+ * @example
+ * // 422 application/problem+json
+ * // { "type": "about:blank", "title": "Unprocessable Entity", "status": 422,
+ * //   "detail": "Idempotency key \"order-42\" was already used for charge with other arguments",
+ * //   "code": "MCP_TX_IDEMPOTENCY_CONFLICT" }
  */
 export interface ProblemDetails {
   readonly type: 'about:blank';
@@ -31,7 +43,13 @@ export interface ProblemDetails {
   readonly metadata?: GatewayMetadata;
 }
 
-/** Codes of the refusals the gateway makes itself, before a call exists. */
+/**
+ * Codes of the refusals the gateway makes itself, before a call exists: 401, 413, 404, and a 500
+ * for an error that is not a {@link TxError}.
+ *
+ * @example
+ * if (problem.code === GatewayErrorCode.Unauthorized) await refreshToken();
+ */
 export const GatewayErrorCode = {
   Unauthorized: 'GATEWAY_UNAUTHORIZED',
   PayloadTooLarge: 'GATEWAY_PAYLOAD_TOO_LARGE',

@@ -11,10 +11,25 @@ const ServeOptionsSchema = z.strictObject({
   hostname: z.string().min(1, 'must not be empty').default('127.0.0.1'),
 });
 
-/** Options of {@link serveGateway}. */
+/**
+ * Options of {@link serveGateway}, all optional:
+ *
+ * - `port` (0): the port to listen on; 0 takes a spare one (`url` says which).
+ * - `hostname` (`'127.0.0.1'`): the address to listen on; `'0.0.0.0'` for every interface.
+ *
+ * @example
+ * await serveGateway(app, { port: 8080, hostname: '0.0.0.0' });
+ */
 export type ServeGatewayOptions = z.input<typeof ServeOptionsSchema>;
 
-/** A gateway listening on Node's HTTP server. */
+/**
+ * A gateway listening on Node's HTTP server.
+ *
+ * @example
+ * const served = await serveGateway(createGateway(tx));
+ * console.log(`listening on ${served.url}`);
+ * await served.close();
+ */
 export interface ServedGateway {
   /** Where it listens, e.g. `http://127.0.0.1:41234`. */
   readonly url: URL;

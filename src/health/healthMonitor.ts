@@ -17,10 +17,27 @@ const HealthMonitorOptionsSchema = z.strictObject({
     .optional(),
 });
 
-/** Options of {@link HealthMonitor}. */
+/**
+ * Options of {@link HealthMonitor}, all optional:
+ *
+ * - `alertThreshold` (0.8): a tool whose success rate falls under it raises an alert; 0 to 1.
+ * - `window` (100): how many of each tool's last calls the figures are computed over.
+ * - `minCalls` (5): calls a tool's window must hold before it can alert.
+ * - `meter` (none): an OpenTelemetry `Meter` to record the duration histogram and call counters on.
+ *
+ * @example
+ * const health = new HealthMonitor({ alertThreshold: 0.95, window: 500, meter: metrics.getMeter('agent') });
+ */
 export type HealthMonitorOptions = z.input<typeof HealthMonitorOptionsSchema>;
 
-/** How one tool has been doing over the monitor's window (its last `window` calls). */
+/**
+ * How one tool has been doing over the monitor's window (its last `window` calls). A success is a
+ * call whose status is `completed`; rates are 0 to 1 (`successRate` is 1 with no calls).
+ *
+ * @example
+ * const charge = health.health('charge');
+ * if (charge) console.log(charge.successRate, charge.averageAttempts, charge.latencyMs.p95);
+ */
 export interface ToolHealth {
   readonly tool: string;
   readonly calls: number;
@@ -28,13 +45,22 @@ export interface ToolHealth {
   readonly failures: number;
   readonly successRate: number;
   readonly averageAttempts: number;
+  /** Share of calls answered from an idempotency store. */
   readonly duplicateRate: number;
+  /** Percentiles of the calls' `durationMs` (retries and their delays included). */
   readonly latencyMs: { readonly p50: number; readonly p95: number; readonly p99: number };
   /** Calls seen since the monitor started, beyond the window. */
   readonly totalCalls: number;
 }
 
-/** Emitted on `alerts$` when a tool's success rate falls under the threshold. */
+/**
+ * Emitted on `alerts$` when a tool's success rate falls under the threshold (`at`: ISO 8601).
+ *
+ * @example
+ * health.alerts$.subscribe(({ tool, successRate, threshold }) =>
+ *   console.warn(`${tool}: ${(successRate * 100).toFixed(0)} % < ${threshold * 100} %`),
+ * );
+ */
 export interface HealthAlert {
   readonly tool: string;
   readonly successRate: number;
@@ -42,7 +68,14 @@ export interface HealthAlert {
   readonly at: string;
 }
 
-/** `report()`: every tool's health and the whole. */
+/**
+ * `report()`: every tool's health and the whole. `healthy` is false while some tool is alerting;
+ * `totals` are weighted by each tool's calls in its window.
+ *
+ * @example
+ * const { healthy, totals, tools } = health.report();
+ * console.log(healthy, totals.successRate, tools.map((tool) => tool.tool));
+ */
 export interface HealthReport {
   readonly generatedAt: string;
   readonly healthy: boolean;
@@ -130,6 +163,7 @@ export class HealthMonitor {
     return window === undefined ? undefined : summarize(tool, window);
   }
 
+  /** Every tool's health and the totals, now. */
   report(): HealthReport {
     const tools = [...this.windows].map(([tool, window]) => summarize(tool, window));
     const calls = tools.reduce((sum, tool) => sum + tool.calls, 0);

@@ -11,7 +11,16 @@ const MemoryStoreOptionsSchema = z.strictObject({
     .optional(),
 });
 
-/** Options of {@link memoryIdempotencyStore}. */
+/**
+ * Options of {@link memoryIdempotencyStore}, all optional:
+ *
+ * - `windowMs` (300 000): how long completed records are kept when the caller does not say.
+ * - `maxEntries` (10 000): the most keys kept; past it the least recently used goes.
+ * - `clock` (`performance.now`): `() => number` in ms, for expiry (a virtual clock in tests).
+ *
+ * @example
+ * const store = memoryIdempotencyStore({ windowMs: 60_000, maxEntries: 100_000 });
+ */
 export type MemoryStoreOptions = z.input<typeof MemoryStoreOptionsSchema>;
 
 interface Entry {

@@ -11,7 +11,17 @@ const RedisStoreOptionsSchema = z.strictObject({
   failOpen: z.boolean().default(false),
 });
 
-/** Options of {@link redisIdempotencyStore}. */
+/**
+ * Options of {@link redisIdempotencyStore}, all optional:
+ *
+ * - `prefix` (`'mcp-tx:idem:'`): put before every key; processes sharing it share the keys.
+ * - `windowMs` (300 000): how long completed records are kept when the caller does not say.
+ * - `failOpen` (`false`): when Redis fails, let calls go ahead without deduplication instead of
+ *   failing them with `MCP_TX_STORE_UNAVAILABLE` (`commit` never fails open).
+ *
+ * @example
+ * const store = redisIdempotencyStore(redis, { prefix: 'shop:idem:', windowMs: 86_400_000 });
+ */
 export type RedisStoreOptions = z.input<typeof RedisStoreOptionsSchema>;
 
 /**
@@ -19,6 +29,13 @@ export type RedisStoreOptions = z.input<typeof RedisStoreOptionsSchema>;
  * script, e.g. `[['HINCRBY', 'balances', 'alice', '500'], ['XADD', 'ledger', '*', 'to', 'alice']]`.
  * Redis runs a script in isolation but does not roll it back when a command fails, so keep effects
  * to writes that cannot fail on well-formed input.
+ *
+ * @example
+ * const effect: RedisEffect = [
+ *   ['HINCRBY', 'balances', account, cents],
+ *   ['XADD', 'ledger', '*', 'to', account],
+ * ];
+ * return withEffect({ content: [{ type: 'text', text: 'credited' }] }, effect);
  */
 export type RedisEffect = ReadonlyArray<readonly [command: string, ...args: (string | number)[]]>;
 

@@ -5,6 +5,10 @@ import type { TxMeta } from '../types.js';
  * What an idempotency store keeps for a finished key: the result a repeat of the call gets (with
  * the client's `data` and `meta` when the client stored it), or, when failures are cached, the
  * failure. Plain JSON, so any store can serialize it.
+ *
+ * @example
+ * const record: IdempotencyRecord = { kind: 'result', result: { content: [{ type: 'text', text: 'ok' }] } };
+ * await store.complete('charge:order-42', fingerprint(args), record, 300_000);
  */
 export type IdempotencyRecord =
   | {
@@ -15,7 +19,15 @@ export type IdempotencyRecord =
     }
   | { readonly kind: 'failure'; readonly code: string; readonly message: string; readonly meta?: TxMeta };
 
-/** The answer of {@link IdempotencyStore.begin}. */
+/**
+ * The answer of {@link IdempotencyStore.begin}: `new` (the caller now holds the key and runs the
+ * call), `in_progress` (another holder is running it), `completed` (its stored record) or
+ * `conflict` (the key was used with other arguments).
+ *
+ * @example
+ * const outcome = await store.begin(key, fingerprint(args), 30_000);
+ * if (outcome.status === 'completed') return outcome.record;
+ */
 export type BeginOutcome =
   | {
       readonly status: 'new';
@@ -47,12 +59,25 @@ export type BeginOutcome =
 export interface IdempotencyStore {
   /** How long completed records are kept when the caller does not say (ms). */
   readonly windowMs?: number;
+  /**
+   * Atomically takes `key` for a call with these arguments (`fingerprint`), or says who has it. A
+   * `new` key is held in progress for `ttlMs`.
+   */
   begin(key: string, fingerprint: string, ttlMs: number): Promise<BeginOutcome>;
+  /** Stores the finished call's `record` under `key` for `ttlMs`, replacing the in-progress record. */
   complete(key: string, fingerprint: string, record: IdempotencyRecord, ttlMs: number): Promise<void>;
+  /** Drops `key` if it is still in progress (a completed record stays), so that the call may run again. */
   release(key: string): Promise<void>;
 }
 
-/** The key an {@link EffectStore.commit} records as completed, in the same step as the effect. */
+/**
+ * The key an {@link EffectStore.commit} records as completed, in the same step as the effect.
+ *
+ * @example
+ * const outcome = await store.begin(key, print, 30_000);
+ * if (outcome.status === 'new')
+ *   await store.commit(effect, { key, fingerprint: print, record, ttlMs: 300_000, token: outcome.token });
+ */
 export interface Completion {
   readonly key: string;
   readonly fingerprint: string;
@@ -77,7 +102,12 @@ export interface EffectStore<Effect> {
   commit(effect: Effect, completion?: Completion): Promise<boolean>;
 }
 
-/** Whether `store` can commit effects ({@link EffectStore}). */
+/**
+ * Whether `store` can commit effects ({@link EffectStore}).
+ *
+ * @example
+ * if (!isEffectStore(store)) throw new Error('withEffect needs a redisIdempotencyStore');
+ */
 export function isEffectStore(store: IdempotencyStore): store is IdempotencyStore & EffectStore<unknown> {
   return typeof (store as Partial<EffectStore<unknown>>).commit === 'function';
 }

@@ -8,7 +8,15 @@ const ConcurrencyLimitOptionsSchema = z.strictObject({
   maxQueue: MaxQueueSchema,
 });
 
-/** Options of {@link concurrencyLimit}. */
+/**
+ * Options of {@link concurrencyLimit}:
+ *
+ * - `maxConcurrent` (required): calls that may run at once, at least 1.
+ * - `maxQueue` (no bound): calls that may wait; past it a call fails with `MCP_TX_RATE_LIMITED`.
+ *
+ * @example
+ * const limit = concurrencyLimit({ maxConcurrent: 8, maxQueue: 1_000 });
+ */
 export type ConcurrencyLimitOptions = z.input<typeof ConcurrencyLimitOptionsSchema>;
 
 /**

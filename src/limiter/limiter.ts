@@ -1,6 +1,12 @@
 import type { Observable } from 'rxjs';
 
-/** Leave to start one call; release it when the call is over. */
+/**
+ * Leave to start one call; release it when the call is over. (A rate limiter's permit gives nothing
+ * back; a concurrency limit's frees the place.)
+ *
+ * @example
+ * limiter.acquire().subscribe((permit) => run().finally(() => permit.release()));
+ */
 export interface Permit {
   /** Idempotent: the second call does nothing. */
   release(): void;
@@ -16,5 +22,6 @@ export interface Permit {
  * limiter.acquire().subscribe((permit) => { start(); onDone(() => permit.release()); });
  */
 export interface Limiter {
+  /** Emits one permit and completes when the call may start. Cold: each subscription queues anew. */
   acquire(): Observable<Permit>;
 }

@@ -14,7 +14,19 @@ const RedisRateLimiterOptionsSchema = z.strictObject({
   scheduler: SchedulerSchema.optional(),
 });
 
-/** Options of {@link redisRateLimiter}. */
+/**
+ * Options of {@link redisRateLimiter}:
+ *
+ * - `key` (required): the Redis key of the shared budget; processes using the same key share it.
+ * - `ratePerSecond` (required): calls per second on average, across all processes.
+ * - `burst` (required): calls that may start at once; at least 1.
+ * - `maxQueue` (no bound): calls that may wait in this process; past it a call fails with
+ *   `MCP_TX_RATE_LIMITED`.
+ * - `scheduler` (`asyncScheduler`): the timer that waits before asking Redis again.
+ *
+ * @example
+ * const limiter = redisRateLimiter(redis, { key: 'mcp-tx:rate:search', ratePerSecond: 50, burst: 10 });
+ */
 export type RedisRateLimiterOptions = z.input<typeof RedisRateLimiterOptionsSchema>;
 
 /**

@@ -11,7 +11,17 @@ const TokenBucketOptionsSchema = z.strictObject({
   scheduler: SchedulerSchema.optional(),
 });
 
-/** Options of {@link tokenBucket}. */
+/**
+ * Options of {@link tokenBucket}:
+ *
+ * - `ratePerSecond` (required): tokens added per second, on average the calls started per second.
+ * - `burst` (required): the bucket's size, calls that may start at once; at least 1.
+ * - `maxQueue` (no bound): calls that may wait; past it a call fails with `MCP_TX_RATE_LIMITED`.
+ * - `scheduler` (`asyncScheduler`): the clock and the timer (virtual time in tests).
+ *
+ * @example
+ * const limiter = tokenBucket({ ratePerSecond: 0.5, burst: 1 }); // one call every 2 s
+ */
 export type TokenBucketOptions = z.input<typeof TokenBucketOptionsSchema>;
 
 /** Float slack: a bucket this close to a whole token has one. */

@@ -22,6 +22,10 @@ export abstract class WaitQueue implements Limiter {
     return this.waiting.size;
   }
 
+  /**
+   * A permit at once when nobody waits and there is room; else a place in the FIFO queue (given up on
+   * unsubscribe), or `MCP_TX_RATE_LIMITED` when `maxQueue` calls already wait.
+   */
   acquire(): Observable<Permit> {
     return new Observable<Permit>((subscriber) => {
       if (this.waiting.size === 0 && this.tryTake()) return this.grant(subscriber);

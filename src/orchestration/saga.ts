@@ -6,18 +6,37 @@ import { newRequestId } from '../ids.js';
 import type { PartialRetryPolicy } from '../schemas.js';
 import type { JsonObject } from '../types.js';
 
-/** One step of a saga: an action and, if it must be undone on a later failure, its compensation. */
+/**
+ * One step of a saga: an action and, if it must be undone on a later failure, its compensation.
+ * Step names must be distinct: they make the calls' idempotency keys.
+ *
+ * @example
+ * const charge: SagaStep = {
+ *   name: 'charge',
+ *   action: { tool: 'charge_card', args: { orderId: 'o-42', cents: 500 } },
+ *   compensation: { tool: 'refund', args: (_args, data) => ({ chargeId: (data as { id: string }).id }) },
+ * };
+ */
 export interface SagaStep {
   readonly name: string;
   readonly action: { readonly tool: string; readonly args: JsonObject };
   /** Undoes the action; its arguments are made from the action's arguments and result data. */
   readonly compensation?: {
     readonly tool: string;
+    /** Makes the compensation's arguments from the action's arguments and its result's `data`. */
     readonly args: (actionArgs: JsonObject, actionData: unknown) => JsonObject;
   };
 }
 
-/** How a saga ended. */
+/**
+ * How a saga ended. `completedSteps` lists the actions that ran (in order), `compensatedSteps` the
+ * ones undone (in the order they were undone), `compensationFailures` the compensations that still
+ * failed after their retries.
+ *
+ * @example
+ * const result = await saga.run();
+ * if (result.status !== 'completed') console.error(result.failedStep, result.compensationFailures);
+ */
 export interface SagaResult {
   readonly sagaId: string;
   /** `compensated`: a step failed and every completed step was undone; `failed`: some could not be. */

@@ -16,10 +16,25 @@ import { newRequestId } from '../ids.js';
 import type { TxCallOptions } from '../schemas.js';
 import type { JsonObject, TxResult } from '../types.js';
 
-/** One step: a tool and its arguments, fixed or made from the steps before it. */
+/**
+ * One step: a tool and its arguments, fixed or made from the steps before it.
+ *
+ * @example
+ * const load: WorkflowStep = {
+ *   name: 'load',
+ *   tool: 'load_rows',
+ *   args: (_previous, results) => ({ rows: results.extract?.data as JsonObject[] }),
+ *   options: { timeoutMs: 60_000 },
+ * };
+ */
 export interface WorkflowStep {
   readonly name: string;
   readonly tool: string;
+  /**
+   * The step's arguments (default `{}`), or a function that makes them from the previous step's
+   * result and the results of all steps so far, by step name. A function that throws fails the step
+   * with `MCP_TX_VALIDATION`.
+   */
   readonly args?:
     | JsonObject
     | ((previous: TxResult | undefined, results: Readonly<Record<string, TxResult>>) => JsonObject);
@@ -27,7 +42,13 @@ export interface WorkflowStep {
   readonly options?: Omit<TxCallOptions, 'transactionId'>;
 }
 
-/** What one step did. */
+/**
+ * What one step did: its call's request id, attempts and whether it was answered as a duplicate;
+ * `data` when it completed, `errorCode` and `errorMessage` when it failed.
+ *
+ * @example
+ * for (const step of state.steps) console.log(step.name, step.status, step.attempts, step.duplicate);
+ */
 export interface WorkflowStepRecord {
   readonly name: string;
   readonly tool: string;
@@ -40,7 +61,14 @@ export interface WorkflowStepRecord {
   readonly errorMessage?: string;
 }
 
-/** A workflow's state: emitted after each step; the last one is the outcome. */
+/**
+ * A workflow's state: emitted after each step; the last one is the outcome (`completed`, or
+ * `failed` at the first step that failed). `totalAttempts` adds up the attempts of every step.
+ *
+ * @example
+ * const state = await runWorkflow(tx, { id: 'etl-1', steps });
+ * if (state.status === 'failed') console.error(state.error?.code, state.steps.at(-1)?.name);
+ */
 export interface WorkflowState {
   readonly id: string;
   readonly status: 'running' | 'completed' | 'failed';

@@ -2,7 +2,12 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 
 const EFFECT = Symbol('mcp-tx.effect');
 
-/** A tool answer whose effect `txTool` commits with the key's completion. Made by {@link withEffect}. */
+/**
+ * A tool answer whose effect `txTool` commits with the key's completion. Made by {@link withEffect}.
+ *
+ * @example
+ * const answer: ResultWithEffect<RedisEffect> = withEffect(result, [['HINCRBY', 'balances', id, cents]]);
+ */
 export interface ResultWithEffect<Effect> {
   readonly [EFFECT]: true;
   readonly result: CallToolResult;
@@ -26,7 +31,12 @@ export function withEffect<Effect>(result: CallToolResult, effect: Effect): Resu
   return { [EFFECT]: true, result, effect };
 }
 
-/** Whether a handler answered with {@link withEffect}. */
+/**
+ * Whether a handler answered with {@link withEffect}.
+ *
+ * @example
+ * const result = isResultWithEffect(answer) ? answer.result : answer;
+ */
 export function isResultWithEffect(value: unknown): value is ResultWithEffect<unknown> {
   return typeof value === 'object' && value !== null && EFFECT in value;
 }

@@ -27,7 +27,22 @@ const TxToolOptionsSchema = z.strictObject({
   scheduler: SchedulerSchema.optional(),
 });
 
-/** Options of {@link txTool}. */
+/**
+ * Options of {@link txTool}:
+ *
+ * - `tool` (required): the tool's name; keys are scoped by it (`<tool>:<key>`).
+ * - `store` (required): the {@link IdempotencyStore} (an {@link EffectStore} for handlers that
+ *   answer `withEffect`).
+ * - `ttlMs` (the store's `windowMs`, else 300 000): how long a completed key's result is kept.
+ * - `inProgressTtlMs` (120 000): how long a key stays held while its handler runs, so that a
+ *   crashed server does not block it forever.
+ * - `inProgress` (`{ waitMs: 30_000, pollMs: 50 }`): how long a request for a key held by another
+ *   waits for it, and how often it looks; then it answers `MCP_TX_IN_PROGRESS`.
+ * - `scheduler` (`asyncScheduler`): the clock and timers of that wait.
+ *
+ * @example
+ * txTool(handler, { tool: 'charge', store, ttlMs: 86_400_000, inProgress: { waitMs: 5_000, pollMs: 100 } });
+ */
 export type TxToolOptions = z.input<typeof TxToolOptionsSchema>;
 type Settings = z.output<typeof TxToolOptionsSchema> & { ttlMs: number; scheduler: SchedulerLike };
 

@@ -19,10 +19,29 @@ const FaultOptionsSchema = z.strictObject({
   scheduler: SchedulerSchema.optional(),
 });
 
-/** Options of {@link faultyTransport}. */
+/**
+ * Options of {@link faultyTransport}, all optional:
+ *
+ * - `failRate` (0): share of outgoing messages whose `send` rejects, 0 to 1.
+ * - `dropResponseRate` (0): share of incoming responses thrown away, 0 to 1.
+ * - `delayMs` (0): delay of every incoming message, fixed or uniform in `[min, max]`.
+ * - `disconnectAfter` (none): close the connection after every this many sends.
+ * - `seed` (1): the seed of the fault sequence; the same seed gives the same faults.
+ * - `spareHandshake` (`true`): no fault until `notifications/initialized` has passed.
+ * - `scheduler` (`asyncScheduler`): the timers of the delays.
+ *
+ * @example
+ * faultyTransport(inner, { failRate: 0.1, delayMs: [5, 50], disconnectAfter: 100, seed: 7 });
+ */
 export type FaultOptions = z.input<typeof FaultOptionsSchema>;
 
-/** What a {@link FaultyTransport} has done so far. */
+/**
+ * What a {@link FaultyTransport} has done so far.
+ *
+ * @example
+ * const { failedSends, droppedResponses } = transport.faults;
+ * expect(droppedResponses).toBeGreaterThan(0);
+ */
 export interface FaultCounts {
   /** Outgoing messages refused (their `send` rejected; nothing was delivered). */
   failedSends: number;
