@@ -153,7 +153,11 @@ function runStep(
 ): Observable<StepOutcome> {
   return defer(() => {
     const args = typeof step.args === 'function' ? step.args(previous, results) : (step.args ?? {});
-    const options = { idempotencyKey: `${id}:${step.name}`, ...step.options, transactionId: id };
+    const options = {
+      ...step.options,
+      idempotencyKey: step.options?.idempotencyKey ?? `${id}:${step.name}`,
+      transactionId: id,
+    };
     return tx.call$(step.tool, args, options);
   }).pipe(
     map(

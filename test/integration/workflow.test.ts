@@ -59,6 +59,17 @@ const steps = [
   },
 ];
 
+/** The `_meta.mcp_tx` of each `tools/call` the server received, in order. */
+function sentWireMeta(): Record<string, unknown>[] {
+  return fixture.received
+    .filter((message) => 'method' in message && message.method === 'tools/call')
+    .map(
+      (message) =>
+        (message as unknown as { params: { _meta: { mcp_tx: Record<string, unknown> } } }).params._meta
+          .mcp_tx,
+    );
+}
+
 describe('workflows', () => {
   it('runs the steps in order as one transaction, each step using the one before', async () => {
     await connectPipeline();
@@ -67,19 +78,23 @@ describe('workflows', () => {
     const final = states.at(-1);
     expect(final?.steps.map((step) => step.data)).toEqual([[1, 2, 3], [10, 20, 30], [3]]);
     expect(final?.totalAttempts).toBe(3);
-    const wires = fixture.received
-      .filter((message) => 'method' in message && message.method === 'tools/call')
-      .map(
-        (message) =>
-          (message as unknown as { params: { _meta: { mcp_tx: Record<string, unknown> } } }).params._meta
-            .mcp_tx,
-      );
+    const wires = sentWireMeta();
     expect(wires.map((wire) => wire.transaction_id)).toEqual(['etl-1', 'etl-1', 'etl-1']);
     expect(wires.map((wire) => wire.idempotency_key)).toEqual([
       'etl-1:extract',
       'etl-1:transform',
       'etl-1:load',
     ]);
+  });
+
+  it('keys a step <id>:<step> unless its options give a key (an undefined one included)', async () => {
+    await connectPipeline();
+    const keyed = [
+      { ...steps[0], options: { idempotencyKey: undefined, timeoutMs: 5_000 } },
+      { ...steps[1], options: { idempotencyKey: 'my-transform' } },
+    ] as typeof steps;
+    await runWorkflow(fixture.tx, { id: 'etl-keys', steps: keyed });
+    expect(sentWireMeta().map((wire) => wire.idempotency_key)).toEqual(['etl-keys:extract', 'my-transform']);
   });
 
   it('does not repeat finished steps when the same workflow id runs again (after a crash)', async () => {
