@@ -17,7 +17,8 @@ const RedisStoreOptionsSchema = z.strictObject({
  * - `prefix` (`'mcp-tx:idem:'`): put before every key; processes sharing it share the keys.
  * - `windowMs` (300 000): how long completed records are kept when the caller does not say.
  * - `failOpen` (`false`): when Redis fails, let calls go ahead without deduplication instead of
- *   failing them with `MCP_TX_STORE_UNAVAILABLE` (`commit` never fails open).
+ *   failing them with `MCP_TX_STORE_UNAVAILABLE` (`commit` never fails open; a key `begin` handed
+ *   out while failing open is committed only if nobody has taken it since).
  *
  * @example
  * const store = redisIdempotencyStore(redis, { prefix: 'shop:idem:', windowMs: 86_400_000 });
@@ -65,19 +66,25 @@ if stored and cjson.decode(stored).s == 'p' then return redis.call('DEL', KEYS[1
 return 0`;
 
 /**
- * With a completion (ARGV[1] = '1'): only while KEYS[1] is in progress under the token ARGV[2],
- * runs the effect's commands (ARGV[3], JSON) and stores the completed record ARGV[4] for ARGV[5] ms.
- * Without one, runs the commands. Answers 1 when applied, 0 when the key was not ours.
+ * Runs the effect's commands (ARGV[3], JSON) and, with a completion, stores the completed record
+ * ARGV[4] for ARGV[5] ms — in mode (ARGV[1]) `fenced` only while KEYS[1] is in progress under the
+ * token ARGV[2]; in mode `unheld` (begin failed open, so nobody was given the key) only while
+ * KEYS[1] is absent; in mode `effect` there is no completion. Answers 1 when applied, 0 when the
+ * key was not ours.
  */
 const COMMIT = `
-if ARGV[1] == '1' then
+local mode = ARGV[1]
+if mode ~= 'effect' then
   local stored = redis.call('GET', KEYS[1])
-  if not stored then return 0 end
-  local entry = cjson.decode(stored)
-  if entry.s ~= 'p' or entry.t ~= ARGV[2] then return 0 end
+  if mode == 'unheld' and stored then return 0 end
+  if mode == 'fenced' then
+    if not stored then return 0 end
+    local entry = cjson.decode(stored)
+    if entry.s ~= 'p' or entry.t ~= ARGV[2] then return 0 end
+  end
 end
 for _, command in ipairs(cjson.decode(ARGV[3])) do redis.call(unpack(command)) end
-if ARGV[1] == '1' then redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[5]) end
+if mode ~= 'effect' then redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[5]) end
 return 1`;
 
 interface IdempotencyCommands {
@@ -85,7 +92,7 @@ interface IdempotencyCommands {
   mcpTxIdemRelease(key: string): Promise<number>;
   mcpTxIdemCommit(
     key: string,
-    fenced: '0' | '1',
+    mode: 'effect' | 'fenced' | 'unheld',
     token: string,
     effect: string,
     record: string,
@@ -106,7 +113,8 @@ const completedEntry = (fingerprint: string, record: IdempotencyRecord) =>
  * deduplication. It is also an {@link EffectStore} of {@link RedisEffect}s: a `txTool` handler that
  * answers `withEffect(result, commands)` has its Redis writes applied in one script with the key's
  * completion, fenced by the holder's token — exactly once even when the server is killed mid-call
- * (`commit` never fails open: the effect has nowhere else to go).
+ * (`commit` never fails open: the effect has nowhere else to go; after a `begin` that failed open it
+ * commits only while the key is still absent, else answers `false` and applies nothing).
  *
  * @example
  * import { Redis } from 'ioredis';
@@ -162,7 +170,7 @@ export function redisIdempotencyStore(
       }, undefined),
     async commit(effect, completion) {
       const commands = parseOrThrow(RedisEffectSchema, effect, 'effect');
-      if (completion !== undefined && completion.token === undefined)
+      if (completion !== undefined && completion.token === undefined && !failOpen)
         throw validationError('completion.token', 'must be the token begin answered');
       return commitEffect(commands, completion).catch((error: unknown) => {
         throw unavailable(error);
@@ -173,9 +181,10 @@ export function redisIdempotencyStore(
   async function commitEffect(effect: RedisEffect, completion?: Completion): Promise<boolean> {
     const script = JSON.stringify(effect.map((command) => command.map(String)));
     if (completion === undefined)
-      return (await commands.mcpTxIdemCommit(prefix, '0', '', script, '', 0)) === 1;
-    const { key, fingerprint, record, ttlMs, token = '' } = completion;
+      return (await commands.mcpTxIdemCommit(prefix, 'effect', '', script, '', 0)) === 1;
+    const { key, fingerprint, record, ttlMs, token } = completion;
     const entry = completedEntry(fingerprint, record);
-    return (await commands.mcpTxIdemCommit(prefix + key, '1', token, script, entry, ttlMs)) === 1;
+    const mode = token === undefined ? 'unheld' : 'fenced';
+    return (await commands.mcpTxIdemCommit(prefix + key, mode, token ?? '', script, entry, ttlMs)) === 1;
   }
 }

@@ -1,7 +1,14 @@
 import { lastValueFrom, toArray } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { memoryIdempotencyStore, runWorkflow, TxErrorCode, txTool, workflow$ } from '../../src/index.js';
+import {
+  memoryIdempotencyStore,
+  runWorkflow,
+  TxErrorCode,
+  txTool,
+  type WorkflowStep,
+  workflow$,
+} from '../../src/index.js';
 import { connectFixture, type Fixture } from '../support/fixture.js';
 
 let fixture: Fixture;
@@ -89,10 +96,10 @@ describe('workflows', () => {
 
   it('keys a step <id>:<step> unless its options give a key (an undefined one included)', async () => {
     await connectPipeline();
-    const keyed = [
-      { ...steps[0], options: { idempotencyKey: undefined, timeoutMs: 5_000 } },
-      { ...steps[1], options: { idempotencyKey: 'my-transform' } },
-    ] as typeof steps;
+    const keyed: WorkflowStep[] = [
+      { ...(steps[0] as WorkflowStep), options: { idempotencyKey: undefined, timeoutMs: 5_000 } },
+      { ...(steps[1] as WorkflowStep), options: { idempotencyKey: 'my-transform' } },
+    ];
     await runWorkflow(fixture.tx, { id: 'etl-keys', steps: keyed });
     expect(sentWireMeta().map((wire) => wire.idempotency_key)).toEqual(['etl-keys:extract', 'my-transform']);
   });

@@ -79,6 +79,18 @@ describe('redisIdempotencyStore on a real Redis', () => {
     expect(await redis.get(`${prefix}effect`)).toBe('4');
   });
 
+  it('commits a key handed out while failing open only if nobody has taken it since', async () => {
+    const store = redisIdempotencyStore(redis, { prefix, failOpen: true });
+    const record = { kind: 'result' as const, result: { content: [] } };
+    const unheld = { key: 'u', fingerprint: 'f', record, ttlMs: 5_000 }; // as after a begin that failed open
+    expect(await store.commit([['INCR', `${prefix}unheld`]], unheld)).toBe(true);
+    expect(await store.begin('u', 'f', 5_000)).toEqual({ status: 'completed', record });
+    expect(await store.commit([['INCR', `${prefix}unheld`]], unheld)).toBe(false);
+    await store.begin('v', 'f', 5_000); // another request holds v
+    expect(await store.commit([['INCR', `${prefix}unheld`]], { ...unheld, key: 'v' })).toBe(false);
+    expect(await redis.get(`${prefix}unheld`)).toBe('1');
+  });
+
   it('names the bad part of an effect, and never fails a commit open', async () => {
     const store = redisIdempotencyStore(redis, { prefix });
     await expect(store.commit([])).rejects.toMatchObject({ code: TxErrorCode.Validation, field: 'effect' });
