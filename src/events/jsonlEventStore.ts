@@ -1,5 +1,7 @@
 import { type FileHandle, open, readFile } from 'node:fs/promises';
 import { from, type Observable, switchMap } from 'rxjs';
+import { z } from 'zod';
+import { parseOrThrow } from '../schemas.js';
 import {
   type EventFilter,
   type EventStore,
@@ -22,14 +24,24 @@ import {
  * events.read$({ transactionId: 'saga-1' }).subscribe(console.log);
  * await events.close();
  */
+const PathSchema = z.string({ error: 'must be a file path' }).min(1, 'must not be empty');
+const OptionsSchema = z.strictObject(
+  { fsync: z.boolean({ error: 'must be true or false' }).optional() },
+  { error: 'must be an object { fsync? }' },
+);
+
 export class JsonlEventStore implements EventStore {
   private handle?: Promise<FileHandle>;
   private writes: Promise<unknown> = Promise.resolve();
 
-  constructor(
-    readonly path: string,
-    private readonly options: { readonly fsync?: boolean } = {},
-  ) {}
+  readonly path: string;
+  private readonly options: { readonly fsync?: boolean };
+
+  /** Throws `MCP_TX_VALIDATION` naming `path` or `options.fsync` when one is wrong; opens nothing yet. */
+  constructor(path: string, options: { readonly fsync?: boolean } = {}) {
+    this.path = parseOrThrow(PathSchema, path, 'path');
+    this.options = parseOrThrow(OptionsSchema, options, 'options');
+  }
 
   /**
    * Appends `event` as one line, after the appends before it; with `fsync: true`, resolves once it is

@@ -75,6 +75,15 @@ describe('JsonlEventStore', () => {
     await expect(replay(new JsonlEventStore(path))).rejects.toThrow(`${path}:2`);
   });
 
+  it('names a bad path or option, before opening anything', () => {
+    expect(() => new JsonlEventStore('')).toThrow(
+      expect.objectContaining({ code: 'MCP_TX_VALIDATION', field: 'path' }),
+    );
+    expect(() => new JsonlEventStore('x', { fsync: 'yes' as never })).toThrow(
+      expect.objectContaining({ field: 'options.fsync' }),
+    );
+  });
+
   it('replays nothing from a file that does not exist yet', async () => {
     expect(await replay(new JsonlEventStore(join(dir, 'none.jsonl')))).toEqual([]);
   });
