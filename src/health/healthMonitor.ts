@@ -1,8 +1,9 @@
 import type { Counter, Histogram, Meter } from '@opentelemetry/api';
-import { type Observable, Subject } from 'rxjs';
+import { asyncScheduler, type Observable, type SchedulerLike, Subject } from 'rxjs';
 import { z } from 'zod';
 import { percentile } from '../percentile.js';
-import { parseOrThrow } from '../schemas.js';
+import { parseOrThrow, SchedulerSchema } from '../schemas.js';
+import { isoTime } from '../time.js';
 import type { TxMeta } from '../types.js';
 
 const HealthMonitorOptionsSchema = z.strictObject({
@@ -15,6 +16,7 @@ const HealthMonitorOptionsSchema = z.strictObject({
       'must be an OpenTelemetry Meter',
     )
     .optional(),
+  scheduler: SchedulerSchema.default(asyncScheduler),
 });
 
 /**
@@ -24,6 +26,7 @@ const HealthMonitorOptionsSchema = z.strictObject({
  * - `window` (100): how many of each tool's last calls the figures are computed over.
  * - `minCalls` (5): calls a tool's window must hold before it can alert.
  * - `meter` (none): an OpenTelemetry `Meter` to record the duration histogram and call counters on.
+ * - `scheduler` (`asyncScheduler`): whose clock stamps reports (`generatedAt`) and alerts (`at`).
  *
  * @example
  * const health = new HealthMonitor({ alertThreshold: 0.95, window: 500, meter: metrics.getMeter('agent') });
@@ -171,7 +174,7 @@ export class HealthMonitor {
       calls === 0 ? 0 : tools.reduce((sum, tool) => sum + pick(tool) * tool.calls, 0) / calls;
     const successRate = calls === 0 ? 1 : weighted((tool) => tool.successRate);
     return {
-      generatedAt: new Date().toISOString(),
+      generatedAt: isoTime(this.settings.scheduler.now()),
       healthy: tools.every((tool) => !this.windows.get(tool.tool)?.alerting),
       totals: { calls, successRate, averageAttempts: weighted((tool) => tool.averageAttempts) },
       tools,
@@ -202,7 +205,12 @@ export class HealthMonitor {
     }
     if (window.alerting) return;
     window.alerting = true;
-    this.alerts.next({ tool, successRate, threshold: alertThreshold, at: new Date().toISOString() });
+    this.alerts.next({
+      tool,
+      successRate,
+      threshold: alertThreshold,
+      at: isoTime(this.settings.scheduler.now()),
+    });
   }
 }
 

@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { VirtualTimeScheduler } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { type HealthAlert, HealthMonitor } from '../../src/health/healthMonitor.js';
 import type { TxMeta } from '../../src/index.js';
@@ -47,6 +48,17 @@ describe('HealthMonitor', () => {
     for (const ok of sequence) health.record(outcome(ok));
     expect(alerts.map((alert) => alert.successRate)).toEqual([0, 0.25]);
     expect(health.report().healthy).toBe(false);
+  });
+
+  it('stamps alerts and reports with its scheduler’s clock', () => {
+    const scheduler = new VirtualTimeScheduler();
+    const health = new HealthMonitor({ alertThreshold: 0.5, minCalls: 1, scheduler });
+    const alerts: HealthAlert[] = [];
+    health.alerts$.subscribe((alert) => alerts.push(alert));
+    scheduler.schedule(() => health.record(outcome(false)), 1_500);
+    scheduler.flush();
+    expect(alerts.map((alert) => alert.at)).toEqual(['1970-01-01T00:00:01.500Z']);
+    expect(health.report().generatedAt).toBe('1970-01-01T00:00:01.500Z');
   });
 
   it('never alerts twice in a row without a recovery in between (property)', () => {
