@@ -48,7 +48,8 @@ export const InProgressOptionsSchema = (pollMs: number) => ({
 const fn = <T extends (...args: never[]) => unknown>(what: string) =>
   z.custom<T>((value) => typeof value === 'function', { message: `must be a function (${what})` });
 
-const timeoutMs = z
+/** A timeout or period in ms: a whole number from 1 to {@link MAX_TIMEOUT_MS} (what `setTimeout` takes). */
+export const TimeoutMsSchema = z
   .number({ message: 'must be a number of milliseconds' })
   .int('must be a whole number of milliseconds')
   .positive('must be greater than 0')
@@ -92,7 +93,7 @@ const RetryPolicyFields = z.strictObject({
   maxDelayMs: z.number().min(0, 'must be at least 0').max(MAX_TIMEOUT_MS),
   multiplier: z.number().min(1, 'must be at least 1').max(1000),
   jitter: JitterSchema,
-  deadlineMs: timeoutMs.optional(),
+  deadlineMs: TimeoutMsSchema.optional(),
   retryableErrors: z.array(z.string().min(1, 'must not be empty')),
   /**
    * Decides alone whether a failure is retried, in place of `retryableErrors` and the codes never
@@ -253,7 +254,7 @@ export type TraceOptions = z.input<typeof TraceOptionsSchema>;
 /** Per-tool policy registered with `tx.tool(name, policy)`; `false` turns a configured operator off. */
 export const ToolPolicySchema = z.strictObject({
   retry: RetryOption.optional(),
-  timeoutMs: timeoutMs.optional(),
+  timeoutMs: TimeoutMsSchema.optional(),
   /**
    * Derives the idempotency key of a call that does not pass one from its arguments. A function that
    * throws or returns a bad key (not a string of 1 to 255 characters) fails the call with
@@ -293,7 +294,7 @@ export type ToolPolicy = z.infer<typeof ToolPolicySchema>;
 /** Options of one `call$` / `attempt$`. */
 export const TxCallOptionsSchema = z.strictObject({
   idempotencyKey: boundedId.optional(),
-  timeoutMs: timeoutMs.optional(),
+  timeoutMs: TimeoutMsSchema.optional(),
   retry: RetryOption.optional(),
   transactionId: boundedId.optional(),
   correlationId: boundedId.optional(),
@@ -343,7 +344,7 @@ export const TxCallOptionsSchema = z.strictObject({
 export type TxCallOptions = z.infer<typeof TxCallOptionsSchema>;
 
 const DedupeConfigSchema = z.strictObject({
-  windowMs: timeoutMs.optional(),
+  windowMs: TimeoutMsSchema.optional(),
   maxEntries: z.number().int().positive().max(100_000_000).optional(),
   store: StoreSchema.optional(),
 });
@@ -356,7 +357,7 @@ const DedupeConfigSchema = z.strictObject({
  * resolved.closeTimeoutMs; // 30000
  */
 export const TxConfigSchema = z.strictObject({
-  timeoutMs: timeoutMs.default(30_000),
+  timeoutMs: TimeoutMsSchema.default(30_000),
   retry: RetryOption.default({}),
   dedupe: orOff(DedupeConfigSchema, 'a dedupe config object').default({}),
   limiter: LimiterSchema.optional(),
@@ -366,7 +367,7 @@ export const TxConfigSchema = z.strictObject({
   trace: z
     .union([z.boolean(), TraceOptionsSchema], { message: 'must be a boolean or trace options' })
     .default(false),
-  closeTimeoutMs: timeoutMs.default(30_000),
+  closeTimeoutMs: TimeoutMsSchema.default(30_000),
   tools: z.record(z.string(), ToolPolicySchema).default({}),
   scheduler: SchedulerSchema.optional(),
 });

@@ -12,7 +12,7 @@ import {
 } from 'rxjs';
 import { z } from 'zod';
 import { TxError, TxErrorCode } from '../errors.js';
-import { MAX_TIMEOUT_MS, PositiveMsSchema, parseOrThrow, SchedulerSchema } from '../schemas.js';
+import { parseOrThrow, SchedulerSchema, TimeoutMsSchema } from '../schemas.js';
 
 /**
  * Where a breaker is: `closed` lets calls through, `open` refuses them, `half-open` lets a few
@@ -62,9 +62,7 @@ const count = (minimum: number) =>
 
 const CircuitBreakerOptionsSchema = z.strictObject({
   failureThreshold: count(1).default(5),
-  recoveryTimeoutMs: PositiveMsSchema.max(MAX_TIMEOUT_MS, `must be at most ${MAX_TIMEOUT_MS}`).default(
-    60_000,
-  ),
+  recoveryTimeoutMs: TimeoutMsSchema.default(60_000),
   halfOpenMaxCalls: count(1).default(1),
   successThreshold: count(1).default(1),
   isFailure: z

@@ -2,16 +2,17 @@ import type { Redis } from 'ioredis';
 import { catchError, defer, distinctUntilChanged, Observable, of, switchMap, throwError } from 'rxjs';
 import { z } from 'zod';
 import { TxError, TxErrorCode, validationError } from '../errors.js';
-import { parseOrThrow } from '../schemas.js';
+import { newRequestId } from '../ids.js';
+import { parseOrThrow, TimeoutMsSchema } from '../schemas.js';
 import { type Breaker, type BreakerPermit, type BreakerState, defaultIsFailure } from './circuitBreaker.js';
 
 const RedisBreakerOptionsSchema = z.strictObject({
   key: z.string().min(1, 'must not be empty'),
   failureThreshold: z.number().int().min(1, 'must be at least 1').default(5),
-  recoveryTimeoutMs: z.number().int().positive('must be greater than 0').default(60_000),
+  recoveryTimeoutMs: TimeoutMsSchema.default(60_000),
   successThreshold: z.number().int().min(1, 'must be at least 1').default(1),
   /** How long a process may hold the half-open probe before another may take it (ms). */
-  probeTimeoutMs: z.number().int().positive('must be greater than 0').default(30_000),
+  probeTimeoutMs: TimeoutMsSchema.default(30_000),
   isFailure: z
     .custom<(error: unknown) => boolean>((value) => typeof value === 'function', 'must be a function')
     .optional(),
@@ -23,9 +24,12 @@ const RedisBreakerOptionsSchema = z.strictObject({
  * - `key` (required): the Redis hash that holds the state, and the pub/sub channel of its
  *   transitions; every process using the same key shares one breaker. The probe lock is `<key>:probe`.
  * - `failureThreshold` (5): consecutive failures, across processes, that open it.
- * - `recoveryTimeoutMs` (60 000): how long it stays open before one process may probe.
+ * - `recoveryTimeoutMs` (60 000): how long it stays open before one process may probe; at most
+ *   2 147 483 647.
  * - `successThreshold` (1): successful probes that close it again.
- * - `probeTimeoutMs` (30 000): how long a process may hold the probe before another may take it.
+ * - `probeTimeoutMs` (30 000): how long a process may hold the probe before another may take it; at
+ *   most 2 147 483 647. A probe that outlasts it is ignored (see {@link RedisCircuitBreaker}), so
+ *   set it above the slowest call, timeout included.
  * - `isFailure` (`defaultIsFailure`): `(error) => boolean`, which errors count as failures.
  *
  * @example
@@ -36,13 +40,16 @@ export type RedisBreakerOptions = z.input<typeof RedisBreakerOptionsSchema>;
 const NOW = `local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)`;
 
-/** KEYS: state hash, probe lock. ARGV: recovery ms, probe lock ms. → { 'closed' | 'probe' | 'open', retryAfterMs } */
+/**
+ * KEYS: state hash, probe lock. ARGV: recovery ms, probe lock ms, the would-be prober's token (kept in
+ * the lock). → { 'closed' | 'probe' | 'open', retryAfterMs }
+ */
 const ADMIT = `${NOW}
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
 if state == 'closed' then return { 'closed', 0 } end
 local due = tonumber(redis.call('HGET', KEYS[1], 'openedAt') or '0') + tonumber(ARGV[1])
 if state == 'open' and now < due then return { 'open', due - now } end
-if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then
+if redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[2]) then
   if state ~= 'half-open' then
     redis.call('HSET', KEYS[1], 'state', 'half-open', 'successes', 0)
     redis.call('PUBLISH', KEYS[1], 'half-open')
@@ -51,7 +58,11 @@ if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then
 end
 return { 'open', 0 }`;
 
-/** KEYS: state hash, probe lock. ARGV: 'success' | 'failure', probe '1' | '0', failure threshold, success threshold. */
+/**
+ * KEYS: state hash, probe lock. ARGV: 'success' | 'failure' | 'release' (a probe's only), the probe's
+ * token ('' when the permit is not a probe), failure threshold, success threshold. A probe whose token the lock no
+ * longer holds (expired, or taken by another probe since) is stale: nothing changes. → the state.
+ */
 const REPORT = `${NOW}
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
 local function move(to, ...)
@@ -59,9 +70,10 @@ local function move(to, ...)
   redis.call('PUBLISH', KEYS[1], to)
   return to
 end
-if ARGV[2] == '1' then
+if ARGV[2] ~= '' then
+  if redis.call('GET', KEYS[2]) ~= ARGV[2] then return state end
   redis.call('DEL', KEYS[2])
-  if state ~= 'half-open' then return state end
+  if ARGV[1] == 'release' or state ~= 'half-open' then return state end
   if ARGV[1] == 'failure' then return move('open', 'openedAt', now, 'failures', 0) end
   if redis.call('HINCRBY', KEYS[1], 'successes', 1) >= tonumber(ARGV[4]) then
     return move('closed', 'failures', 0, 'successes', 0)
@@ -82,12 +94,13 @@ interface BreakerCommands {
     lock: string,
     recoveryMs: number,
     lockMs: number,
+    token: string,
   ): Promise<[string, number]>;
   mcpTxBreakerReport(
     state: string,
     lock: string,
-    outcome: string,
-    probe: string,
+    outcome: 'success' | 'failure' | 'release',
+    token: string,
     failureThreshold: number,
     successThreshold: number,
   ): Promise<string>;
@@ -98,8 +111,13 @@ interface BreakerCommands {
  * breaker one process opens refuses calls in all of them; when the recovery time has passed exactly
  * one process at a time gets the half-open probe (a lock that expires after `probeTimeoutMs`, so a
  * crashed prober does not block recovery); `successThreshold` successful probes close it, a failed
- * probe re-opens it. `state$` follows the transitions any process makes (Redis pub/sub, so within
- * the network round trip). Redis errors refuse the call with `MCP_TX_STORE_UNAVAILABLE`.
+ * probe re-opens it. Each probe is fenced by a fresh token kept in the lock: its report releases the
+ * lock and moves the breaker only while the lock still holds that token. A probe slower than
+ * `probeTimeoutMs` has lost its window: its late success, failure or release is ignored — it counts
+ * nothing, moves nothing, and leaves alone the lock another process may have taken since — so only
+ * the current probe decides, and the breaker stays half-open until it does (or, when nobody took
+ * the lock, until the next caller probes). `state$` follows the transitions any process makes
+ * (Redis pub/sub, so within the network round trip). Redis errors refuse the call with `MCP_TX_STORE_UNAVAILABLE`.
  *
  * @example
  * const breaker = new RedisCircuitBreaker(new Redis(process.env.REDIS_URL), { key: 'pricing', failureThreshold: 5 });
@@ -130,10 +148,13 @@ export class RedisCircuitBreaker implements Breaker {
    */
   acquire(): Observable<BreakerPermit> {
     const { key, recoveryTimeoutMs, probeTimeoutMs } = this.settings;
-    return defer(() =>
-      this.redis.mcpTxBreakerAdmit(key, this.lockKey, recoveryTimeoutMs, probeTimeoutMs),
-    ).pipe(
-      switchMap(([admission, retryAfterMs]) => {
+    return defer(() => {
+      const token = newRequestId();
+      return this.redis
+        .mcpTxBreakerAdmit(key, this.lockKey, recoveryTimeoutMs, probeTimeoutMs, token)
+        .then(([admission, retryAfterMs]) => ({ admission, retryAfterMs, token }));
+    }).pipe(
+      switchMap(({ admission, retryAfterMs, token }) => {
         if (admission === 'open') {
           const wait = Math.max(0, Number(retryAfterMs));
           return throwError(
@@ -143,7 +164,7 @@ export class RedisCircuitBreaker implements Breaker {
               }),
           );
         }
-        return of(this.permit(admission === 'probe'));
+        return of(this.permit(admission === 'probe' ? token : undefined));
       }),
       catchError((error: unknown) =>
         throwError(() => (error instanceof TxError ? error : unavailable(error))),
@@ -171,18 +192,16 @@ export class RedisCircuitBreaker implements Breaker {
     }).pipe(distinctUntilChanged());
   }
 
-  private permit(probe: boolean): BreakerPermit {
+  /** A permit; `probeToken` is the token the probe lock was taken with, none when closed. */
+  private permit(probeToken: string | undefined): BreakerPermit {
     let reported = false;
     const report = (outcome: 'success' | 'failure' | 'release') => {
       if (reported) return;
       reported = true;
-      if (outcome === 'release') {
-        if (probe) this.redis.del(this.lockKey).catch(() => undefined);
-        return;
-      }
+      if (outcome === 'release' && probeToken === undefined) return;
       const { key, failureThreshold, successThreshold } = this.settings;
       this.redis
-        .mcpTxBreakerReport(key, this.lockKey, outcome, probe ? '1' : '0', failureThreshold, successThreshold)
+        .mcpTxBreakerReport(key, this.lockKey, outcome, probeToken ?? '', failureThreshold, successThreshold)
         .catch(() => undefined); // the probe lock expires; a lost report only delays the breaker
     };
     return {

@@ -1,5 +1,5 @@
 import type { Counter, Histogram, Meter } from '@opentelemetry/api';
-import { asyncScheduler, type Observable, type SchedulerLike, Subject } from 'rxjs';
+import { asyncScheduler, type Observable, Subject } from 'rxjs';
 import { z } from 'zod';
 import { percentile } from '../percentile.js';
 import { parseOrThrow, SchedulerSchema } from '../schemas.js';

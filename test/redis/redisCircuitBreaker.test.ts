@@ -5,7 +5,14 @@ import { Redis } from 'ioredis';
 import { firstValueFrom } from 'rxjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { newRequestId } from '../../src/ids.js';
-import { type BreakerPermit, RedisCircuitBreaker, TxError, TxErrorCode } from '../../src/index.js';
+import {
+  type BreakerPermit,
+  type RedisBreakerOptions,
+  RedisCircuitBreaker,
+  TxError,
+  TxErrorCode,
+} from '../../src/index.js';
+import { MAX_TIMEOUT_MS } from '../../src/schemas.js';
 import { eventually } from '../support/fixture.js';
 
 const workerScript = fileURLToPath(new URL('./breakerWorker.ts', import.meta.url));
@@ -27,13 +34,18 @@ const timeout = new TxError(TxErrorCode.Timeout, 'timed out', { retryable: true 
 const take1 = (breaker: RedisCircuitBreaker) =>
   firstValueFrom(breaker.acquire()).catch((error: TxError) => error) as Promise<BreakerPermit | TxError>;
 
+const newKey = () => `mcp-tx-test:breaker:${newRequestId()}`;
+
+/** A breaker on a connection of its own: as one process using the shared `key`. */
+function instance(key: string, options: Omit<RedisBreakerOptions, 'key'>) {
+  const redis = connect();
+  return { redis, breaker: new RedisCircuitBreaker(redis, { key, ...options }) };
+}
+
 /** Four breakers on four connections with one key: as four processes sharing one Redis. */
 function breakers(options: { recoveryTimeoutMs: number }) {
-  const key = `mcp-tx-test:breaker:${newRequestId()}`;
-  return Array.from(
-    { length: 4 },
-    () => new RedisCircuitBreaker(connect(), { key, failureThreshold: 3, ...options }),
-  );
+  const key = newKey();
+  return Array.from({ length: 4 }, () => instance(key, { failureThreshold: 3, ...options }).breaker);
 }
 
 interface WorkerAnswer {
@@ -138,4 +150,110 @@ describe('RedisCircuitBreaker on a real Redis', () => {
     await eventually(async () => (await breaker.getState()) === 'open');
     expect(await take1(breaker)).toMatchObject({ code: TxErrorCode.CircuitOpen });
   });
+});
+
+/** The permit `breaker` gets once the recovery time has passed (asking every 20 ms). */
+async function admittedOnceRecovered(breaker: RedisCircuitBreaker): Promise<BreakerPermit> {
+  let admission: BreakerPermit | TxError | undefined;
+  await eventually(async () => {
+    admission = await take1(breaker);
+    return !(admission instanceof TxError);
+  });
+  return admission as BreakerPermit;
+}
+
+describe('RedisCircuitBreaker probe fencing: a probe that outlasts probeTimeoutMs is stale', () => {
+  type Report = (permit: BreakerPermit) => void;
+  const reports: Record<'success' | 'failure' | 'release', Report> = {
+    success: (permit) => permit.success(),
+    failure: (permit) => permit.failure(timeout),
+    release: (permit) => permit.release(),
+  };
+
+  /**
+   * Opens a fresh shared breaker; instance `stale` (50 ms lock) takes the probe and outlasts its lock
+   * (on Redis's clock); then instance `current` (10 s lock) takes the probe. `third` looks on.
+   */
+  async function probeTakenOver() {
+    const key = newKey();
+    const lockKey = `${key}:probe`;
+    const options = { failureThreshold: 1, recoveryTimeoutMs: 50 };
+    const stale = instance(key, { ...options, probeTimeoutMs: 50 });
+    const current = instance(key, { ...options, probeTimeoutMs: 10_000 });
+    const third = instance(key, options);
+    ((await take1(stale.breaker)) as BreakerPermit).failure(timeout);
+    const stalePermit = await admittedOnceRecovered(stale.breaker);
+    expect(await third.breaker.getState()).toBe('half-open');
+    expect(await take1(third.breaker)).toMatchObject({ code: TxErrorCode.CircuitOpen });
+    await eventually(async () => (await third.redis.exists(lockKey)) === 0);
+    const currentPermit = await take1(current.breaker);
+    expect(currentPermit).not.toBeInstanceOf(TxError);
+    return {
+      stale: { ...stale, permit: stalePermit },
+      current: { ...current, permit: currentPermit as BreakerPermit },
+      third,
+      lockKey,
+    };
+  }
+
+  it.each([
+    ['failure', 'success', 'closed'],
+    ['success', 'failure', 'open'],
+    ['release', 'success', 'closed'],
+  ] as const)(
+    "the stale probe's late %s changes nothing; the current probe's %s decides",
+    async (staleOutcome, currentOutcome, decided) => {
+      const { stale, current, third, lockKey } = await probeTakenOver();
+      const currentLock = await third.redis.get(lockKey);
+      expect(currentLock).toEqual(expect.any(String));
+
+      reports[staleOutcome](stale.permit);
+      await stale.redis.ping(); // one connection answers in order: the stale report has run
+      expect(await third.breaker.getState()).toBe('half-open');
+      expect(await third.redis.get(lockKey)).toBe(currentLock);
+      expect(await take1(third.breaker)).toMatchObject({ code: TxErrorCode.CircuitOpen });
+
+      reports[currentOutcome](current.permit);
+      await current.redis.ping();
+      expect(await third.breaker.getState()).toBe(decided);
+      expect(await third.redis.exists(lockKey)).toBe(0);
+    },
+  );
+
+  it('a probe whose lock expired with nobody taking it is ignored; the next caller probes', async () => {
+    const { current: slow, third: next, lockKey } = await probeTakenOver();
+    await slow.redis.pexpire(lockKey, 1);
+    await eventually(async () => (await next.redis.exists(lockKey)) === 0);
+    slow.permit.failure(timeout);
+    await slow.redis.ping();
+    expect(await next.breaker.getState()).toBe('half-open');
+    const probe = await take1(next.breaker);
+    expect(probe).not.toBeInstanceOf(TxError);
+    (probe as BreakerPermit).success();
+    await next.redis.ping();
+    expect(await next.breaker.getState()).toBe('closed');
+  });
+});
+
+describe('RedisCircuitBreaker options', () => {
+  it.each(['recoveryTimeoutMs', 'probeTimeoutMs'])(
+    '%s is a whole number from 1 to MAX_TIMEOUT_MS',
+    (field) => {
+      const redis = connect();
+      const options = (ms: number) => ({ key: newKey(), [field]: ms });
+      expect(() => new RedisCircuitBreaker(redis, options(MAX_TIMEOUT_MS + 1))).toThrow(
+        expect.objectContaining({
+          code: TxErrorCode.Validation,
+          message: `Invalid options.${field}: must be at most ${MAX_TIMEOUT_MS}`,
+        }),
+      );
+      expect(() => new RedisCircuitBreaker(redis, options(MAX_TIMEOUT_MS))).not.toThrow();
+      expect(() => new RedisCircuitBreaker(redis, options(0))).toThrow(
+        `Invalid options.${field}: must be greater than 0`,
+      );
+      expect(() => new RedisCircuitBreaker(redis, options(1.5))).toThrow(
+        `Invalid options.${field}: must be a whole number of milliseconds`,
+      );
+    },
+  );
 });
