@@ -33,12 +33,15 @@ export type RedisEventStoreOptions = z.input<typeof RedisEventStoreOptionsSchema
 /** The stream entry field that holds the event as JSON. */
 const FIELD = 'event';
 
+/** A stream id lower than any entry's: reading after it gets the stream from its first entry. */
+const BEFORE_ANY_ENTRY = '0-0';
+
 type StreamEntries = Array<[id: string, fields: string[]]>;
 
 /**
  * An {@link EventStore} on a Redis Stream that many processes append to and read: `append` is one
  * XADD; `read$` replays the stream in order; `live$` follows it, emitting the events appended after
- * the subscription (a blocking XREAD on its own connection, closed on unsubscribe). Redis errors
+ * the subscription (blocking XREADs on its own connection, closed on unsubscribe). Redis errors
  * surface as `MCP_TX_STORE_UNAVAILABLE`.
  *
  * @example
@@ -72,14 +75,21 @@ export class RedisEventStore implements EventStore {
     );
   }
 
-  /** The events appended from now on, as they come (type, transaction, request and tool filters apply). */
+  /**
+   * The events appended from now on, as they come (type, transaction, request and tool filters apply).
+   * "Now" is the stream's last entry when subscribed, read at once on this store's connection (so an
+   * `append` made on it after subscribing is always seen); each blocking read then asks for what comes
+   * after the last entry seen, so nothing appended between two reads is missed. A stream that does
+   * not exist yet is followed from its first entry.
+   */
   live$(eventFilter?: EventFilter): Observable<TxEvent> {
     return new Observable<TxEvent>((subscriber) => {
+      const subscribedAt = this.lastEntryId();
       const reader = this.redis.duplicate();
       reader.on('error', () => undefined); // reported through the failed read below
       let closed = false;
-      const follow = async (after: string) => {
-        let cursor = after;
+      const follow = async () => {
+        let cursor = await subscribedAt;
         while (!closed) {
           const answer = (await reader.xread(
             'BLOCK',
@@ -95,7 +105,7 @@ export class RedisEventStore implements EventStore {
           }
         }
       };
-      follow('$').catch((error: unknown) => {
+      follow().catch((error: unknown) => {
         if (!closed) subscriber.error(unavailable(error));
       });
       return () => {
@@ -103,6 +113,12 @@ export class RedisEventStore implements EventStore {
         reader.disconnect();
       };
     });
+  }
+
+  /** The id of the stream's last entry, or `0-0` (before any id) when it is empty or does not exist. */
+  private async lastEntryId(): Promise<string> {
+    const [last] = await this.redis.xrevrange(this.settings.stream, '+', '-', 'COUNT', 1);
+    return last?.[0] ?? BEFORE_ANY_ENTRY;
   }
 
   private guard<T>(operation: Promise<T>): Promise<T> {

@@ -2,16 +2,75 @@ import { Redis } from 'ioredis';
 import { firstValueFrom, lastValueFrom, take, toArray } from 'rxjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { newRequestId } from '../../src/ids.js';
-import { RedisEventStore, TxErrorCode } from '../../src/index.js';
-import { unreachableRedis } from '../support/redis.js';
+import { type EventFilter, RedisEventStore, TxErrorCode, type TxEvent } from '../../src/index.js';
+import { eventually, until } from '../support/fixture.js';
+import { redisUrl, testRedis, unreachableRedis } from '../support/redis.js';
 
-const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-const stream = `mcp-tx-test:${newRequestId()}:events`;
+const { redis, prefix } = testRedis();
+const stream = `${prefix}events`;
 
-afterAll(async () => {
-  await redis.del(stream);
-  redis.disconnect();
+/** The connections the tests open besides `redis`, closed after them. */
+const opened: Redis[] = [];
+afterAll(() => {
+  for (const connection of opened) connection.disconnect();
 });
+
+/** A store on a connection of its own, named so that its `live$` readers (duplicates, same name) can be found. */
+function namedStore(key: string, blockMs?: number) {
+  const connection = new Redis(redisUrl, { connectionName: `mcp-tx-test-${newRequestId()}` });
+  opened.push(connection);
+  const clients = async () =>
+    ((await connection.client('LIST')) as string)
+      .split('\n')
+      .filter((line) => line.includes(` name=${connection.options.connectionName} `));
+  return {
+    store: new RedisEventStore(connection, { stream: key, blockMs }),
+    /** How many of its `live$` readers (duplicates, same name) have issued their blocking XREAD. */
+    readers: async () => (await clients()).filter((line) => line.includes(' cmd=xread ')).length,
+    /** How many connections it has open, its own included. */
+    connections: async () => (await clients()).length,
+    /** The address (`host:port`) of its `live$` reader that is in a blocking read. */
+    address: async () =>
+      /addr=(\S+)/.exec((await clients()).find((line) => line.includes(' cmd=xread ')) ?? '')?.[1] ?? '',
+  };
+}
+
+/**
+ * Watches Redis (MONITOR, on a connection of its own closed after the file's tests): the cursor of
+ * every XREAD sent from an address (the id after which it asked), in order.
+ */
+async function xreadCursors(): Promise<(address: string) => string[]> {
+  const monitor = await redis.monitor();
+  opened.push(monitor);
+  const sent = new Map<string, string[]>();
+  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    if (args[0]?.toLowerCase() !== 'xread') return;
+    sent.set(source, [...(sent.get(source) ?? []), args.at(-1) as string]);
+  });
+  return (address) => sent.get(address) ?? [];
+}
+
+/** Follows `store.live$(filter)` into `seen`; an error fails the waits below. */
+function follow(store: RedisEventStore, filter?: EventFilter) {
+  const seen: TxEvent[] = [];
+  let failure: unknown;
+  const subscription = store.live$(filter).subscribe({
+    next: (event) => seen.push(event),
+    error: (error: unknown) => {
+      failure = error;
+    },
+  });
+  /** Waits until the event of type `type` arrived (so did everything appended before it). */
+  const arrived = (type: string) =>
+    until(() => {
+      if (failure !== undefined) throw failure;
+      return seen.some((event) => event.type === type);
+    }, 5_000);
+  return { seen, arrived, stop: () => subscription.unsubscribe() };
+}
+
+const numbered = (events: TxEvent[]) => events.map((event) => event.data?.n ?? event.type);
+const range = (count: number, from = 0) => Array.from({ length: count }, (_, index) => from + index);
 
 describe('RedisEventStore on a real Redis stream', () => {
   it('replays appended events in order, filtered, from after an event', async () => {
@@ -27,11 +86,11 @@ describe('RedisEventStore on a real Redis stream', () => {
   });
 
   it('follows the stream live: a subscriber sees what another connection appends after it subscribed', async () => {
-    const reader = new RedisEventStore(redis, { stream, blockMs: 100 });
+    const { store: reader, readers } = namedStore(stream, 100);
     const writerConnection = redis.duplicate();
     const writer = new RedisEventStore(writerConnection, { stream });
     const seen = lastValueFrom(reader.live$({ type: 'Live' }).pipe(take(2), toArray()));
-    await new Promise((resolve) => setTimeout(resolve, 50)); // let the blocking read start at the stream's end
+    await eventually(async () => (await readers()) === 1); // the blocking read has started
     await writer.append({ type: 'Skipped' });
     await writer.append({ type: 'Live', data: { n: 1 } });
     await writer.append({ type: 'Live', data: { n: 2 } });
@@ -39,11 +98,77 @@ describe('RedisEventStore on a real Redis stream', () => {
     writerConnection.disconnect();
   });
 
+  it('delivers, in order and once, the events appended right after subscribing, before its reader connected', async () => {
+    const key = `${prefix}early`;
+    const { store, readers } = namedStore(key);
+    await store.append({ type: 'Before' }); // already there: not part of the live events
+    const live = follow(store);
+    const appended = Promise.all(range(50).map((n) => store.append({ type: 'Early', data: { n } })));
+    expect(await readers()).toBe(0); // asked on the store's connection after the appends: no XREAD yet
+    await appended;
+    await store.append({ type: 'End' });
+    await live.arrived('End');
+    expect(numbered(live.seen)).toEqual([...range(50), 'End']);
+    live.stop();
+  });
+
+  it('misses nothing appended between blocking reads that timed out empty, and never asks for `$`', async () => {
+    const key = `${prefix}between-reads`;
+    const { store, readers, address } = namedStore(key, 10);
+    const cursors = await xreadCursors();
+    const live = follow(store);
+    await eventually(async () => (await readers()) === 1);
+    const reader = await address();
+    /** Waits until the reader has sent two more XREADs with nothing appended: the first one timed out empty. */
+    const readTimedOut = async () => {
+      const asked = cursors(reader).length;
+      await eventually(async () => cursors(reader).length >= asked + 2);
+    };
+    await readTimedOut();
+    await store.append({ type: 'Lone', data: { n: 0 } });
+    await live.arrived('Lone');
+    for (const round of range(3)) {
+      await readTimedOut();
+      for (const n of range(50, 1 + round * 50)) await store.append({ type: 'Burst', data: { n } });
+    }
+    await store.append({ type: 'End' });
+    await live.arrived('End');
+    expect(numbered(live.seen)).toEqual([...range(151), 'End']);
+    expect(cursors(reader)).not.toContain('$');
+    live.stop();
+  });
+
+  it('follows a stream that does not exist yet from its first entry, appended from another connection', async () => {
+    const key = `${prefix}created-later`;
+    const { store, readers } = namedStore(key, 20);
+    const writerConnection = redis.duplicate();
+    const writer = new RedisEventStore(writerConnection, { stream: key });
+    const live = follow(store);
+    await eventually(async () => (await readers()) === 1);
+    expect(await redis.exists(key)).toBe(0);
+    for (const n of range(10)) await writer.append({ type: 'Created', data: { n } });
+    await writer.append({ type: 'End' });
+    await live.arrived('End');
+    expect(numbered(live.seen)).toEqual([...range(10), 'End']);
+    live.stop();
+    writerConnection.disconnect();
+  });
+
+  it('closes its reader connections on unsubscribe, also before they connected', async () => {
+    const { store, readers, connections } = namedStore(`${prefix}closing`, 20);
+    const following = range(3).map(() => follow(store));
+    await eventually(async () => (await readers()) === 3);
+    for (const live of following) live.stop();
+    for (const _ of range(3)) follow(store).stop(); // unsubscribed at once
+    await eventually(async () => (await connections()) === 1); // only the store's own connection
+  });
+
   it('surfaces a Redis failure as MCP_TX_STORE_UNAVAILABLE', async () => {
     const down = unreachableRedis();
     const store = new RedisEventStore(down, { stream });
     await expect(store.append({ type: 'X' })).rejects.toMatchObject({ code: TxErrorCode.StoreUnavailable });
     await expect(firstValueFrom(store.read$())).rejects.toMatchObject({ code: TxErrorCode.StoreUnavailable });
+    await expect(firstValueFrom(store.live$())).rejects.toMatchObject({ code: TxErrorCode.StoreUnavailable });
     down.disconnect();
   });
 });
