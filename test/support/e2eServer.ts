@@ -1,3 +1,4 @@
+import { setTimeout as wait } from 'node:timers/promises';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { lastValueFrom, Subject, switchMap, toArray } from 'rxjs';
 import { z } from 'zod';
@@ -15,14 +16,8 @@ export interface E2eStats {
   aborted: number;
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
+/** Waits `ms`, or less when `signal` aborts (the request was cancelled). */
+const sleep = (ms: number, signal?: AbortSignal) => wait(ms, undefined, { signal }).catch(() => undefined);
 
 /**
  * The server the end-to-end tests run in a child process (stdio) or over Streamable HTTP:
