@@ -26,6 +26,8 @@ export type MemoryStoreOptions = z.input<typeof MemoryStoreOptionsSchema>;
 interface Entry {
   readonly fingerprint: string;
   readonly record?: IdempotencyRecord;
+  /** The holder's token while in progress. */
+  readonly token?: string;
 }
 
 /**
@@ -50,6 +52,7 @@ export function memoryIdempotencyStore(
     ...(clock === undefined ? {} : { perf: { now: fromOne(clock) } }),
   });
 
+  let holds = 0;
   return {
     windowMs,
     get size() {
@@ -58,8 +61,9 @@ export function memoryIdempotencyStore(
     async begin(key, fingerprint, ttlMs): Promise<BeginOutcome> {
       const entry = entries.get(key);
       if (entry === undefined) {
-        entries.set(key, { fingerprint }, { ttl: ttlMs });
-        return { status: 'new' };
+        const token = String(++holds);
+        entries.set(key, { fingerprint, token }, { ttl: ttlMs });
+        return { status: 'new', token };
       }
       if (entry.fingerprint !== fingerprint) return { status: 'conflict' };
       return entry.record === undefined
@@ -69,8 +73,10 @@ export function memoryIdempotencyStore(
     async complete(key, fingerprint, record, ttlMs) {
       entries.set(key, { fingerprint, record }, { ttl: ttlMs });
     },
-    async release(key) {
-      if (entries.peek(key)?.record === undefined) entries.delete(key);
+    async release(key, token) {
+      const entry = entries.peek(key);
+      if (entry !== undefined && entry.record === undefined && (token === undefined || token === entry.token))
+        entries.delete(key);
     },
   };
 }

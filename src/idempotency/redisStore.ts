@@ -59,10 +59,12 @@ if entry.f ~= ARGV[1] then return { 'conflict' } end
 if entry.s == 'p' then return { 'in_progress' } end
 return { 'completed', stored }`;
 
-/** Drops the key only while it is in progress (a completed record stays). */
+/** Drops the key only while it is in progress (a completed record stays) — and, given a token (ARGV[1]), held under it. */
 const RELEASE = `
 local stored = redis.call('GET', KEYS[1])
-if stored and cjson.decode(stored).s == 'p' then return redis.call('DEL', KEYS[1]) end
+if not stored then return 0 end
+local entry = cjson.decode(stored)
+if entry.s == 'p' and (ARGV[1] == '' or entry.t == ARGV[1]) then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
 /**
@@ -89,7 +91,7 @@ return 1`;
 
 interface IdempotencyCommands {
   mcpTxIdemBegin(key: string, fingerprint: string, ttlMs: number, token: string): Promise<[string, string?]>;
-  mcpTxIdemRelease(key: string): Promise<number>;
+  mcpTxIdemRelease(key: string, token: string): Promise<number>;
   mcpTxIdemCommit(
     key: string,
     mode: 'effect' | 'fenced' | 'unheld',
@@ -164,9 +166,9 @@ export function redisIdempotencyStore(
       guarded(async () => {
         await redis.set(prefix + key, completedEntry(fingerprint, record), 'PX', ttlMs);
       }, undefined),
-    release: (key) =>
+    release: (key, token) =>
       guarded(async () => {
-        await commands.mcpTxIdemRelease(prefix + key);
+        await commands.mcpTxIdemRelease(prefix + key, token ?? '');
       }, undefined),
     async commit(effect, completion) {
       const commands = parseOrThrow(RedisEffectSchema, effect, 'effect');

@@ -47,13 +47,15 @@ export type BeginOutcome =
  *   `in_progress` or `completed`; a caller whose `fingerprint` (of the arguments) differs gets
  *   `conflict`.
  * - `complete` stores the record, under the arguments' fingerprint, for `ttlMs` (the dedupe window).
- * - `release` drops an in-progress record, so that a failed call may run again.
+ * - `release` drops an in-progress record, so that a failed call may run again; given the `token`
+ *   its `begin` answered, only while that caller still holds the key (not a hold taken over after
+ *   the first expired).
  *
  * @example
  * const outcome = await store.begin('charge:order-42', fingerprint(args), 30_000);
  * if (outcome.status === 'new') {
  *   try { await store.complete('charge:order-42', fingerprint(args), record, 300_000); }
- *   catch (error) { await store.release('charge:order-42'); throw error; }
+ *   catch (error) { await store.release('charge:order-42', outcome.token); throw error; }
  * }
  */
 export interface IdempotencyStore {
@@ -66,8 +68,11 @@ export interface IdempotencyStore {
   begin(key: string, fingerprint: string, ttlMs: number): Promise<BeginOutcome>;
   /** Stores the finished call's `record` under `key` for `ttlMs`, replacing the in-progress record. */
   complete(key: string, fingerprint: string, record: IdempotencyRecord, ttlMs: number): Promise<void>;
-  /** Drops `key` if it is still in progress (a completed record stays), so that the call may run again. */
-  release(key: string): Promise<void>;
+  /**
+   * Drops `key` if it is still in progress (a completed record stays), so that the call may run
+   * again. With the `token` of the `new` outcome, only if that hold is still the key's.
+   */
+  release(key: string, token?: string): Promise<void>;
 }
 
 /**

@@ -98,7 +98,7 @@ export function txTool<Args, Extra extends ToolExtra>(
     const key = wire?.idempotency_key;
     try {
       if (typeof key === 'string' && key !== '' && wire !== undefined)
-        return await runKeyed(run, { settings, wire, args, key: scopedKey(settings.tool, key), extra });
+        return await runKeyed(run, { settings, wire, args, key: serverKey(settings.tool, key), extra });
       const result = await runUnkeyed(run, settings.store);
       return wire === undefined ? result : withTxMeta(result, wire, { duplicate: false });
     } catch (error) {
@@ -112,6 +112,15 @@ export function txTool<Args, Extra extends ToolExtra>(
 function requestMetaOf(extra: ToolExtra): Partial<WireRequestMeta> | undefined {
   const block = extra._meta?.[MCP_TX_KEY];
   return typeof block === 'object' && block !== null ? (block as Partial<WireRequestMeta>) : undefined;
+}
+
+/**
+ * The store key of a server-side call: the client's {@link scopedKey} after `server `. A client's
+ * key never has a space before its first `:` (tool names have no whitespace), so a client's `dedupe`
+ * and a server's `txTool` sharing one store (one Redis prefix) never take each other's keys.
+ */
+function serverKey(tool: string, idempotencyKey: string): string {
+  return `server ${scopedKey(tool, idempotencyKey)}`;
 }
 
 interface KeyedCall {
@@ -185,28 +194,41 @@ async function runAndStore(
   print: string,
   token: string | undefined,
 ): Promise<CallToolResult> {
-  const { store, ttlMs } = call.settings;
+  const { store } = call.settings;
   let answer: HandlerAnswer;
   try {
     answer = await run();
   } catch (error) {
-    await store.release(call.key);
+    await store.release(call.key, token);
     return errorResult(call.wire, TxErrorCode.ToolError, messageOf(error));
   }
   const result = isResultWithEffect(answer) ? answer.result : answer;
   if (result.isError) {
-    await store.release(call.key);
+    await store.release(call.key, token);
     return withTxMeta(result, call.wire, { duplicate: false });
   }
   if (!isResultWithEffect(answer)) {
-    await store.complete(call.key, print, { kind: 'result', result }, ttlMs);
+    await keepResult(call, print, result);
     return withTxMeta(result, call.wire, { duplicate: false });
   }
   if (!isEffectStore(store)) {
-    await store.release(call.key);
+    await store.release(call.key, token);
     throw noEffectStore();
   }
   return commitKeyed(store, call, { print, result, effect: answer.effect, token }, 1);
+}
+
+/**
+ * Stores the result under the key. The handler has run, so its result is the answer even when the
+ * store cannot keep it: the key then stays in progress until its hold expires, and a retry in the
+ * meantime waits or is told the call is in progress — it is not run again while the hold lasts.
+ */
+async function keepResult(call: KeyedCall, print: string, result: CallToolResult): Promise<void> {
+  try {
+    await call.settings.store.complete(call.key, print, { kind: 'result', result }, call.settings.ttlMs);
+  } catch {
+    // The effect happened; failing the call now would invite a retry that repeats it.
+  }
 }
 
 interface PendingEffect {
@@ -235,7 +257,7 @@ async function commitKeyed(
   const outcome = await store.begin(key, print, settings.inProgressTtlMs);
   if (outcome.status !== 'new') return answerHeld(call, outcome);
   if (retakes > 0) return commitKeyed(store, call, { ...pending, token: outcome.token }, retakes - 1);
-  await store.release(key);
+  await store.release(key, outcome.token);
   return answerHeld(call, { status: 'in_progress' });
 }
 

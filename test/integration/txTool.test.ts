@@ -5,9 +5,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
   createMcpTx,
+  type IdempotencyStore,
   mcpTxClientCapabilities,
   mcpTxServerCapabilities,
   memoryIdempotencyStore,
+  type TxConfig,
+  TxError,
   TxErrorCode,
   txTool,
 } from '../../src/index.js';
@@ -21,13 +24,19 @@ afterEach(async () => {
 
 /** A server whose `charge` tool is wrapped in txTool; `charges` counts its side effects. */
 async function connectCharging(
-  options: { answerAfterMs?: number; failFirst?: boolean; waitMs?: number } = {},
+  options: {
+    answerAfterMs?: number;
+    failFirst?: boolean;
+    waitMs?: number;
+    store?: IdempotencyStore;
+    config?: TxConfig;
+  } = {},
 ) {
-  const store = memoryIdempotencyStore();
+  const store = options.store ?? memoryIdempotencyStore();
   const charges: string[] = [];
   let calls = 0;
   fixture = await connectFixture({
-    config: { retry: { baseDelayMs: 1, maxDelayMs: 5, jitter: false }, dedupe: false },
+    config: options.config ?? { retry: { baseDelayMs: 1, maxDelayMs: 5, jitter: false }, dedupe: false },
     register: (server) =>
       server.registerTool(
         'charge',
@@ -49,6 +58,37 @@ async function connectCharging(
 }
 
 describe('txTool', () => {
+  it('answers the result when the store cannot keep it, and a retry does not run the handler again', async () => {
+    const memory = memoryIdempotencyStore();
+    let failures = 1;
+    const flaky: IdempotencyStore = {
+      begin: (...args) => memory.begin(...args),
+      release: (...args) => memory.release(...args),
+      complete: async (...args) => {
+        if (failures-- > 0)
+          throw new TxError(TxErrorCode.StoreUnavailable, 'store down', { retryable: true });
+        return memory.complete(...args);
+      },
+    };
+    const { charges } = await connectCharging({ store: flaky, waitMs: 0 });
+    const first = await fixture.tx.call('charge', { orderId: 'o9', cents: 500 }, { idempotencyKey: 'o9' });
+    expect(first.meta).toMatchObject({ status: 'completed', duplicate: false, attempts: 1 });
+    const again = await expectFailure(
+      fixture.tx.call('charge', { orderId: 'o9', cents: 500 }, { idempotencyKey: 'o9', retry: false }),
+    );
+    expect(again.code).toBe(TxErrorCode.InProgress); // the hold stays until it expires: no second charge
+    expect(charges).toEqual(['o9:500']);
+  });
+
+  it('shares one store with the client’s dedupe without either taking the other’s keys', async () => {
+    const store = memoryIdempotencyStore();
+    const { charges } = await connectCharging({ store, config: { dedupe: { store } } });
+    const first = await fixture.tx.call('charge', { orderId: 'o8', cents: 5 }, { idempotencyKey: 'o8' });
+    const again = await fixture.tx.call('charge', { orderId: 'o8', cents: 5 }, { idempotencyKey: 'o8' });
+    expect([first.meta.duplicate, again.meta.duplicate]).toEqual([false, true]);
+    expect(charges).toEqual(['o8:5']);
+  });
+
   it('answers with _meta.mcp_tx and runs a keyed call once; the repeat is a duplicate', async () => {
     const { charges } = await connectCharging();
     const first = await fixture.tx.call('charge', { orderId: 'o1', cents: 500 }, { idempotencyKey: 'o1' });

@@ -23,6 +23,17 @@ describe('redisIdempotencyStore on a real Redis', () => {
     expect(await store.begin('a', 'f', 5_000)).toEqual({ status: 'completed', record });
   });
 
+  it('release with a token drops only the hold that token names', async () => {
+    const store = redisIdempotencyStore(redis, { prefix });
+    const first = (await store.begin('r', 'f', 30)) as { token: string };
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    const second = (await store.begin('r', 'f', 5_000)) as { token: string };
+    await store.release('r', first.token); // the expired holder, late
+    expect((await store.begin('r', 'f', 5_000)).status).toBe('in_progress');
+    await store.release('r', second.token);
+    expect((await store.begin('r', 'f', 5_000)).status).toBe('new');
+  });
+
   it('lets an in-progress record expire, so a crashed holder does not block the key', async () => {
     const store = redisIdempotencyStore(redis, { prefix });
     await store.begin('b', 'f', 50);

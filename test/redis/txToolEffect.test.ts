@@ -90,6 +90,6 @@ describe('txTool handlers answering withEffect', () => {
     const error = await expectFailure(tx.call('credit', { account: 'c' }, { idempotencyKey: 'k-c' }));
     expect(error.code).toBe(TxErrorCode.Validation);
     expect(error.message).toContain('options.store');
-    expect((await store.begin('credit:k-c', 'x', 1_000)).status).not.toBe('in_progress');
+    expect((await store.begin('server credit:k-c', 'x', 1_000)).status).not.toBe('in_progress');
   });
 });

@@ -29,7 +29,7 @@ describe('memoryIdempotencyStore', () => {
     advance(4_999);
     expect((await store.begin('k', 'f', 1_000)).status).toBe('completed');
     advance(2);
-    expect(await store.begin('k', 'other', 1_000)).toEqual({ status: 'new' });
+    expect(await store.begin('k', 'other', 1_000)).toEqual({ status: 'new', token: expect.any(String) });
   });
 
   it('lets an in-progress record expire, so a crashed holder does not block the key', async () => {
@@ -45,6 +45,18 @@ describe('memoryIdempotencyStore', () => {
     const store = memoryIdempotencyStore({ clock: () => now });
     await store.begin('k', 'f', 100);
     now = 101;
+    expect((await store.begin('k', 'f', 100)).status).toBe('new');
+  });
+
+  it('release with a token drops only the hold that token names, not one taken over after it expired', async () => {
+    const { store, advance } = clocked();
+    const first = await store.begin('k', 'f', 100);
+    advance(101);
+    const second = await store.begin('k', 'f', 100);
+    expect(second).toMatchObject({ status: 'new' });
+    await store.release('k', (first as { token: string }).token); // the expired holder, late
+    expect((await store.begin('k', 'f', 100)).status).toBe('in_progress');
+    await store.release('k', (second as { token: string }).token);
     expect((await store.begin('k', 'f', 100)).status).toBe('new');
   });
 
