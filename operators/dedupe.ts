@@ -1,15 +1,14 @@
 import {
   asyncScheduler,
-  defer,
-  finalize,
-  from,
+  catchError,
   map,
+  noop,
   Observable,
   of,
   type SchedulerLike,
-  type Subscriber,
   share,
   switchMap,
+  tap,
   throwError,
   timer,
 } from 'rxjs';
@@ -34,8 +33,10 @@ const DedupeOptionsSchema = z.strictObject({
  * Options of {@link dedupe}, all optional:
  *
  * - `windowMs` (the store's `windowMs`, else 300 000): how long a key's outcome is kept and replayed.
- * - `cacheFailures` (`false`): keep failures too (replayed as the same error, `duplicate: true`);
- *   otherwise a failure releases the key, so that the call may run again.
+ * - `cacheFailures` (`false`): keep definite failures too, replayed as the same error with
+ *   `duplicate: true`: those neither retryable nor ambiguous, and not a cancellation, timeout, network
+ *   error, open circuit, rate limit, key in progress or unavailable store. Any other failure releases
+ *   the key, so that the call may run again.
  * - `inProgressTtlMs` (120 000): how long a key stays held while its call runs, so that a crashed
  *   process does not block it forever.
  * - `inProgress` (`{ waitMs: 30_000, pollMs: 100 }`): how long a call whose key another process holds
@@ -67,13 +68,25 @@ function inFlightOf(store: IdempotencyStore): Map<string, InFlight> {
   return inFlight;
 }
 
+/** Failures that say nothing final about a key: the call may succeed if repeated, or may have run. */
+const INDEFINITE_FAILURES: ReadonlySet<string> = new Set([
+  TxErrorCode.Cancelled,
+  TxErrorCode.Timeout,
+  TxErrorCode.NetworkError,
+  TxErrorCode.InProgress,
+  TxErrorCode.StoreUnavailable,
+  TxErrorCode.CircuitOpen,
+  TxErrorCode.RateLimited,
+]);
+
 /**
  * Makes a keyed call happen once. For a call with an idempotency key (scoped by tool):
  * a result stored within the window is emitted with `meta.duplicate: true` and the source is not
- * subscribed; a call already running for the key in this process is joined, not repeated; the same
- * key with other arguments fails with `MCP_TX_IDEMPOTENCY_CONFLICT`; a key held by another process
- * is polled until it completes (else `MCP_TX_IN_PROGRESS`, retryable). Only successes are stored,
- * unless `cacheFailures`. A call without a key passes through untouched.
+ * subscribed; a call already running for the key in this process is joined, not repeated (if its
+ * caller cancels it, the calls that joined start over on the key); the same key with other arguments
+ * fails with `MCP_TX_IDEMPOTENCY_CONFLICT`; a key held by another process is polled until it
+ * completes (else `MCP_TX_IN_PROGRESS`, retryable). Only successes are stored, unless
+ * `cacheFailures` (then definite failures too). A call without a key passes through untouched.
  *
  * Put it outside `retryWithPolicy`, so that the whole retried call is one execution.
  *
@@ -107,7 +120,7 @@ export function dedupe(store: IdempotencyStore, options: DedupeOptions = {}) {
       fingerprint: fingerprint(call.request.args),
     };
     return call.derive((subscriber) =>
-      subscribeKeyed({ ...keyed, startedAtMs: settings.scheduler.now() }, subscriber),
+      once({ ...keyed, startedAtMs: settings.scheduler.now() }).subscribe(subscriber),
     );
   };
 }
@@ -122,104 +135,144 @@ interface Keyed {
   readonly startedAtMs: number;
 }
 
-function subscribeKeyed(keyed: Keyed, subscriber: Subscriber<TxResult>) {
+/** The keyed call's outcome: the key's execution running in this process, joined, else a new one. */
+function once(keyed: Keyed): Observable<TxResult> {
+  const running = inFlightOf(keyed.store).get(keyed.key);
+  if (running === undefined) return execute(keyed);
+  if (running.fingerprint !== keyed.fingerprint) return throwError(() => conflict(keyed));
+  return join(keyed, running.execution);
+}
+
+/** Starts the key's execution, shared with the calls that join it while it runs. */
+function execute(keyed: Keyed): Observable<TxResult> {
   const inFlight = inFlightOf(keyed.store);
-  const running = inFlight.get(keyed.key);
-  if (running !== undefined) {
-    if (running.fingerprint !== keyed.fingerprint)
-      return throwError(() => conflict(keyed)).subscribe(subscriber);
-    return running.execution
-      .pipe(map((result) => asDuplicate(keyed, result.meta, result)))
-      .subscribe(subscriber);
-  }
-  const execution = defer(() =>
-    from(keyed.store.begin(keyed.key, keyed.fingerprint, keyed.settings.inProgressTtlMs)),
-  ).pipe(
-    switchMap((outcome) =>
-      settle(keyed, outcome, keyed.settings.scheduler.now() + keyed.settings.inProgress.waitMs),
-    ),
-    finalize(() => {
-      if (inFlight.get(keyed.key)?.execution === execution) inFlight.delete(keyed.key);
-    }),
+  const forget = () => {
+    if (inFlight.get(keyed.key)?.execution === execution) inFlight.delete(keyed.key);
+  };
+  const { scheduler, inProgress } = keyed.settings;
+  const execution: Observable<TxResult> = begin(keyed).pipe(
+    switchMap((outcome) => settle(keyed, outcome, scheduler.now() + inProgress.waitMs)),
+    // Forgotten before its outcome reaches the callers: one that calls again, or starts over, must not join it.
+    tap({ next: forget, error: forget, complete: forget, unsubscribe: forget }),
     share(),
   );
   inFlight.set(keyed.key, { fingerprint: keyed.fingerprint, execution });
-  return execution.subscribe(subscriber);
+  return execution;
+}
+
+/**
+ * Another call's execution, as this call's own duplicate. If that call's caller cancelled it
+ * (its `AbortSignal`), this call, which cancelled nothing, starts over on the key.
+ */
+function join(keyed: Keyed, execution: Observable<TxResult>): Observable<TxResult> {
+  return execution.pipe(
+    map((result) => asDuplicate(keyed, result.meta, result)),
+    catchError((error: unknown) =>
+      cancelledByAnother(keyed, error) ? once(keyed) : throwError(() => asDuplicateFailure(keyed, error)),
+    ),
+  );
+}
+
+function cancelledByAnother(keyed: Keyed, error: unknown): boolean {
+  return isTxError(error, TxErrorCode.Cancelled) && keyed.call.request.options.signal?.aborted !== true;
+}
+
+/** The store's answer for the key. A key it gives (`new`) after the caller has gone is released at once. */
+function begin(keyed: Keyed): Observable<BeginOutcome> {
+  const { store, key, fingerprint, settings } = keyed;
+  return new Observable<BeginOutcome>((subscriber) => {
+    store.begin(key, fingerprint, settings.inProgressTtlMs).then(
+      (outcome) => {
+        if (!subscriber.closed) {
+          subscriber.next(outcome);
+          subscriber.complete();
+        } else if (outcome.status === 'new') store.release(key, outcome.token).catch(noop);
+      },
+      (error: unknown) => subscriber.error(error),
+    );
+  });
 }
 
 /** What to do with the store's answer: run, replay, refuse, or wait for the other holder until `deadline`. */
 function settle(keyed: Keyed, outcome: BeginOutcome, deadline: number): Observable<TxResult> {
   switch (outcome.status) {
     case 'new':
-      return runAndRecord(keyed);
+      return runAndRecord(keyed, outcome.token);
     case 'completed':
       return replay(keyed, outcome.record);
     case 'conflict':
       return throwError(() => conflict(keyed));
     case 'in_progress': {
-      const { scheduler, inProgress, inProgressTtlMs } = keyed.settings;
+      const { scheduler, inProgress } = keyed.settings;
       if (scheduler.now() + inProgress.pollMs > deadline) return throwError(() => stillInProgress(keyed));
       return timer(inProgress.pollMs, scheduler).pipe(
-        switchMap(() => from(keyed.store.begin(keyed.key, keyed.fingerprint, inProgressTtlMs))),
+        switchMap(() => begin(keyed)),
         switchMap((next) => settle(keyed, next, deadline)),
       );
     }
   }
 }
 
-/** Runs the source once, stores what it gave, and releases the key if it failed or was abandoned. */
-function runAndRecord(keyed: Keyed): Observable<TxResult> {
-  const { call, store, key, settings } = keyed;
+/**
+ * Runs the source once, holding the key (`token` names the hold), and stores what it gave; releases
+ * the key if the source failed (unless the failure is kept), completed empty, or was abandoned.
+ */
+function runAndRecord(keyed: Keyed, token: string | undefined): Observable<TxResult> {
   return new Observable<TxResult>((subscriber) => {
     let last: TxResult | undefined;
     let finished = false;
-    const settleEmpty = () => subscriber.complete();
-    const inner = call.subscribe({
+    const afterStoring = (storing: Promise<void>, end: () => void) => {
+      finished = true;
+      storing.then(end, end);
+    };
+    const inner = keyed.call.subscribe({
       next: (result) => {
         last = result;
       },
-      error: (error: unknown) => {
-        finished = true;
-        const stored =
-          settings.cacheFailures && isTxError(error)
-            ? store.complete(key, keyed.fingerprint, failureRecord(error), settings.windowMs)
-            : store.release(key);
-        stored.then(
-          () => subscriber.error(error),
-          () => subscriber.error(error),
-        );
-      },
-      complete: () => {
-        finished = true;
-        const result = last;
-        if (result === undefined) {
-          store.release(key).then(settleEmpty, settleEmpty);
-          return;
-        }
-        // The tool ran: its result reaches the caller even if the store cannot keep it.
-        const emit = () => {
-          subscriber.next(result);
+      error: (error: unknown) =>
+        afterStoring(recordFailure(keyed, token, error), () => subscriber.error(error)),
+      // The tool ran: its result reaches the caller even if the store cannot keep it.
+      complete: () =>
+        afterStoring(recordResult(keyed, token, last), () => {
+          if (last !== undefined) subscriber.next(last);
           subscriber.complete();
-        };
-        store.complete(key, keyed.fingerprint, resultRecord(result), settings.windowMs).then(emit, emit);
-      },
+        }),
     });
     return () => {
       inner.unsubscribe();
-      if (!finished) store.release(key).catch(() => undefined);
+      if (!finished) keyed.store.release(keyed.key, token).catch(noop);
     };
   });
 }
 
+/** Keeps the result under the key; a source that completed without one releases the key. */
+function recordResult(keyed: Keyed, token: string | undefined, result: TxResult | undefined): Promise<void> {
+  const { store, key, settings } = keyed;
+  if (result === undefined) return store.release(key, token);
+  return store.complete(key, keyed.fingerprint, resultRecord(result), settings.windowMs);
+}
+
+/** Keeps a definite failure when failures are cached; any other failure releases the key. */
+function recordFailure(keyed: Keyed, token: string | undefined, error: unknown): Promise<void> {
+  const { store, key, settings } = keyed;
+  if (!settings.cacheFailures || !isDefiniteFailure(error)) return store.release(key, token);
+  return store.complete(key, keyed.fingerprint, failureRecord(error), settings.windowMs);
+}
+
+/** A failure a repeat of the call would meet again: not retryable, not ambiguous, not an {@link INDEFINITE_FAILURES} code. */
+function isDefiniteFailure(error: unknown): error is TxError {
+  return isTxError(error) && !error.retryable && !error.ambiguous && !INDEFINITE_FAILURES.has(error.code);
+}
+
 function replay(keyed: Keyed, record: IdempotencyRecord): Observable<TxResult> {
   if (record.kind === 'result') {
-    // A record a server (txTool) wrote into a shared store has no client data or meta: derive them.
+    // dedupe always stores `data` and `meta`, but they are optional in a record (another writer may leave them out).
     const data = 'data' in record ? record.data : extractData(record.result);
     return of(asDuplicate(keyed, record.meta ?? successMetaOf(keyed), { result: record.result, data }));
   }
   const code = Object.values(TxErrorCode).find((known) => known === record.code) ?? TxErrorCode.ToolError;
-  const error = new TxError(code, record.message);
-  return throwError(() => error.withMeta(duplicateMeta(keyed, record.meta ?? failureMetaOf(keyed, error))));
+  const error = new TxError(code, record.message, { meta: record.meta });
+  return throwError(() => asDuplicateFailure(keyed, error));
 }
 
 function resultRecord(result: TxResult): IdempotencyRecord {
@@ -234,6 +287,12 @@ function failureRecord(error: TxError): IdempotencyRecord {
 /** A stored or shared outcome, as this call's own: its request id, no attempts of its own, `duplicate: true`. */
 function asDuplicate(keyed: Keyed, meta: TxMeta, stored: Pick<TxResult, 'result' | 'data'>): TxResult {
   return buildResult(stored.result, stored.data, duplicateMeta(keyed, meta));
+}
+
+/** A stored or shared failure, as this call's own (as {@link asDuplicate}); an error that is no TxError (a store's) as it is. */
+function asDuplicateFailure(keyed: Keyed, error: unknown): unknown {
+  if (!isTxError(error)) return error;
+  return error.withMeta(duplicateMeta(keyed, error.meta ?? failureMetaOf(keyed, error)));
 }
 
 function duplicateMeta(keyed: Keyed, meta: TxMeta): TxMeta {

@@ -1,5 +1,13 @@
 import fc from 'fast-check';
-import { firstValueFrom, lastValueFrom, merge, toArray, VirtualTimeScheduler } from 'rxjs';
+import {
+  firstValueFrom,
+  lastValueFrom,
+  merge,
+  Subject,
+  switchMap,
+  toArray,
+  VirtualTimeScheduler,
+} from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { dedupe } from '../../operators/dedupe.js';
 import { TxError, TxErrorCode } from '../../src/errors.js';
@@ -103,6 +111,94 @@ describe('dedupe over a real MCP server', () => {
     subscription.unsubscribe();
     await until(() => cancellations(fixture.received).length === 1);
     expect((await store.begin('slow_effect:k', 'any', 1)).status).toBe('new');
+  });
+
+  it('frees the key of a call switchMap dropped while the key was being taken (tx.call$)', async () => {
+    fixture = await connectFixture();
+    const queries = new Subject<string>();
+    const answers: unknown[] = [];
+    queries
+      .pipe(switchMap((query) => fixture.tx.call$('counter', { key: query }, { idempotencyKey: query })))
+      .subscribe((result) => answers.push(result.data));
+    queries.next('stale');
+    queries.next('fresh'); // replaces 'stale' at once, while its dedupe awaits the store
+    await until(() => answers.length === 1);
+    const again = await fixture.tx.call('counter', { key: 'stale' }, { idempotencyKey: 'stale' });
+    expect(again.meta.duplicate).toBe(false);
+    expect(fixture.effects.get('stale')).toBe(1);
+  });
+
+  it('lets a call that joined another run on its own when the other’s caller aborts its signal', async () => {
+    fixture = await connectFixture();
+    const controller = new AbortController();
+    const args = { key: 'l', ms: 100 };
+    const aborting = fixture.tx.call('slow_effect', args, { idempotencyKey: 'k', signal: controller.signal });
+    const joining = fixture.tx.call$('slow_effect', args, { idempotencyKey: 'k' });
+    const joined = firstValueFrom(joining);
+    await until(() => fixture.effects.get('l') === 1);
+    controller.abort();
+    expect((await expectFailure(aborting)).code).toBe(TxErrorCode.Cancelled);
+    const result = await joined;
+    expect(result.meta).toMatchObject({
+      requestId: joining.request.requestId,
+      duplicate: false,
+      attempts: 1,
+    });
+    expect(fixture.effects.get('l')).toBe(2);
+  });
+
+  it('cancels every caller of a shared call when they all abort, running it no more', async () => {
+    fixture = await connectFixture();
+    const controller = new AbortController();
+    const call = () =>
+      fixture.tx.call(
+        'slow_effect',
+        { key: 'n', ms: 100 },
+        { idempotencyKey: 'k', signal: controller.signal },
+      );
+    const calls = [call(), call()].map(expectFailure);
+    await until(() => fixture.effects.get('n') === 1);
+    controller.abort();
+    const errors = await Promise.all(calls);
+    expect(errors.map((error) => [error.code, error.meta?.duplicate])).toEqual([
+      [TxErrorCode.Cancelled, false],
+      [TxErrorCode.Cancelled, true],
+    ]);
+    expect(fixture.effects.get('n')).toBe(1);
+  });
+
+  it('with cacheFailures, does not keep a call its caller aborted: the next call runs', async () => {
+    fixture = await connectFixture();
+    const store = memoryIdempotencyStore();
+    const call = (signal?: AbortSignal) =>
+      fixture.tx
+        .attempt$('slow_effect', { key: 'o', ms: 50 }, { idempotencyKey: 'k', signal })
+        .pipe(dedupe(store, { cacheFailures: true }));
+    const controller = new AbortController();
+    const aborted = expectFailure(firstValueFrom(call(controller.signal)));
+    await until(() => fixture.effects.get('o') === 1);
+    controller.abort();
+    expect((await aborted).code).toBe(TxErrorCode.Cancelled);
+    const next = await firstValueFrom(call());
+    expect(next.meta.duplicate).toBe(false);
+    expect(fixture.effects.get('o')).toBe(2);
+  });
+
+  it('gives a call that joined a failing call the failure with its own request id, as a duplicate', async () => {
+    fixture = await connectFixture({ config: { retry: false } });
+    const first = fixture.tx.call$('boom', { message: 'nope' }, { idempotencyKey: 'k' });
+    const joining = fixture.tx.call$('boom', { message: 'nope' }, { idempotencyKey: 'k' });
+    const [failed, joined] = await Promise.all(
+      [first, joining].map((call) => expectFailure(firstValueFrom(call))),
+    );
+    expect(failed?.meta).toMatchObject({ requestId: first.request.requestId, duplicate: false, attempts: 1 });
+    expect(joined?.meta).toMatchObject({
+      requestId: joining.request.requestId,
+      duplicate: true,
+      attempts: 0,
+    });
+    expect(joined).toMatchObject({ code: failed?.code, message: failed?.message });
+    expect(fixture.seen.filter((seen) => seen.tool === 'boom')).toHaveLength(1);
   });
 
   it('leaves calls without a key untouched', async () => {

@@ -1,12 +1,12 @@
 import fc from 'fast-check';
-import { finalize, map, type Observable, throwError, timer, VirtualTimeScheduler } from 'rxjs';
+import { finalize, map, type Observable, switchMap, throwError, timer, VirtualTimeScheduler } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { dedupe } from '../../operators/dedupe.js';
 import type { TxCall } from '../../src/call.js';
 import { TxError, TxErrorCode } from '../../src/errors.js';
 import { fingerprint } from '../../src/idempotency/fingerprint.js';
 import { memoryIdempotencyStore } from '../../src/idempotency/memoryStore.js';
-import type { IdempotencyStore } from '../../src/idempotency/store.js';
+import type { BeginOutcome, IdempotencyStore } from '../../src/idempotency/store.js';
 import type { TxResult } from '../../src/types.js';
 import { okResult, virtualCall } from '../support/virtualCall.js';
 import { advanceVirtual } from '../support/virtualTime.js';
@@ -82,10 +82,28 @@ function recordingBegins(store: IdempotencyStore, scheduler: VirtualTimeSchedule
       return store.begin(key, print, ttlMs);
     },
     complete: (key, print, record, ttlMs) => store.complete(key, print, record, ttlMs),
-    release: (key) => store.release(key),
+    release: (key, token) => store.release(key, token),
   };
   return { begins, store: recording };
 }
+
+/** `store` whose `begin` is only asked, and answers, when `answer()` is called (a slow store). */
+function answeringLater(store: IdempotencyStore) {
+  const asked: Array<() => void> = [];
+  const slow: IdempotencyStore = {
+    ...store,
+    begin: (key, print, ttlMs) =>
+      new Promise((resolve) => asked.push(() => resolve(store.begin(key, print, ttlMs)))),
+  };
+  const answer = () => {
+    for (const ask of asked.splice(0)) ask();
+  };
+  return { store: slow, answer };
+}
+
+/** An execution that fails with `error` after `ms` of virtual time. */
+const failsAfter = (scheduler: VirtualTimeScheduler, ms: number, error: TxError) => () =>
+  timer(ms, scheduler).pipe(switchMap(() => throwError(() => error)));
 
 const args = { cents: 500 };
 const heldElsewhere = (store: IdempotencyStore, ttlMs = 60_000) =>
@@ -213,6 +231,110 @@ describe('dedupe in virtual time: calls in this process', () => {
     });
     expect(executions).toHaveLength(1);
   });
+});
+
+describe('dedupe in virtual time: callers that leave, hold too long, or fail', () => {
+  it('releases a key the store gives after the caller unsubscribed, so the next call runs', async () => {
+    const { scheduler, store, executions, call, subscribeAt, runUntil } = world();
+    const slow = answeringLater(store);
+    const gone = call(args).pipe(dedupe(slow.store, { scheduler })).subscribe();
+    gone.unsubscribe();
+    slow.answer(); // the store takes the key for a caller that is no longer there
+    await runUntil(10);
+    const next = subscribeAt(call(args).pipe(dedupe(store, { scheduler })));
+    await runUntil(1_000);
+    expect(executions).toHaveLength(1);
+    expect(next.current?.result?.meta.duplicate).toBe(false);
+  });
+
+  it('releases a key the store gives to a poll whose caller has gone', async () => {
+    const { scheduler, store, executions, call, subscribeAt, runUntil } = world();
+    await heldElsewhere(store, 150);
+    const slow = answeringLater(store);
+    const waiting = { inProgress: { waitMs: 1_000, pollMs: 100 }, scheduler };
+    const gone = call(args).pipe(dedupe(slow.store, waiting)).subscribe();
+    slow.answer(); // in_progress: the other holder has it until 150
+    await runUntil(200); // the poll at 100 is pending; the other hold expires at 150
+    gone.unsubscribe();
+    slow.answer(); // the poll gets the expired key, for a caller that is no longer there
+    await runUntil(210);
+    const next = subscribeAt(call(args).pipe(dedupe(store, waiting)));
+    await runUntil(1_000);
+    expect(executions.map((execution) => execution.at)).toEqual([210]);
+    expect(next.current?.result?.meta.duplicate).toBe(false);
+  });
+
+  it('does not release a hold another caller took over after its own expired', async () => {
+    const { scheduler, store, call, subscribeAt, runUntil } = world();
+    const declined = failsAfter(scheduler, 1_000, new TxError(TxErrorCode.ToolError, 'card declined'));
+    const late = subscribeAt(
+      call(args, 'order-1', declined).pipe(dedupe(store, { inProgressTtlMs: 100, scheduler })),
+    );
+    const takeover: { outcome?: BeginOutcome } = {};
+    scheduler.schedule(() => void heldElsewhere(store).then((outcome) => (takeover.outcome = outcome)), 500);
+    await runUntil(2_000);
+    expect(late.current).toMatchObject({ at: 1_000, error: { message: 'card declined' } });
+    expect(takeover.outcome?.status).toBe('new');
+    expect((await heldElsewhere(store)).status).toBe('in_progress');
+  });
+
+  it('gives a call that joined a failing call the failure as its own: own request id, duplicate, own timing', async () => {
+    const { scheduler, store, executions, call, subscribeAt, runUntil } = world();
+    const firstMeta = { ...okResult().meta, requestId: 'first', status: 'failed' as const };
+    const declined = new TxError(TxErrorCode.ToolError, 'card declined', { meta: firstMeta });
+    const first = subscribeAt(
+      call(args, 'order-1', failsAfter(scheduler, EXECUTION_MS, declined)).pipe(dedupe(store, { scheduler })),
+      0,
+    );
+    const joining = call(args);
+    const joined = subscribeAt(joining.pipe(dedupe(store, { scheduler })), 20);
+    await runUntil(500);
+    expect(executions).toHaveLength(1);
+    expect(first.current?.error?.meta).toMatchObject({ requestId: 'first', duplicate: false, attempts: 1 });
+    expect(joined.current).toMatchObject({
+      at: EXECUTION_MS,
+      error: {
+        code: TxErrorCode.ToolError,
+        message: 'card declined',
+        meta: {
+          requestId: joining.request.requestId,
+          duplicate: true,
+          attempts: 0,
+          status: 'failed',
+          durationMs: 30,
+        },
+      },
+    });
+  });
+
+  const indefiniteFailures: Array<[string, TxError]> = [
+    ['a cancellation', new TxError(TxErrorCode.Cancelled, 'The call was cancelled')],
+    ['a timeout', new TxError(TxErrorCode.Timeout, 'timed out', { retryable: true, ambiguous: true })],
+    ['a network error', new TxError(TxErrorCode.NetworkError, 'socket hang up', { retryable: true })],
+    ['an open circuit', new TxError(TxErrorCode.CircuitOpen, 'circuit open')],
+    ['a rate limit', new TxError(TxErrorCode.RateLimited, 'queue full')],
+    ['a key in progress elsewhere', new TxError(TxErrorCode.InProgress, 'held', { retryable: true })],
+    ['an unavailable store', new TxError(TxErrorCode.StoreUnavailable, 'store down')],
+    ['a retryable tool error', new TxError(TxErrorCode.ToolError, 'TEMPORARY_FAILURE', { retryable: true })],
+    ['an ambiguous failure', new TxError(TxErrorCode.ProtocolError, 'connection lost', { ambiguous: true })],
+  ];
+
+  it.each(indefiniteFailures)(
+    'with cacheFailures, does not keep %s: the next call runs',
+    async (_, failure) => {
+      const { scheduler, store, executions, call, subscribeAt, runUntil } = world();
+      const cached = { cacheFailures: true, scheduler };
+      const first = subscribeAt(
+        call(args, 'order-1', () => throwError(() => failure)).pipe(dedupe(store, cached)),
+        0,
+      );
+      const next = subscribeAt(call(args).pipe(dedupe(store, cached)), 100);
+      await runUntil(500);
+      expect(first.current?.error?.code).toBe(failure.code);
+      expect(next.current?.result?.meta.duplicate).toBe(false);
+      expect(executions).toHaveLength(2);
+    },
+  );
 });
 
 describe('dedupe with a failing store', () => {
