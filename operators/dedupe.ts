@@ -5,6 +5,7 @@ import {
   noop,
   Observable,
   of,
+  raceWith,
   type SchedulerLike,
   share,
   switchMap,
@@ -162,15 +163,34 @@ function execute(keyed: Keyed): Observable<TxResult> {
 
 /**
  * Another call's execution, as this call's own duplicate. If that call's caller cancelled it
- * (its `AbortSignal`), this call, which cancelled nothing, starts over on the key.
+ * (its `AbortSignal`), this call, which cancelled nothing, starts over on the key; if this call's
+ * own signal aborts while it waits, it alone fails `MCP_TX_CANCELLED` (the execution goes on).
  */
 function join(keyed: Keyed, execution: Observable<TxResult>): Observable<TxResult> {
-  return execution.pipe(
+  const joined = execution.pipe(
     map((result) => asDuplicate(keyed, result.meta, result)),
     catchError((error: unknown) =>
       cancelledByAnother(keyed, error) ? once(keyed) : throwError(() => asDuplicateFailure(keyed, error)),
     ),
   );
+  const { signal } = keyed.call.request.options;
+  return signal === undefined ? joined : joined.pipe(raceWith(abortedWhileJoined(keyed, signal)));
+}
+
+/** Errors `MCP_TX_CANCELLED` when `signal` aborts (at once if it already has); never emits. */
+function abortedWhileJoined(keyed: Keyed, signal: AbortSignal): Observable<never> {
+  return new Observable<never>((subscriber) => {
+    const onAbort = () => {
+      const error = new TxError(
+        TxErrorCode.Cancelled,
+        'The call was cancelled while it waited for another call with its key',
+      );
+      subscriber.error(withCallMeta(keyed.call, error));
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    return () => signal.removeEventListener('abort', onAbort);
+  });
 }
 
 function cancelledByAnother(keyed: Keyed, error: unknown): boolean {

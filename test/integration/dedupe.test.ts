@@ -160,11 +160,24 @@ describe('dedupe over a real MCP server', () => {
     await until(() => fixture.effects.get('n') === 1);
     controller.abort();
     const errors = await Promise.all(calls);
-    expect(errors.map((error) => [error.code, error.meta?.duplicate])).toEqual([
-      [TxErrorCode.Cancelled, false],
-      [TxErrorCode.Cancelled, true],
-    ]);
+    expect(errors.map((error) => error.code)).toEqual([TxErrorCode.Cancelled, TxErrorCode.Cancelled]);
     expect(fixture.effects.get('n')).toBe(1);
+  });
+
+  it('fails only the joined call whose own signal aborts while it waits; the shared call goes on', async () => {
+    fixture = await connectFixture();
+    const controller = new AbortController();
+    const args = { key: 'p', ms: 100 };
+    const first = fixture.tx.call('slow_effect', args, { idempotencyKey: 'k' });
+    const joining = fixture.tx.call$('slow_effect', args, { idempotencyKey: 'k', signal: controller.signal });
+    const joined = expectFailure(firstValueFrom(joining));
+    await until(() => fixture.effects.get('p') === 1);
+    controller.abort();
+    const error = await joined;
+    expect(error.code).toBe(TxErrorCode.Cancelled);
+    expect(error.meta?.requestId).toBe(joining.request.requestId);
+    expect((await first).meta).toMatchObject({ status: 'completed', duplicate: false });
+    expect(fixture.effects.get('p')).toBe(1);
   });
 
   it('with cacheFailures, does not keep a call its caller aborted: the next call runs', async () => {
