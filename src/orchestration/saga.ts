@@ -1,10 +1,11 @@
 import { lastValueFrom, toArray } from 'rxjs';
+import { z } from 'zod';
 import type { McpTx } from '../client.js';
-import { isTxError, validationError } from '../errors.js';
+import { isTxError, TxErrorCode, validationError } from '../errors.js';
 import type { EventStore, TxEvent } from '../events/eventStore.js';
 import { newRequestId } from '../ids.js';
-import type { PartialRetryPolicy } from '../schemas.js';
-import type { JsonObject } from '../types.js';
+import { type PartialRetryPolicy, PartialRetryPolicySchema, parseOrThrow } from '../schemas.js';
+import type { JsonObject, TxResult } from '../types.js';
 
 /**
  * One step of a saga: an action and, if it must be undone on a later failure, its compensation.
@@ -31,18 +32,30 @@ export interface SagaStep {
 /**
  * How a saga ended. `completedSteps` lists the actions that ran (in order), `compensatedSteps` the
  * ones undone (in the order they were undone), `compensationFailures` the compensations that still
- * failed after their retries.
+ * failed after their retries. A failed step found to have run after all (see `unsettled`) is both
+ * the `failedStep` and one of the `completedSteps`, and is compensated like them.
  *
  * @example
  * const result = await saga.run();
- * if (result.status !== 'completed') console.error(result.failedStep, result.compensationFailures);
+ * if (result.status === 'unsettled') console.error(`${result.failedStep} may have run: resume later`);
+ * else if (result.status !== 'completed') console.error(result.failedStep, result.compensationFailures);
  */
 export interface SagaResult {
   readonly sagaId: string;
-  /** `compensated`: a step failed and every completed step was undone; `failed`: some could not be. */
-  readonly status: 'completed' | 'compensated' | 'failed';
+  /**
+   * - `completed`: every step ran.
+   * - `compensated`: a step failed and every step that ran was undone.
+   * - `failed`: a step failed and some compensations still failed (`compensationFailures`).
+   * - `unsettled`: the failed step's call ended without saying whether it ran (a timeout, a lost
+   *   connection, its key still in progress elsewhere…) and calling it again with its key could not
+   *   tell either: the steps known to have run were compensated, but the failed step may still have
+   *   had its effect (`compensationFailures` lists any compensation that failed too).
+   *   `resume(sagaId)` later tries again to settle it, and finishes the saga.
+   */
+  readonly status: 'completed' | 'compensated' | 'failed' | 'unsettled';
   readonly completedSteps: readonly string[];
   readonly failedStep?: string;
+  /** How `failedStep` last failed (when it was called again to settle it, that call's failure). */
   readonly error?: { readonly code: string; readonly message: string };
   readonly compensatedSteps: readonly string[];
   readonly compensationFailures: ReadonlyArray<{
@@ -52,11 +65,19 @@ export interface SagaResult {
   }>;
 }
 
+/** A step's failure as logged; `outcomeUnknown`: the step may have run (see {@link mayHaveRun}). */
+interface StepFailure {
+  readonly step: string;
+  readonly code: string;
+  readonly message: string;
+  readonly outcomeUnknown: boolean;
+}
+
 /** What the event log says about one saga. */
 interface SagaHistory {
   readonly started: boolean;
   readonly completed: Map<string, unknown>;
-  readonly failure?: { step: string; code: string; message: string };
+  readonly failure?: StepFailure;
   readonly compensated: Set<string>;
   readonly ended?: SagaResult['status'];
 }
@@ -70,6 +91,32 @@ const EVENT = {
   ended: 'SagaEnded',
 } as const;
 
+const SagaOptionsSchema = z.strictObject({
+  compensationRetry: PartialRetryPolicySchema.optional(),
+  settleRetry: PartialRetryPolicySchema.optional(),
+});
+
+/** How a step whose outcome is unknown is called again, over the config's retry policy. */
+const DEFAULT_SETTLE_RETRY: PartialRetryPolicy = { maxAttempts: 5 };
+
+/** Failures after which the call may have reached the server and run there. */
+const UNKNOWN_OUTCOME: readonly TxErrorCode[] = [
+  TxErrorCode.InProgress,
+  TxErrorCode.Timeout,
+  TxErrorCode.NetworkError,
+  TxErrorCode.StoreUnavailable,
+];
+
+/** Refusals before sending: after a first attempt, they say nothing of the attempts sent before. */
+const REFUSED_BEFORE_SENDING: readonly TxErrorCode[] = [
+  TxErrorCode.CircuitOpen,
+  TxErrorCode.RateLimited,
+  TxErrorCode.Cancelled,
+];
+
+/** Failures the server answered for the call itself: the step did not take effect. */
+const ANSWERED_FAILURE: readonly TxErrorCode[] = [TxErrorCode.ToolError, TxErrorCode.ProtocolError];
+
 /**
  * A saga: steps with compensations, run in order; when a step fails, the completed steps are
  * compensated in reverse order (compensations are retried; one that still fails is reported, not
@@ -77,7 +124,14 @@ const EVENT = {
  * `resume(sagaId)` in another process finishes a saga interrupted by a crash — forward or
  * compensating — without running a completed step or compensation twice: step calls carry the
  * keys `saga-<id>-<step>` and `compensate-<id>-<step>`, and a call the crash cut short is answered
- * by the server's `txTool` as a duplicate.
+ * by the server's `txTool` as a duplicate. An event store that fails to append interrupts the saga
+ * the same way: `run()` rejects with its error, and `resume(sagaId)` finishes it.
+ *
+ * A step whose call fails without saying whether it ran (a timeout, a lost connection, its key in
+ * progress) is settled before anything is compensated: it is called again with its key (up to
+ * `settleRetry`, default 5 attempts over the config's backoff), and compensated too if that answers
+ * success. Only an MCP-Tx server is asked so (it dedupes the key; a plain server would run the step
+ * again). If the step stays unsettled, the saga ends `unsettled`, never `compensated`.
  *
  * @example
  * const orderSaga = new Saga(tx, new JsonlEventStore('./sagas.jsonl'), [
@@ -89,16 +143,26 @@ const EVENT = {
  * const result = await orderSaga.run();           // or, after a crash: await orderSaga.resume(sagaId)
  */
 export class Saga {
+  private readonly options: z.output<typeof SagaOptionsSchema>;
+
+  /**
+   * `options.compensationRetry` and `options.settleRetry`: retry policies of the compensations and
+   * of the calls that settle a step whose outcome is unknown, over the config's.
+   */
   constructor(
     private readonly tx: McpTx,
     private readonly events: EventStore,
     private readonly steps: readonly SagaStep[],
-    private readonly options: { readonly compensationRetry?: PartialRetryPolicy } = {},
+    options: {
+      readonly compensationRetry?: PartialRetryPolicy;
+      readonly settleRetry?: PartialRetryPolicy;
+    } = {},
   ) {
     const names = new Set(steps.map((step) => step.name));
     if (steps.length === 0 || names.size !== steps.length) {
       throw validationError('steps', 'must be a non-empty list of steps with distinct names');
     }
+    this.options = parseOrThrow(SagaOptionsSchema, options, 'options');
   }
 
   /** Starts a new saga (with a fresh id unless given) and runs it to its end. */
@@ -109,7 +173,10 @@ export class Saga {
     return this.proceed(sagaId);
   }
 
-  /** Finishes a saga from its event log: forward if no step failed, else compensating. */
+  /**
+   * Finishes a saga from its event log: forward if no step failed, else compensating; an
+   * `unsettled` saga is settled again first. A saga that ended otherwise is only reported.
+   */
   async resume(sagaId: string): Promise<SagaResult> {
     if (!(await this.history(sagaId)).started)
       throw validationError('sagaId', `no saga ${sagaId} in the event log`);
@@ -122,10 +189,8 @@ export class Saga {
       await this.runForward(sagaId, history);
       history = await this.history(sagaId);
     }
-    if (history.ended === undefined) {
-      const status = await this.compensate(sagaId, history);
-      await this.log(sagaId, EVENT.ended, { status });
-      history = await this.history(sagaId);
+    if (history.ended === undefined || history.ended === 'unsettled') {
+      history = await this.windDown(sagaId, history);
     }
     return this.resultOf(sagaId, history, await this.compensationFailures(sagaId));
   }
@@ -133,40 +198,88 @@ export class Saga {
   private async runForward(sagaId: string, history: SagaHistory): Promise<void> {
     for (const step of this.steps) {
       if (history.completed.has(step.name)) continue;
-      try {
-        const { data } = await this.tx.call(step.action.tool, step.action.args, {
-          idempotencyKey: `saga-${sagaId}-${step.name}`,
-          transactionId: sagaId,
+      const outcome = await this.callStep(sagaId, step);
+      if (!outcome.ok) {
+        await this.log(sagaId, EVENT.stepFailed, {
+          step: step.name,
+          ...describe(outcome.error),
+          outcomeUnknown: mayHaveRun(outcome.error),
         });
-        await this.log(sagaId, EVENT.stepCompleted, { step: step.name, data });
-      } catch (error) {
-        await this.log(sagaId, EVENT.stepFailed, { step: step.name, ...describe(error) });
         return;
       }
+      await this.log(sagaId, EVENT.stepCompleted, { step: step.name, data: outcome.value.data });
     }
     await this.log(sagaId, EVENT.ended, { status: 'completed' });
   }
 
+  /** After a step failed: settles it if its outcome is unknown, compensates, and logs how the saga ended. */
+  private async windDown(sagaId: string, history: SagaHistory): Promise<SagaHistory> {
+    const unknown = unsettledFailure(history);
+    if (unknown !== undefined) await this.settle(sagaId, unknown);
+    const settled = unknown === undefined ? history : await this.history(sagaId);
+    const status = await this.compensate(sagaId, settled);
+    await this.log(sagaId, EVENT.ended, {
+      status: unsettledFailure(settled) === undefined ? status : 'unsettled',
+    });
+    return this.history(sagaId);
+  }
+
+  /**
+   * Learns whether a failed step ran: calls it again with its key, which the server answers with
+   * the stored result if it ran, waits for if it is still running, and runs if it never arrived.
+   * A success logs the step completed (so it is compensated), a failure the server answered logs
+   * it failed for sure; anything else leaves it unsettled. Not on a server that does not dedupe.
+   */
+  private async settle(sagaId: string, failure: StepFailure): Promise<void> {
+    const step = this.steps.find((candidate) => candidate.name === failure.step);
+    if (step === undefined || !this.tx.serverSupportsTx) return;
+    const outcome = await this.callStep(sagaId, step, {
+      ...DEFAULT_SETTLE_RETRY,
+      ...this.options.settleRetry,
+    });
+    if (outcome.ok) {
+      await this.log(sagaId, EVENT.stepCompleted, { step: step.name, data: outcome.value.data });
+    } else if (isTxError(outcome.error, ...ANSWERED_FAILURE)) {
+      await this.log(sagaId, EVENT.stepFailed, {
+        step: step.name,
+        ...describe(outcome.error),
+        outcomeUnknown: false,
+      });
+    }
+  }
+
+  private callStep(sagaId: string, step: SagaStep, retry?: PartialRetryPolicy): Promise<Outcome<TxResult>> {
+    return outcomeOf(() =>
+      this.tx.call(step.action.tool, step.action.args, {
+        idempotencyKey: `saga-${sagaId}-${step.name}`,
+        transactionId: sagaId,
+        ...(retry && { retry }),
+      }),
+    );
+  }
+
   /** Compensates the completed steps in reverse order; `compensated` if all of them were undone. */
-  private async compensate(sagaId: string, history: SagaHistory): Promise<SagaResult['status']> {
+  private async compensate(sagaId: string, history: SagaHistory): Promise<'compensated' | 'failed'> {
     let allUndone = true;
     for (const step of [...this.steps].reverse()) {
-      if (!history.completed.has(step.name) || history.compensated.has(step.name) || !step.compensation)
-        continue;
-      try {
-        await this.tx.call(
-          step.compensation.tool,
-          step.compensation.args(step.action.args, history.completed.get(step.name)),
+      const { compensation } = step;
+      if (!history.completed.has(step.name) || history.compensated.has(step.name) || !compensation) continue;
+      const outcome = await outcomeOf(() =>
+        this.tx.call(
+          compensation.tool,
+          compensation.args(step.action.args, history.completed.get(step.name)),
           {
             idempotencyKey: `compensate-${sagaId}-${step.name}`,
             transactionId: sagaId,
             retry: { retryAmbiguous: true, ...this.options.compensationRetry },
           },
-        );
+        ),
+      );
+      if (outcome.ok) {
         await this.log(sagaId, EVENT.compensated, { step: step.name });
-      } catch (error) {
+      } else {
         allUndone = false;
-        await this.log(sagaId, EVENT.compensationFailed, { step: step.name, ...describe(error) });
+        await this.log(sagaId, EVENT.compensationFailed, { step: step.name, ...describe(outcome.error) });
       }
     }
     return allUndone ? 'compensated' : 'failed';
@@ -184,14 +297,19 @@ export class Saga {
     const completed = new Map<string, unknown>();
     const compensated = new Set<string>();
     let started = false;
-    let failure: SagaHistory['failure'];
+    let failure: StepFailure | undefined;
     let ended: SagaHistory['ended'];
     for (const event of await this.sagaEvents(sagaId)) {
       const data = event.data ?? {};
       if (event.type === EVENT.started) started = true;
       else if (event.type === EVENT.stepCompleted) completed.set(String(data.step), data.data);
       else if (event.type === EVENT.stepFailed)
-        failure = { step: String(data.step), code: String(data.code), message: String(data.message) };
+        failure = {
+          step: String(data.step),
+          code: String(data.code),
+          message: String(data.message),
+          outcomeUnknown: data.outcomeUnknown === true,
+        };
       else if (event.type === EVENT.compensated) compensated.add(String(data.step));
       else if (event.type === EVENT.ended) ended = data.status as SagaResult['status'];
     }
@@ -231,6 +349,34 @@ export class Saga {
       compensatedSteps,
       compensationFailures: unresolved,
     };
+  }
+}
+
+/** The logged failure of a step that may have run and was not found to have run, if any. */
+function unsettledFailure(history: SagaHistory): StepFailure | undefined {
+  const { failure } = history;
+  return failure?.outcomeUnknown && !history.completed.has(failure.step) ? failure : undefined;
+}
+
+/**
+ * May the step have run although its call failed? Yes after a failure that may have reached the
+ * server (ambiguous, or timeout, network, store or key-in-progress codes), and after a refusal
+ * before sending (open circuit, rate limit, cancel) that came after earlier attempts.
+ */
+function mayHaveRun(error: unknown): boolean {
+  if (!isTxError(error)) return false;
+  if (error.ambiguous || UNKNOWN_OUTCOME.includes(error.code)) return true;
+  return REFUSED_BEFORE_SENDING.includes(error.code) && (error.meta?.attempts ?? 1) > 1;
+}
+
+type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: unknown };
+
+/** How `call` settled, so that only the call, never what the caller does next, is caught. */
+async function outcomeOf<T>(call: () => Promise<T>): Promise<Outcome<T>> {
+  try {
+    return { ok: true, value: await call() };
+  } catch (error) {
+    return { ok: false, error };
   }
 }
 
