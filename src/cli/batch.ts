@@ -1,13 +1,14 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { catchError, concatMap, from, map, mergeMap, type Observable, of } from 'rxjs';
+import { resolve } from 'node:path';
+import { catchError, concatMap, from, map, mergeMap, type Observable, of, tap } from 'rxjs';
 import { z } from 'zod';
 import type { McpTx } from '../client.js';
 import { createMcpTx } from '../client.js';
 import { TxError } from '../errors.js';
 import { tokenBucket } from '../limiter/tokenBucket.js';
 import { MAX_TIMEOUT_MS, type TxConfig } from '../schemas.js';
-import { connectServer, type ServerTarget } from './connect.js';
+import { connectServer, type ServerTarget, splitCommand } from './connect.js';
 import { type BatchLine, parseInput } from './input.js';
 import { CliError, type CliIo, ExitCode, errorText } from './io.js';
 import { BatchJournal, type ResultLine } from './journal.js';
@@ -15,10 +16,15 @@ import { startProgress } from './progress.js';
 import { formatSummary, summarize } from './summary.js';
 
 const wholeNumber = () => z.coerce.number({ message: 'must be a number' }).int('must be a whole number');
+const milliseconds = (min: number) =>
+  wholeNumber().min(min, `must be at least ${min}`).max(MAX_TIMEOUT_MS, `must be at most ${MAX_TIMEOUT_MS}`);
+/** The slowest `--rate`: one attempt every 100 s. */
+const MIN_RATE = 0.01;
 
 /**
- * The options of `mcp-tx batch`, as commander hands them over (strings), checked and converted;
- * exactly one of `stdio` and `url`.
+ * The options of `mcp-tx batch`, as commander hands them over (strings), checked and converted:
+ * exactly one of `stdio` (a command {@link splitCommand} can split) and `url` (no credentials: fetch
+ * refuses them); `out` and `journal` other files than `input` and than each other.
  *
  * @example
  * parseOrThrow(BatchOptionsSchema, { input: 'calls.jsonl', url: 'http://127.0.0.1:3000/mcp', concurrency: '4' }, '');
@@ -27,30 +33,66 @@ export const BatchOptionsSchema = z
   .strictObject({
     input: z.string().min(1, 'must name a file'),
     out: z.string().min(1, 'must name a file').optional(),
-    stdio: z.string().trim().min(1, 'must not be empty').optional(),
+    stdio: z.string().trim().min(1, 'must not be empty').superRefine(splitsAsCommand).optional(),
     url: z
       .string()
       .refine(
         (value) => /^https?:\/\/./.test(value) && URL.canParse(value),
         'must be an http:// or https:// URL',
       )
+      .refine(
+        (value) => !hasCredentials(value),
+        'must not contain a user name or password (fetch refuses them)',
+      )
       .optional(),
     concurrency: wholeNumber().min(1, 'must be at least 1').max(10_000, 'must be at most 10000').default(8),
     rate: z.coerce
       .number({ message: 'must be a number' })
-      .positive('must be greater than 0')
+      .min(MIN_RATE, `must be at least ${MIN_RATE} (one attempt every ${1 / MIN_RATE} s)`)
       .finite('must be finite')
       .optional(),
     retry: wholeNumber().min(0, 'must be at least 0').max(999, 'must be at most 999').default(2),
-    retryDelay: wholeNumber().min(0, 'must be at least 0').max(MAX_TIMEOUT_MS).default(1_000),
-    timeout: wholeNumber().min(1, 'must be at least 1').max(MAX_TIMEOUT_MS).default(30_000),
+    retryDelay: milliseconds(0).default(1_000),
+    timeout: milliseconds(1).default(30_000),
     journal: z.string().min(1, 'must name a file').optional(),
   })
   .refine((options) => (options.stdio === undefined) !== (options.url === undefined), {
     message: 'give exactly one of --stdio <command> or --url <url>',
     path: ['stdio'],
+  })
+  .refine((options) => !sameFile(options.out, options.input), {
+    message: 'must not be the --input file',
+    path: ['out'],
+  })
+  .refine((options) => !sameFile(options.out, options.journal), {
+    message: 'must not be the --journal file',
+    path: ['out'],
+  })
+  .refine((options) => !sameFile(options.journal, options.input), {
+    message: 'must not be the --input file',
+    path: ['journal'],
   });
 export type BatchOptions = z.output<typeof BatchOptionsSchema>;
+
+function splitsAsCommand(line: string, context: z.RefinementCtx): void {
+  try {
+    splitCommand(line);
+  } catch (error) {
+    context.addIssue({ code: 'custom', message: errorText(error) });
+  }
+}
+
+/** The URL names a user or a password (`http://user:pass@host`). */
+function hasCredentials(url: string): boolean {
+  if (!URL.canParse(url)) return false;
+  const { username, password } = new URL(url);
+  return username !== '' || password !== '';
+}
+
+/** Both paths given, and the same file (as far as the paths tell). */
+function sameFile(path: string | undefined, other: string | undefined): boolean {
+  return path !== undefined && other !== undefined && resolve(path) === resolve(other);
+}
 
 /**
  * `mcp-tx batch`: runs every call of a JSONL file through `tx.call$`'s default pipeline (retry,
@@ -117,7 +159,8 @@ async function runPending(
 ): Promise<{ outcome: RunOutcome; elapsedMs: number }> {
   const target: ServerTarget =
     options.url === undefined ? { stdio: options.stdio as string } : { url: options.url };
-  const tx = createMcpTx(await connectServer(target, options.timeout), batchConfig(options));
+  const client = await connectServer(target, { timeoutMs: options.timeout, signal: io.signal });
+  const tx = createMcpTx(client, batchConfig(options));
   const startedAt = Date.now();
   try {
     const { concurrency } = options;
@@ -150,8 +193,9 @@ export type RunOutcome = 'done' | 'interrupted';
 /**
  * Runs `lines` through `tx.call$`, `concurrency` at a time, each with its idempotency key from the
  * journal; records each finished line in the journal, then hands its result to `onResult`. A failed
- * call is a result too (`ok: false`), never an error of the run. Aborting `signal` cancels the calls
- * in flight and resolves `'interrupted'`.
+ * call is a result too (`ok: false`), never an error of the run; `onResult` throwing (results that
+ * cannot be written) is: the calls in flight are cancelled and the promise rejects with its error.
+ * Aborting `signal` cancels the calls in flight and resolves `'interrupted'`.
  *
  * @example
  * await runLines(tx, lines, { concurrency: 8, journal }, (result) => console.log(JSON.stringify(result)));
@@ -174,11 +218,11 @@ export function runLines(
         ),
       concurrency,
     ),
+    tap(onResult),
   );
   return new Promise<RunOutcome>((resolve, reject) => {
     if (signal?.aborted) return resolve('interrupted');
     const subscription = results$.subscribe({
-      next: onResult,
       error: reject,
       complete: () => resolve('done'),
     });
@@ -215,9 +259,14 @@ async function readInput(path: string): Promise<string> {
   }
 }
 
-/** Where results go: the `--out` file (rewritten each run), else stdout. */
+/**
+ * Where results go: the `--out` file (rewritten each run), else stdout. A write that fails (disk
+ * full) throws a {@link CliError} saying where.
+ */
 function openOutput(path: string | undefined, io: CliIo) {
-  if (path === undefined) return { sharesTerminal: io.isTTY, write: io.stdout, close: () => undefined };
+  if (path === undefined) {
+    return { sharesTerminal: io.isTTY, write: failingAs('stdout', io.stdout), close: () => undefined };
+  }
   let fd: number;
   try {
     fd = openSync(path, 'w');
@@ -226,9 +275,18 @@ function openOutput(path: string | undefined, io: CliIo) {
   }
   return {
     sharesTerminal: false,
-    write: (text: string) => {
-      writeSync(fd, text);
-    },
+    write: failingAs(`--out ${path}`, (text) => writeSync(fd, text)),
     close: () => closeSync(fd),
+  };
+}
+
+/** `write`, throwing a {@link CliError} that names `where` when it fails. */
+function failingAs(where: string, write: (text: string) => unknown): (text: string) => void {
+  return (text) => {
+    try {
+      write(text);
+    } catch (error) {
+      throw new CliError(`cannot write ${where}: ${errorText(error)}`);
+    }
   };
 }

@@ -38,8 +38,9 @@ export async function runDemo(io: CliIo): Promise<ExitCode> {
       `pipeline: throttle ${RATE_PER_SECOND}/s → circuit breaker → retry (${RETRY.maxAttempts} attempts, ` +
       `${RETRY.baseDelayMs} ms base) → dedupe; ${CONCURRENCY} at a time, ${TIMEOUT_MS} ms per attempt\n`,
   );
+  const server = await startDemoServer(io.signal);
   const pipeline = demoPipeline();
-  const tx = createMcpTx(await startDemoServer(), pipeline.config);
+  const tx = createMcpTx(server, pipeline.config);
   const results: ResultLine[] = [];
   const progress = startProgress(io, 'demo', lines.length);
   const startedAt = Date.now();
@@ -108,12 +109,12 @@ function demoCalls(): BatchLine[] {
 }
 
 /** The bundled server in a child process: the compiled .js next to this file, or the .ts through tsx. */
-function startDemoServer(): Promise<Client> {
+function startDemoServer(signal: AbortSignal | undefined): Promise<Client> {
   const fromSource = import.meta.url.endsWith('.ts');
   const script = fileURLToPath(new URL(`./demoServer.${fromSource ? 'ts' : 'js'}`, import.meta.url));
   const tsx = () => pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
   const args = fromSource ? ['--import', tsx(), script] : [script];
-  return connectStdio(process.execPath, args, 'the demo server', 10_000);
+  return connectStdio(process.execPath, args, 'the demo server', { timeoutMs: 10_000, signal });
 }
 
 function formatHealth(report: HealthReport, breaker: string): string {

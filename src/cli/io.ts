@@ -16,12 +16,13 @@ export interface CliIo {
 }
 
 /**
- * What a command ended with: 0 all went well, 1 something failed, 2 bad usage, 130 interrupted.
+ * What a command ended with: 0 all went well, 1 something failed, 2 bad usage, 130 interrupted,
+ * 141 stdout closed by its reader (the bin only; 128 + SIGPIPE, as the shell reports such a process).
  *
  * @example
  * return results.every((result) => result.ok) ? ExitCode.Ok : ExitCode.Failed;
  */
-export const ExitCode = { Ok: 0, Failed: 1, Usage: 2, Interrupted: 130 } as const;
+export const ExitCode = { Ok: 0, Failed: 1, Usage: 2, Interrupted: 130, OutputClosed: 141 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
 /**

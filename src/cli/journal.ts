@@ -33,9 +33,9 @@ interface FinishedEntry {
  * The batch's memory across runs: an append-only JSONL event log (a {@link JsonlEventStore},
  * flushed to disk per line) that records each finished line with its idempotency key and result. A
  * re-run with the same journal skips the lines that completed and re-emits their results; lines
- * that failed run again. Lines without an `idempotency_key` get one derived from the journal's id
- * and their line number, the same in every run, so that a call cut short by a crash and sent again
- * is deduped by an MCP-Tx server. Without a file, the journal lives for one run (keys still derived).
+ * that failed run again, as they are now (fixed, maybe). Lines without an `idempotency_key` get one
+ * derived from the journal's id and their line number, the same in every run, so that a call cut
+ * short by a crash and sent again is deduped by an MCP-Tx server. Without a file, the journal lives for one run (keys still derived).
  *
  * @example
  * const journal = await BatchJournal.open('run.journal.jsonl', lines);
@@ -52,7 +52,7 @@ export class BatchJournal {
 
   /**
    * Opens (or starts) the journal at `path` for `lines`. Throws a {@link CliError} when the file is
-   * not a batch journal or recorded other calls under the same line numbers (the input changed).
+   * not a batch journal or completed other calls under the same line numbers (the input changed).
    */
   static async open(path: string | undefined, lines: readonly BatchLine[]): Promise<BatchJournal> {
     if (path === undefined) return new BatchJournal(newRequestId(), new Map());
@@ -101,25 +101,28 @@ export class BatchJournal {
   }
 }
 
-/** The last entry of each line that is still in the input: completed lines only, same call only. */
+/**
+ * The results of the lines that completed and are still in the input: each line's last entry, if it
+ * is a success. A completed line must be the same call as in the input; a failed one may have been
+ * fixed since, and runs again whatever it is now.
+ */
 function completedLines(
   path: string,
   entries: readonly FinishedEntry[],
   lines: readonly BatchLine[],
 ): Map<number, ResultLine> {
-  const byLine = new Map(lines.map((line) => [line.line, line]));
+  const lastEntries = new Map(entries.map((entry) => [entry.line, entry]));
   const done = new Map<number, ResultLine>();
-  for (const entry of entries) {
-    const line = byLine.get(entry.line);
-    if (line === undefined) continue;
+  for (const line of lines) {
+    const entry = lastEntries.get(line.line);
+    if (entry === undefined || !entry.result.ok) continue;
     if (entry.fingerprint !== callPrint(line)) {
       throw new CliError(
-        `--journal ${path} recorded another call on line ${entry.line} (the input changed); use a new journal`,
+        `--journal ${path} recorded another call on line ${line.line} (the input changed); use a new journal`,
         ExitCode.Usage,
       );
     }
-    if (entry.result.ok) done.set(entry.line, { ...entry.result, fromJournal: true });
-    else done.delete(entry.line);
+    done.set(line.line, { ...entry.result, fromJournal: true });
   }
   return done;
 }

@@ -57,12 +57,19 @@ export function startProgress(
   return io.isTTY ? barProgress(io, label, tally) : plainProgress(io, label, tally);
 }
 
+/**
+ * What cli-progress writes to save the cursor when a bar starts and to jump back there when it stops.
+ * Dropped: results printed on the same terminal meanwhile are below that point, and the summary
+ * would be written over them.
+ */
+const CURSOR_SAVE_RESTORE: ReadonlySet<string> = new Set(['\x1b7', '\x1b8']);
+
 function barProgress(io: CliIo, label: string, tally: Tally): Progress {
   const terminal = {
     isTTY: true,
     columns: io.columns ?? 80,
     write: (text: string) => {
-      io.stderr(text);
+      if (!CURSOR_SAVE_RESTORE.has(text)) io.stderr(text);
       return true;
     },
   };

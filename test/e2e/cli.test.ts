@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -139,6 +140,43 @@ describe('the mcp-tx bin', () => {
     expect(exit.stderr).toContain(`interrupted with`);
     expect(exit.stderr).toContain(`run again with --journal ${journal} to finish`);
     expect((await journaledLines(journal)).length).toBeLessThan(ids.length);
+  });
+
+  it('stops quietly with exit 141 when the reader of its stdout goes away (`| head -1`)', async () => {
+    const { ids, path } = await chargeInput('pipe', 40, 10);
+    const journal = join(dir, 'pipe.journal.jsonl');
+    const run = startCli([
+      'batch',
+      '--input',
+      path,
+      '--url',
+      server.url,
+      '--journal',
+      journal,
+      '--concurrency',
+      '2',
+    ]);
+    run.child.stdout?.once('data', () => run.child.stdout?.destroy());
+    const exit = await run.exit;
+    expect(exit.code).toBe(141);
+    expect(exit.stderr).not.toMatch(/Error|EPIPE|summary|interrupted/);
+    const journaled = await journaledLines(journal);
+    expect(journaled.length).toBeGreaterThan(0);
+    expect(journaled.length).toBeLessThan(ids.length);
+  });
+
+  it('stops at once with exit 130 on SIGINT while the --stdio server has not answered initialize', async () => {
+    const started = join(dir, 'silent.started');
+    const command = `"${process.execPath}" --import tsx test/support/cliStdioServer.ts --silent '${started}'`;
+    const { path } = await chargeInput('silent', 1, 0);
+    const run = startCli(['batch', '--input', path, '--stdio', command, '--timeout', '60000']);
+    await eventually(async () => existsSync(started), 15_000);
+    const interruptedAt = Date.now();
+    run.child.kill('SIGINT');
+    const exit = await run.exit;
+    expect(exit.code).toBe(130);
+    expect(exit.stderr).toContain(`mcp-tx: interrupted while connecting to --stdio "${command}"`);
+    expect(Date.now() - interruptedAt).toBeLessThan(5_000);
   });
 
   it('exits 2 naming an unknown flag', async () => {

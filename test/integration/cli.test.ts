@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,6 +10,7 @@ import type { CliIo } from '../../src/cli/io.js';
 import type { ResultLine } from '../../src/cli/journal.js';
 import { main } from '../../src/cli/program.js';
 import { startCliHttpServer } from '../support/cliServer.js';
+import { until } from '../support/fixture.js';
 
 const stdioServer = new URL('../support/cliStdioServer.ts', import.meta.url).pathname;
 
@@ -168,12 +170,102 @@ describe('mcp-tx batch', () => {
     expect(run.stderr()).not.toContain('\x1b');
   });
 
-  it('draws a progress bar when stderr is a terminal', async () => {
+  it('draws a progress bar when stderr is a terminal, never over the results printed there', async () => {
     const input = await inputFile(Array.from({ length: 5 }, (_, n) => charge(`t${n}`)));
+    const screen: { stream: 'stdout' | 'stderr'; text: string }[] = [];
     const run = capture({ isTTY: true });
+    const io: CliIo = {
+      ...run.io,
+      stdout: (text) => screen.push({ stream: 'stdout', text }),
+      stderr: (text) => screen.push({ stream: 'stderr', text }),
+    };
+    expect(await main(['batch', '--input', input, '--url', server.url], io)).toBe(0);
+    const terminal = screen.map(({ text }) => text).join('');
+    expect(terminal).toMatch(/batch \[█+\] 100% \| 5\/5 \| 0 failed/);
+    const results = screen.filter(({ stream }) => stream === 'stdout');
+    expect(results).toHaveLength(5);
+    expect(resultRowsRevisited(screen)).toEqual([]);
+  });
+
+  it('ignores a UTF-8 byte order mark before the first line', async () => {
+    const input = join(dir, 'bom.jsonl');
+    await writeFile(input, `\uFEFF${JSON.stringify(charge('bom1'))}\n${JSON.stringify(charge('bom2'))}\n`);
+    const run = capture();
     expect(await main(['batch', '--input', input, '--url', server.url], run.io)).toBe(0);
-    expect(run.stderr()).toContain('\x1b[');
-    expect(run.stderr()).toMatch(/batch \[█+\] 100% \| 5\/5 \| 0 failed/);
+    expect(byLine(parseResults(run.stdout())).map(({ line, ok }) => ({ line, ok }))).toEqual([
+      { line: 1, ok: true },
+      { line: 2, ok: true },
+    ]);
+  });
+
+  it('refuses a line that reuses an idempotency key for other arguments, before calling anything', async () => {
+    const input = await inputFile([
+      charge('dk1', { idempotency_key: 'dup-key' }),
+      charge('dk1', { idempotency_key: 'dup-key' }), // the same call again: deduped
+      charge('dk2', { idempotency_key: 'dup-key' }), // another call under the key: refused
+      { tool: 'fail', arguments: { reason: 'other tool' }, idempotency_key: 'dup-key' }, // other tool: its own key
+    ]);
+    const run = capture();
+    expect(await main(['batch', '--input', input, '--url', server.url], run.io)).toBe(1);
+    expect(run.stderr()).toContain(
+      `${input}:3: Invalid idempotency_key: "dup-key" is already the key of line 1 (charge with other arguments)`,
+    );
+    const results = byLine(parseResults(run.stdout()));
+    expect(results.map(({ line, ok, error }) => ({ line, ok, code: error?.code }))).toEqual([
+      { line: 1, ok: true, code: undefined },
+      { line: 2, ok: true, code: undefined },
+      { line: 3, ok: false, code: 'MCP_TX_VALIDATION' },
+      { line: 4, ok: false, code: 'MCP_TX_TOOL_ERROR' },
+    ]);
+    expect(results[1]?.meta?.duplicate).toBe(true);
+    expect(server.state.effects.dk1).toBe(1);
+    expect(server.state.requests.dk2).toBeUndefined();
+  });
+
+  it('names an unknown field of a line as a field', async () => {
+    const input = await inputFile([{ tool: 'charge', args: { id: 'x' } }]);
+    const run = capture();
+    expect(await main(['batch', '--input', input, '--url', server.url], run.io)).toBe(1);
+    expect(run.stderr()).toContain(`${input}:1: Invalid args: is not a known field`);
+  });
+});
+
+describe('mcp-tx batch when results cannot be written', () => {
+  it('stops with exit 1 naming stdout, without a stack trace; a re-run with the journal resumes', async () => {
+    const ids = Array.from({ length: 12 }, (_, n) => `w${n}`);
+    const input = await inputFile(ids.map((id) => charge(id)));
+    const journal = join(dir, 'unwritable.journal.jsonl');
+    const args = ['batch', '--input', input, '--url', server.url, '--journal', journal, '--concurrency', '1'];
+    const first = capture();
+    let writes = 0;
+    const io: CliIo = {
+      ...first.io,
+      stdout: (text) => {
+        if (++writes > 3) throw Object.assign(new Error('write EPIPE'), { code: 'EPIPE' });
+        first.io.stdout(text);
+      },
+    };
+    expect(await main(args, io)).toBe(1);
+    expect(first.stderr()).toContain('mcp-tx: cannot write stdout: write EPIPE\n');
+    expect(first.stderr()).not.toContain('    at ');
+    expect(parseResults(first.stdout())).toHaveLength(3);
+
+    const second = capture();
+    expect(await main(args, second.io)).toBe(0);
+    const results = byLine(parseResults(second.stdout()));
+    expect(results.map((result) => result.line)).toEqual(ids.map((_, index) => index + 1));
+    // The line whose result could not be written was recorded first: it is not called again.
+    expect(results.filter((result) => result.fromJournal)).toHaveLength(4);
+    for (const id of ids) expect(server.state.requests[id]).toBe(1);
+  });
+
+  it.runIf(existsSync('/dev/full'))('stops with exit 1 naming --out when the disk is full', async () => {
+    const input = await inputFile([charge('full1')]);
+    const run = capture();
+    expect(await main(['batch', '--input', input, '--url', server.url, '--out', '/dev/full'], run.io)).toBe(
+      1,
+    );
+    expect(run.stderr()).toContain('mcp-tx: cannot write --out /dev/full: ENOSPC: no space left on device');
   });
 });
 
@@ -253,7 +345,23 @@ describe('mcp-tx batch --journal', () => {
     expect(server.state.requests.k1).toBe(1);
   });
 
-  it('refuses a journal that recorded other calls for the same lines (exit 2)', async () => {
+  it('runs a failed line again after it was fixed in the input', async () => {
+    const journal = join(dir, 'fixed.journal.jsonl');
+    const input = await inputFile([charge('fx1'), { tool: 'fail', arguments: { reason: 'typo' } }]);
+    const args = ['batch', '--input', input, '--url', server.url, '--journal', journal];
+    expect(await main(args, capture().io)).toBe(1);
+    await writeFile(input, `${JSON.stringify(charge('fx1'))}\n${JSON.stringify(charge('fx2'))}\n`);
+    const fixed = capture();
+    expect(await main(args, fixed.io)).toBe(0);
+    const results = byLine(parseResults(fixed.stdout()));
+    expect(results.map(({ line, ok, fromJournal, data }) => ({ line, ok, fromJournal, data }))).toEqual([
+      { line: 1, ok: true, fromJournal: true, data: { id: 'fx1' } },
+      { line: 2, ok: true, fromJournal: undefined, data: { id: 'fx2' } },
+    ]);
+    expect(server.state.requests.fx1).toBe(1);
+  });
+
+  it('refuses a journal that completed other calls for the same lines (exit 2)', async () => {
     const journal = join(dir, 'changed.journal.jsonl');
     const before = await inputFile([charge('c1')]);
     expect(
@@ -268,6 +376,32 @@ describe('mcp-tx batch --journal', () => {
     expect(server.state.requests.c2).toBeUndefined();
   });
 });
+
+const ESC = '\x1b';
+/** The terminal sequences that move the cursor up or down: ESC 7 / ESC 8 (save / restore), ESC [ n A / B, a newline. */
+const VERTICAL_MOVES = new RegExp(`${ESC}7|${ESC}8|${ESC}\\[(\\d*)[AB]|\n`, 'g');
+
+/**
+ * Follows the cursor's row on a terminal that `screen` was written to (results on stdout, the bar
+ * on stderr), and gives the rows of result lines the cursor went back to after printing them.
+ */
+function resultRowsRevisited(screen: readonly { stream: 'stdout' | 'stderr'; text: string }[]): number[] {
+  let row = 0;
+  let saved = 0;
+  let lastResultRow = -1;
+  const revisited: number[] = [];
+  for (const { stream, text } of screen) {
+    if (stream === 'stdout') lastResultRow = row;
+    for (const [move, count] of text.matchAll(VERTICAL_MOVES)) {
+      if (move === `${ESC}7`) saved = row;
+      else if (move === `${ESC}8`) row = saved;
+      else if (move === '\n') row += 1;
+      else row += (move.endsWith('A') ? -1 : 1) * Number(count || 1);
+      if (row <= lastResultRow) revisited.push(row);
+    }
+  }
+  return revisited;
+}
 
 describe('mcp-tx usage and connection errors', () => {
   it('exits 2 naming an unknown flag', async () => {
@@ -290,6 +424,16 @@ describe('mcp-tx usage and connection errors', () => {
       await main(['batch', '--input', 'x.jsonl', '--url', server.url, '--retry-delay', 'soon'], nan.io),
     ).toBe(2);
     expect(nan.stderr()).toBe('mcp-tx: Invalid --retry-delay: must be a number\n');
+    const tooLong = capture();
+    expect(
+      await main(['batch', '--input', 'x.jsonl', '--url', server.url, '--timeout', '2147483648'], tooLong.io),
+    ).toBe(2);
+    expect(tooLong.stderr()).toBe('mcp-tx: Invalid --timeout: must be at most 2147483647\n');
+    const slow = capture();
+    expect(
+      await main(['batch', '--input', 'x.jsonl', '--url', server.url, '--rate', '0.0000001'], slow.io),
+    ).toBe(2);
+    expect(slow.stderr()).toBe('mcp-tx: Invalid --rate: must be at least 0.01 (one attempt every 100 s)\n');
     const none = capture();
     expect(await main(['batch', '--input', 'x.jsonl'], none.io)).toBe(2);
     expect(none.stderr()).toContain('Invalid --stdio: give exactly one of --stdio <command> or --url <url>');
@@ -298,6 +442,67 @@ describe('mcp-tx usage and connection errors', () => {
       2,
     );
     expect(missing.stderr()).toContain(`cannot read --input ${join(dir, 'nope.jsonl')}`);
+  });
+
+  it('checks every flag before reading the input or creating the journal', async () => {
+    const journal = join(dir, 'never.journal.jsonl');
+    const missing = join(dir, 'missing.jsonl');
+    const unclosed = capture();
+    expect(
+      await main(
+        ['batch', '--input', missing, '--stdio', 'node "server.js', '--journal', journal],
+        unclosed.io,
+      ),
+    ).toBe(2);
+    expect(unclosed.stderr()).toBe('mcp-tx: Invalid --stdio: unclosed " quote\n');
+    expect(existsSync(journal)).toBe(false);
+
+    const secret = capture();
+    const url = 'http://alice:hunter2@127.0.0.1:9/mcp';
+    expect(await main(['batch', '--input', missing, '--url', url], secret.io)).toBe(2);
+    expect(secret.stderr()).toBe(
+      'mcp-tx: Invalid --url: must not contain a user name or password (fetch refuses them)\n',
+    );
+
+    const input = await inputFile([charge('never')]);
+    const sameFiles = [
+      [['--out', input], 'Invalid --out: must not be the --input file'],
+      [
+        ['--out', journal, '--journal', `${dir}/./never.journal.jsonl`],
+        'Invalid --out: must not be the --journal file',
+      ],
+      [['--journal', input], 'Invalid --journal: must not be the --input file'],
+    ] as const;
+    for (const [flags, message] of sameFiles) {
+      const run = capture();
+      expect(await main(['batch', '--input', input, '--url', server.url, ...flags], run.io)).toBe(2);
+      expect(run.stderr()).toBe(`mcp-tx: ${message}\n`);
+    }
+    expect(await readFile(input, 'utf8')).toBe(`${JSON.stringify(charge('never'))}\n`);
+    expect(server.state.requests.never).toBeUndefined();
+  });
+
+  it('stops at once with exit 130 when interrupted while the --url server has not answered initialize', async () => {
+    let requests = 0;
+    const silent = createServer(() => {
+      requests += 1; // and never answer
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/mcp`;
+    try {
+      const input = await inputFile([charge('i1')]);
+      const run = capture();
+      const startedAt = Date.now();
+      const exit = main(['batch', '--input', input, '--url', url, '--timeout', '60000'], run.io);
+      await until(() => requests > 0, 10_000);
+      run.interrupt.abort();
+      expect(await exit).toBe(130);
+      expect(Date.now() - startedAt).toBeLessThan(10_000);
+      expect(run.stderr()).toContain(`mcp-tx: interrupted while connecting to --url ${url}\n`);
+    } finally {
+      silent.closeAllConnections();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
   });
 
   it('says it cannot connect to an unreachable --url and exits 1', async () => {
@@ -359,7 +564,7 @@ describe('splitCommand', () => {
   });
 
   it('refuses an unclosed quote and an empty command', () => {
-    expect(() => splitCommand(`node "server.js`)).toThrow('Invalid --stdio: unclosed " quote');
-    expect(() => splitCommand('   ')).toThrow('Invalid --stdio: must name a command');
+    expect(() => splitCommand(`node "server.js`)).toThrow('unclosed " quote');
+    expect(() => splitCommand('   ')).toThrow('must name a command');
   });
 });
