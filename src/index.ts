@@ -41,6 +41,7 @@ export { RedisEventStore, type RedisEventStoreOptions } from './events/redisEven
 export {
   type AuthHook,
   createGateway,
+  type ErrorHook,
   type ExecuteToolResponse,
   GatewayErrorCode,
   type GatewayHealth,

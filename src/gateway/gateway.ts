@@ -1,12 +1,14 @@
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { asyncScheduler, type SchedulerLike } from 'rxjs';
 import { z } from 'zod';
+import { classifyRejection } from '../classify.js';
 import type { McpTx } from '../client.js';
 import { isTxError, TxError, TxErrorCode, validationError } from '../errors.js';
 import type { HealthMonitor, HealthReport } from '../health/healthMonitor.js';
 import { scopedKey } from '../idempotency/fingerprint.js';
 import { listAllTools } from '../listTools.js';
-import { parseOrThrow, TxCallOptionsSchema } from '../schemas.js';
+import { MAX_TIMEOUT_MS, parseOrThrow, TxCallOptionsSchema } from '../schemas.js';
 import type { TxResult } from '../types.js';
 import { assertToolName } from '../validate.js';
 import {
@@ -17,6 +19,9 @@ import {
   problemResponse,
 } from './problem.js';
 
+/** An HTTP field value: printable ASCII, spaces and tabs inside, no CR, LF or other control character. */
+const HEADER_VALUE = /^[\x21-\x7e](?:[\t\x20-\x7e]*[\x21-\x7e])?$/;
+
 const GatewayOptionsSchema = z.strictObject({
   /** Decides whether a request may go on: anything but `true` answers 401 (a hook that throws: 500). */
   auth: z
@@ -26,7 +31,11 @@ const GatewayOptionsSchema = z.strictObject({
     )
     .optional(),
   /** The `WWW-Authenticate` challenge a 401 carries. */
-  authChallenge: z.string().min(1, 'must not be empty').default('Bearer'),
+  authChallenge: z
+    .string()
+    .min(1, 'must not be empty')
+    .regex(HEADER_VALUE, 'must be a header value: printable ASCII, no CR or LF')
+    .default('Bearer'),
   /** Largest request body accepted, in bytes (larger: 413). */
   bodyLimit: z
     .number({ message: 'must be a number of bytes' })
@@ -40,6 +49,17 @@ const GatewayOptionsSchema = z.strictObject({
       'must be a HealthMonitor',
     )
     .optional(),
+  /** A `tool_name` not listed lists the server's tools again only if they were listed longer ago than this (0: always). */
+  relistToolsMs: z
+    .number({ message: 'must be a number of milliseconds' })
+    .int('must be a whole number of milliseconds')
+    .min(0, 'must be at least 0')
+    .max(MAX_TIMEOUT_MS, `must be at most ${MAX_TIMEOUT_MS}`)
+    .default(1_000),
+  /** Told of every error answered 500 (to log it; the client never sees it). */
+  onError: z
+    .custom<ErrorHook>((value) => typeof value === 'function', 'must be a function (error, c) => void')
+    .optional(),
   /** A request whose idempotency key is in flight through this gateway joins that call (true) or gets 409 (false). */
   waitForInFlight: z.boolean().default(true),
 });
@@ -51,10 +71,17 @@ const GatewayOptionsSchema = z.strictObject({
  * - `authChallenge` (`'Bearer'`): the `WWW-Authenticate` header of a 401.
  * - `bodyLimit` (1 048 576): the largest request body in bytes; larger answers 413.
  * - `healthMonitor` (the McpTx's `monitor`): whose report `GET /health` shows.
+ * - `onError` (none): an {@link ErrorHook} told of every error answered 500, to log it.
+ * - `relistToolsMs` (1 000): a `tool_name` the server did not list makes the gateway list the
+ *   tools again only when the last listing is older than this (0: on every such request).
  * - `waitForInFlight` (`true`): a request whose key is in flight joins that call; `false`: 409.
  *
  * @example
- * createGateway(tx, { auth: (c) => c.req.header('x-api-key') === apiKey, bodyLimit: 65_536 });
+ * createGateway(tx, {
+ *   auth: (c) => c.req.header('x-api-key') === apiKey,
+ *   bodyLimit: 65_536,
+ *   onError: (error, c) => logger.error({ error, path: c.req.path }, 'gateway error'),
+ * });
  */
 export type GatewayOptions = z.input<typeof GatewayOptionsSchema>;
 
@@ -67,10 +94,19 @@ export type GatewayOptions = z.input<typeof GatewayOptionsSchema>;
  */
 export type AuthHook = (c: Context) => boolean | Promise<boolean>;
 
+/**
+ * Told of an error the gateway answered 500 (a bug, an auth hook that threw), after the answer is
+ * made: the client gets a bare problem, the operator the error. A hook that throws changes nothing.
+ *
+ * @example
+ * const onError: ErrorHook = (error, c) => console.error(`${c.req.method} ${c.req.path}`, error);
+ */
+export type ErrorHook = (error: unknown, c: Context) => void | Promise<void>;
+
 const IdempotencyKeySchema = TxCallOptionsSchema.shape.idempotencyKey.unwrap();
 
-/** The body of `POST /execute-tool`. */
-const ExecuteToolSchema = z.strictObject({
+/** The body of `POST /execute-tool` (fields it does not know are refused by {@link assertKnownFields}). */
+const ExecuteToolSchema = z.object({
   tool_name: z
     .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
     .refine(isToolName, 'must be 1 to 256 characters without whitespace or control characters'),
@@ -115,6 +151,9 @@ export interface GatewayHealth {
   readonly health: HealthReport | null;
 }
 
+/** `application/json`, or a JSON-based type (`application/problem+json`, `application/vnd.api+json`…). */
+const JSON_MEDIA_TYPE = /^application\/(?:[\w.-]+\+)?json$/i;
+
 /** An `Idempotency-Key` header: a Structured Field string (`"abc"`, RFC 8941), or, leniently, a bare token. */
 const SF_STRING = /^"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"$/;
 const BARE_KEY = /^[\x21\x23-\x7e]+$/;
@@ -131,10 +170,15 @@ const BARE_KEY = /^[\x21\x23-\x7e]+$/;
  *   flight joins that call — or, with `waitForInFlight: false`, is refused 409 while it runs here.
  * - `GET /health`: the MCP server's tools, whether it speaks MCP-Tx, and the health monitor's report.
  *
- * `auth`, when given, guards both routes. Every error is an RFC 9457 `application/problem+json` with
- * a `code` (a `TxErrorCode`, or a `GATEWAY_*` code) and never a stack trace. A client that disconnects
- * does not cancel its call: it completes, and with a key its result is kept for the client's retry.
- * Throws `MCP_TX_VALIDATION` naming the option when one is wrong.
+ * The body must be `application/json` (else 415), so that a web page cannot post one cross-origin
+ * without a CORS preflight, which the gateway does not answer. A `tool_name` the MCP server does not
+ * list (`tools/list`, asked again for a missing name at most every `relistToolsMs`) is refused 400
+ * without calling it, so made-up names reach neither the server nor the health monitor. Another
+ * method on a route answers 405 with `Allow`. `auth`, when given, guards every route. Every error
+ * is an RFC 9457 `application/problem+json` with a `code` (a `TxErrorCode`, or a `GATEWAY_*` code)
+ * and never a stack trace; `onError` is told of the 500s. A client that disconnects does not cancel
+ * its call: it completes, and with a key its result is kept for the client's retry. Throws
+ * `MCP_TX_VALIDATION` naming the option when one is wrong.
  *
  * @example
  * const app = createGateway(tx, { auth: (c) => c.req.header('authorization') === `Bearer ${token}` });
@@ -147,14 +191,20 @@ export function createGateway(tx: McpTx, options: GatewayOptions = {}): Hono {
   }
   const settings = parseOrThrow(GatewayOptionsSchema, options, 'options');
   const execute = settings.waitForInFlight ? callThrough(tx) : refuseInFlight(callThrough(tx));
+  const catalog = new ToolCatalog(tx, settings.relistToolsMs);
   const app = new Hono();
-  app.onError((error) => problemFor(error));
+  app.onError((error, c) => {
+    const response = problemFor(error);
+    if (response.status === 500 && settings.onError !== undefined) notify(settings.onError, error, c);
+    return response;
+  });
   app.notFound((c) =>
     problemResponse(404, GatewayErrorCode.NotFound, `No route for ${c.req.method} ${c.req.path}`),
   );
   if (settings.auth !== undefined) app.use(authenticate(settings.auth, settings.authChallenge));
   app.post(
     '/execute-tool',
+    requireJson,
     bodyLimit({
       maxSize: settings.bodyLimit,
       onError: () =>
@@ -164,13 +214,88 @@ export function createGateway(tx: McpTx, options: GatewayOptions = {}): Hono {
           `The request body is larger than ${settings.bodyLimit} bytes`,
         ),
     }),
-    async (c) => c.json(await answer(execute, await readRequest(c))),
+    async (c) => {
+      const request = await readRequest(c);
+      await catalog.assertListed(request.tool_name);
+      return c.json(await answer(execute, request));
+    },
   );
+  app.all('/execute-tool', methodNotAllowed('POST'));
   app.get('/health', async (c) => {
-    const health = await healthOf(tx, settings.healthMonitor ?? tx.config.monitor);
+    const health = await healthOf(tx, catalog, settings.healthMonitor ?? tx.config.monitor);
     return c.json(health, health.status === 'unavailable' ? 503 : 200);
   });
+  app.all('/health', methodNotAllowed('GET, HEAD'));
   return app;
+}
+
+/**
+ * The MCP server's tool names: listed when first needed, and listed again when a request names a
+ * tool not among them and the last listing is older than `relistMs` (by the McpTx's scheduler). One
+ * listing at a time: the requests that miss meanwhile share it.
+ */
+class ToolCatalog {
+  private names: ReadonlySet<string> = new Set();
+  private listedAt = Number.NEGATIVE_INFINITY;
+  private listing: Promise<ReadonlySet<string>> | undefined;
+  private readonly clock: SchedulerLike;
+
+  constructor(
+    private readonly tx: McpTx,
+    private readonly relistMs: number,
+  ) {
+    this.clock = tx.config.scheduler ?? asyncScheduler;
+  }
+
+  /** Lists the tools again, or joins the listing under way. */
+  list(): Promise<ReadonlySet<string>> {
+    this.listing ??= listToolNames(this.tx)
+      .then((names) => {
+        this.names = names;
+        this.listedAt = this.clock.now();
+        return names;
+      })
+      .finally(() => {
+        this.listing = undefined;
+      });
+    return this.listing;
+  }
+
+  /** Throws `MCP_TX_VALIDATION` (400) when the server does not list `tool`, the listing's failure when it fails. */
+  async assertListed(tool: string): Promise<void> {
+    if (this.names.has(tool)) return;
+    const listedLately = this.clock.now() - this.listedAt < this.relistMs;
+    const names = listedLately
+      ? this.names
+      : await this.list().catch((error: unknown) => {
+          throw classifyRejection(error, false);
+        });
+    if (!names.has(tool)) throw validationError('tool_name', `the MCP server has no tool "${tool}"`);
+  }
+}
+
+/** Refuses a body that is not JSON (415). */
+async function requireJson(c: Context, next: () => Promise<void>) {
+  const mediaType = c.req.header('content-type')?.split(';')[0]?.trim() ?? '';
+  if (JSON_MEDIA_TYPE.test(mediaType)) return next();
+  return problemResponse(415, GatewayErrorCode.UnsupportedMediaType, 'The body must be application/json', {
+    headers: { Accept: 'application/json' },
+  });
+}
+
+/** Answers another method on a route 405, with the `Allow`ed ones. */
+function methodNotAllowed(allow: string) {
+  return (c: Context) =>
+    problemResponse(405, GatewayErrorCode.MethodNotAllowed, `${c.req.method} ${c.req.path}: use ${allow}`, {
+      headers: { Allow: allow },
+    });
+}
+
+/** Calls the `onError` hook after the answer is made; a hook that throws or rejects changes nothing. */
+function notify(hook: ErrorHook, error: unknown, c: Context): void {
+  void Promise.resolve()
+    .then(() => hook(error, c))
+    .catch(() => undefined);
 }
 
 type Execute = (request: ExecuteTool) => Promise<TxResult>;
@@ -238,6 +363,7 @@ async function readRequest(c: Context): Promise<ExecuteTool> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw validationError('body', 'must be a JSON object');
   }
+  assertKnownFields(body);
   const request = parseOrThrow(ExecuteToolSchema, body, '');
   const header = c.req.header('idempotency-key');
   if (header === undefined) return request;
@@ -246,6 +372,12 @@ async function readRequest(c: Context): Promise<ExecuteTool> {
     throw validationError('idempotency_key', 'differs from the Idempotency-Key header');
   }
   return { ...request, idempotency_key: key };
+}
+
+/** Refuses a body field {@link ExecuteToolSchema} does not have: `Invalid args: is not a known field`. */
+function assertKnownFields(body: object): void {
+  const unknown = Object.keys(body).find((field) => !Object.hasOwn(ExecuteToolSchema.shape, field));
+  if (unknown !== undefined) throw validationError(unknown, 'is not a known field');
 }
 
 function parseIdempotencyKey(header: string): string {
@@ -257,22 +389,26 @@ function parseIdempotencyKey(header: string): string {
   return parseOrThrow(IdempotencyKeySchema, key, 'Idempotency-Key');
 }
 
-async function healthOf(tx: McpTx, monitor: HealthMonitor | undefined): Promise<GatewayHealth> {
+async function healthOf(
+  tx: McpTx,
+  catalog: ToolCatalog,
+  monitor: HealthMonitor | undefined,
+): Promise<GatewayHealth> {
   const report = monitor?.report() ?? null;
-  const tools = await listToolNames(tx).catch(() => undefined);
+  const tools = await catalog.list().catch(() => undefined);
   const status = tools === undefined ? 'unavailable' : report?.healthy === false ? 'degraded' : 'ok';
   return {
     status,
     server_supports_tx: tx.serverSupportsTx,
-    tools: tools ?? [],
+    tools: tools === undefined ? [] : [...tools],
     active_requests: tx.activeRequests.size,
     health: report,
   };
 }
 
-async function listToolNames(tx: McpTx): Promise<string[]> {
+async function listToolNames(tx: McpTx): Promise<ReadonlySet<string>> {
   const tools = await listAllTools(tx.client, { timeout: tx.config.timeoutMs });
-  return tools.map((tool) => tool.name);
+  return new Set(tools.map((tool) => tool.name));
 }
 
 function isToolName(name: string): boolean {

@@ -1,6 +1,7 @@
 export {
   type AuthHook,
   createGateway,
+  type ErrorHook,
   type ExecuteToolResponse,
   type GatewayHealth,
   type GatewayOptions,

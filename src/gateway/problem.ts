@@ -44,16 +44,19 @@ export interface ProblemDetails {
 }
 
 /**
- * Codes of the refusals the gateway makes itself, before a call exists: 401, 413, 404, and a 500
- * for an error that is not a {@link TxError}.
+ * Codes of the refusals the gateway makes itself, before a call exists: 401, 404, 405, 413, 415,
+ * 503 while shutting down, and a 500 for an error that is not a {@link TxError}.
  *
  * @example
  * if (problem.code === GatewayErrorCode.Unauthorized) await refreshToken();
  */
 export const GatewayErrorCode = {
   Unauthorized: 'GATEWAY_UNAUTHORIZED',
-  PayloadTooLarge: 'GATEWAY_PAYLOAD_TOO_LARGE',
   NotFound: 'GATEWAY_NOT_FOUND',
+  MethodNotAllowed: 'GATEWAY_METHOD_NOT_ALLOWED',
+  PayloadTooLarge: 'GATEWAY_PAYLOAD_TOO_LARGE',
+  UnsupportedMediaType: 'GATEWAY_UNSUPPORTED_MEDIA_TYPE',
+  ShuttingDown: 'GATEWAY_SHUTTING_DOWN',
   Internal: 'GATEWAY_INTERNAL_ERROR',
 } as const;
 
@@ -77,8 +80,14 @@ const HTTP_STATUS_BY_CODE: Readonly<Record<TxErrorCode, number>> = {
   MCP_TX_TIMEOUT: 504,
 };
 
-/** The MCP server refused the call itself (-32601 method not found, -32602 unknown tool or invalid arguments). */
-const REFUSED_BY_SERVER = /^MCP error -3260[12]:/;
+/**
+ * The MCP server refused the call's input before the tool ran: -32601 method not found, or -32602
+ * for an unknown or disabled tool or invalid arguments. Not a -32602 about the tool's output (the
+ * SDK's "Output validation error", or its client's "Structured content does not match the tool's
+ * output schema"): the tool ran, and the fault is upstream.
+ */
+const REFUSED_INPUT =
+  /^MCP error (-32601:|-32602: (Tool \S+ (not found|disabled)|Input validation error|Invalid arguments))/;
 
 /** Statuses that tell the client when to come back. */
 const RETRY_AFTER_STATUSES: ReadonlySet<number> = new Set([429, 503]);
@@ -107,14 +116,14 @@ export function gatewayMetadata(meta: TxMeta): GatewayMetadata {
 /**
  * The HTTP status a failed call is answered with: validation 400, in progress 409, idempotency
  * conflict 422, rate limited 429, network, protocol or tool error 502 (but 400 when the MCP server
- * refused the call as invalid: unknown tool, bad arguments), circuit open, cancelled or store
+ * refused the call's input: unknown tool, invalid arguments), circuit open, cancelled or store
  * unavailable 503, timeout 504.
  *
  * @example
  * httpStatusOf(new TxError(TxErrorCode.IdempotencyConflict, 'key reused')); // 422
  */
 export function httpStatusOf(error: TxError): number {
-  if (error.code === TxErrorCode.ProtocolError && REFUSED_BY_SERVER.test(error.message)) return 400;
+  if (error.code === TxErrorCode.ProtocolError && REFUSED_INPUT.test(error.message)) return 400;
   return HTTP_STATUS_BY_CODE[error.code];
 }
 

@@ -10,6 +10,7 @@ const HealthMonitorOptionsSchema = z.strictObject({
   alertThreshold: z.number().min(0, 'must be between 0 and 1').max(1, 'must be between 0 and 1').default(0.8),
   window: z.number().int('must be a whole number').min(1, 'must be at least 1').default(100),
   minCalls: z.number().int('must be a whole number').min(1, 'must be at least 1').default(5),
+  maxTools: z.number().int('must be a whole number').min(1, 'must be at least 1').default(1_000),
   meter: z
     .custom<Meter>(
       (value) => typeof (value as Meter | null)?.createHistogram === 'function',
@@ -25,6 +26,8 @@ const HealthMonitorOptionsSchema = z.strictObject({
  * - `alertThreshold` (0.8): a tool whose success rate falls under it raises an alert; 0 to 1.
  * - `window` (100): how many of each tool's last calls the figures are computed over.
  * - `minCalls` (5): calls a tool's window must hold before it can alert.
+ * - `maxTools` (1 000): how many tools it keeps figures for; past that, the tool recorded least
+ *   recently is forgotten (so made-up tool names cannot grow it without bound).
  * - `meter` (none): an OpenTelemetry `Meter` to record the duration histogram and call counters on.
  * - `scheduler` (`asyncScheduler`): whose clock stamps reports (`generatedAt`) and alerts (`at`).
  *
@@ -102,7 +105,8 @@ class ToolWindow {
 
 /**
  * Per-tool health from call metadata: success rate, average attempts, duplicate rate and latency
- * percentiles over each tool's last `window` calls. `alerts$` emits once when a tool's success rate
+ * percentiles over each tool's last `window` calls, for the `maxTools` tools recorded most
+ * recently. `alerts$` emits once when a tool's success rate
  * falls under `alertThreshold` (with at least `minCalls` in the window) and again only after it has
  * recovered. With a `meter`, also records the OpenTelemetry `mcp.client.operation.duration`
  * histogram (seconds) and the `mcp_tx.calls` and `mcp_tx.attempts` counters.
@@ -166,7 +170,7 @@ export class HealthMonitor {
     return window === undefined ? undefined : summarize(tool, window);
   }
 
-  /** Every tool's health and the totals, now. */
+  /** Every tool's health (the least recently recorded first) and the totals, now. */
   report(): HealthReport {
     const tools = [...this.windows].map(([tool, window]) => summarize(tool, window));
     const calls = tools.reduce((sum, tool) => sum + tool.calls, 0);
@@ -186,12 +190,13 @@ export class HealthMonitor {
     this.alerts.complete();
   }
 
+  /** The tool's window, moved to the end of the map (most recently recorded); the least recent past `maxTools` is dropped. */
   private windowOf(tool: string): ToolWindow {
-    let window = this.windows.get(tool);
-    if (window === undefined) {
-      window = new ToolWindow();
-      this.windows.set(tool, window);
-    }
+    const window = this.windows.get(tool) ?? new ToolWindow();
+    this.windows.delete(tool);
+    this.windows.set(tool, window);
+    if (this.windows.size > this.settings.maxTools)
+      this.windows.delete(this.windows.keys().next().value as string);
     return window;
   }
 

@@ -1,4 +1,8 @@
+import { connect, type Socket } from 'node:net';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { CallToolRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import type { Context } from 'hono';
+import { VirtualTimeScheduler } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { httpStatusOf } from '../../src/gateway/problem.js';
@@ -8,6 +12,7 @@ import {
   type GatewayOptions,
   HealthMonitor,
   type ServedGateway,
+  type ServeGatewayOptions,
   serveGateway,
   type TxConfig,
   TxError,
@@ -15,6 +20,7 @@ import {
   tokenBucket,
 } from '../../src/index.js';
 import { connectFixture, type Fixture, until } from '../support/fixture.js';
+import { advanceVirtual } from '../support/virtualTime.js';
 
 /** A tool that counts its runs and answers only when the test releases it: a call held in flight. */
 function heldTool() {
@@ -54,11 +60,16 @@ afterEach(async () => {
 });
 
 async function open(
-  options: { config?: TxConfig; gateway?: GatewayOptions; register?: (server: McpServer) => void } = {},
+  options: {
+    config?: TxConfig;
+    gateway?: GatewayOptions;
+    serve?: ServeGatewayOptions;
+    register?: (server: McpServer) => void;
+  } = {},
 ) {
   fixture = await connectFixture({ config: options.config, register: options.register });
-  gateway = await serveGateway(createGateway(fixture.tx, options.gateway));
-  return { fixture, url: gateway.url };
+  gateway = await serveGateway(createGateway(fixture.tx, options.gateway), options.serve);
+  return { fixture, gateway };
 }
 
 async function request(path: string, init: RequestInit = {}): Promise<Reply> {
@@ -243,7 +254,7 @@ describe('POST /execute-tool', () => {
       [{ tool_name: 42 }, 'tool_name', 'must be a string'],
       [{ tool_name: 'two words' }, 'tool_name', 'whitespace'],
       [{ tool_name: 'counter', arguments: [1] }, 'arguments', 'must be a JSON object'],
-      [{ tool_name: 'counter', args: {} }, 'args', 'is not a known option'],
+      [{ tool_name: 'counter', args: {} }, 'args', 'is not a known field'],
       [{ tool_name: 'counter', idempotency_key: '' }, 'idempotency_key', 'must not be empty'],
     ];
     for (const [body, field, reason] of cases) {
@@ -268,15 +279,113 @@ describe('POST /execute-tool', () => {
     });
   });
 
-  it('answers an unknown tool 400 (the MCP server refused the call as invalid)', async () => {
-    await open();
+  it('refuses a tool the server does not list 400 without calling or monitoring it; lists again on a miss at most every relistToolsMs', async () => {
+    const scheduler = new VirtualTimeScheduler();
+    const monitor = new HealthMonitor();
+    const { fixture } = await open({ config: { scheduler, monitor } });
+    const listings = () =>
+      fixture.received.filter((message) => 'method' in message && message.method === 'tools/list').length;
+    expect((await post({ tool_name: 'counter', arguments: { key: 'a' } })).status).toBe(200);
+    const listed = listings();
+
+    for (const name of ['nope', 'x1', 'x2']) {
+      const problem = expectProblem(await post({ tool_name: name }), 400, TxErrorCode.Validation);
+      expect(problem).toMatchObject({ field: 'tool_name' });
+      expect(problem.detail).toContain(`no tool "${name}"`);
+    }
+    expect(listings()).toBe(listed);
+
+    fixture.server.registerTool('late', {}, async () => ({ content: [{ type: 'text', text: '"here"' }] }));
+    expectProblem(await post({ tool_name: 'late' }), 400, TxErrorCode.Validation);
+    await advanceVirtual(scheduler, 1_000);
+    expect((await post({ tool_name: 'late' })).body).toMatchObject({ success: true, result: 'here' });
+    expect(listings()).toBe(listed + 1);
+
+    expect(fixture.seen.map((call) => call.tool)).toEqual(['counter']);
+    expect(monitor.report().tools.map((tool) => tool.tool)).toEqual(['counter', 'late']);
+  });
+
+  it('keeps /health ok and small under a flood of made-up tool names', async () => {
+    const monitor = new HealthMonitor({ minCalls: 1 });
+    const { fixture } = await open({ config: { monitor } });
+    const replies = await Promise.all(
+      Array.from({ length: 200 }, (_, index) => post({ tool_name: `made_up_${index}` })),
+    );
+
+    expect(new Set(replies.map((reply) => reply.status))).toEqual(new Set([400]));
+    const health = await request('/health');
+    expect(health.body).toMatchObject({ status: 'ok', health: { healthy: true, tools: [] } });
+    expect(health.text.length).toBeLessThan(1_000);
+    expect(fixture.seen).toEqual([]);
+  });
+
+  it('answers 415 to a body that is not JSON (a cross-origin form or text/plain post), before anything runs', async () => {
+    const { fixture } = await open();
+    // Bytes, so that fetch adds no Content-Type of its own.
+    const body = new TextEncoder().encode(
+      JSON.stringify({ tool_name: 'counter', arguments: { key: 'csrf' } }),
+    );
+    const types: Array<Record<string, string>> = [
+      { 'Content-Type': 'text/plain' },
+      { 'Content-Type': 'application/x-www-form-urlencoded' },
+      {},
+    ];
+    for (const headers of types) {
+      const reply = await request('/execute-tool', { method: 'POST', headers, body });
+      expectProblem(reply, 415, 'GATEWAY_UNSUPPORTED_MEDIA_TYPE');
+      expect(reply.headers.get('accept')).toBe('application/json');
+    }
+    expect(fixture.seen).toEqual([]);
+
+    for (const type of ['application/json; charset=utf-8', 'application/vnd.example+json']) {
+      expect(
+        (await post({ tool_name: 'counter', arguments: { key: type } }, { 'Content-Type': type })).status,
+      ).toBe(200);
+    }
+  });
+
+  it("answers 502 when the tool ran but its output does not match its outputSchema (the server's check)", async () => {
+    let runs = 0;
+    await open({
+      register: (server) =>
+        server.registerTool('pay', { outputSchema: { charged: z.number() } }, async () => {
+          runs += 1;
+          return { content: [], structuredContent: { charged: 'oops' } as never };
+        }),
+    });
+    const problem = expectProblem(await post({ tool_name: 'pay' }), 502, TxErrorCode.ProtocolError);
+    expect(problem.detail).toContain('Output validation error');
+    expect(problem.metadata).toMatchObject({ attempts: 1, status: 'failed' });
+    expect(runs).toBe(1);
+  });
+
+  it("answers 502 when the tool ran but its output does not match its outputSchema (the client's check)", async () => {
+    await open({
+      register: (server) => {
+        server.registerTool('pay', { outputSchema: { charged: z.number() } }, async () => ({
+          content: [],
+          structuredContent: { charged: 1 },
+        }));
+        // A server that does not check its own output: the SDK client does, against the listed schema.
+        server.server.setRequestHandler(CallToolRequestSchema, async () => ({
+          content: [],
+          structuredContent: { charged: 'oops' },
+        }));
+      },
+    });
+    const problem = expectProblem(await post({ tool_name: 'pay' }), 502, TxErrorCode.ProtocolError);
+    expect(problem.detail).toContain("Structured content does not match the tool's output schema");
+  });
+
+  it('answers 400 to arguments the server refused (the tool did not run)', async () => {
+    const { fixture } = await open();
     const problem = expectProblem(
-      await post({ tool_name: 'nope', arguments: {} }),
+      await post({ tool_name: 'counter', arguments: { key: 42 } }),
       400,
       TxErrorCode.ProtocolError,
     );
-    expect(problem.detail).toContain('nope');
-    expect(problem.metadata).toMatchObject({ status: 'failed', attempts: 1 });
+    expect(problem.detail).toContain('Input validation error');
+    expect(fixture.seen).toEqual([]);
   });
 
   it('answers 429 with Retry-After when the rate limit refuses a call', async () => {
@@ -330,10 +439,46 @@ describe('auth and errors', () => {
     expect(reply.text).not.toContain('alice');
   });
 
+  it('tells onError of a 500, never the client; a hook that throws changes nothing', async () => {
+    const seen: Array<{ error: unknown; path: string }> = [];
+    const failure = new Error('vault token=abc123 unreachable');
+    await open({
+      gateway: {
+        auth: () => {
+          throw failure;
+        },
+        onError: (error: unknown, c: Context) => {
+          seen.push({ error, path: c.req.path });
+          throw new Error('the logger is down too');
+        },
+      },
+    });
+    const reply = await post({ tool_name: 'counter', arguments: { key: 'a' } });
+
+    expectProblem(reply, 500, 'GATEWAY_INTERNAL_ERROR');
+    expect(reply.text).not.toContain('abc123');
+    await until(() => seen.length === 1);
+    expect(seen).toEqual([{ error: failure, path: '/execute-tool' }]);
+  });
+
   it('answers an unknown route 404', async () => {
     await open();
     expectProblem(await request('/nowhere'), 404, 'GATEWAY_NOT_FOUND');
-    expectProblem(await request('/execute-tool'), 404, 'GATEWAY_NOT_FOUND');
+  });
+
+  it('answers another method on a route 405 with Allow', async () => {
+    await open();
+    const cases: Array<[string, string, string]> = [
+      ['GET', '/execute-tool', 'POST'],
+      ['PUT', '/execute-tool', 'POST'],
+      ['POST', '/health', 'GET, HEAD'],
+      ['DELETE', '/health', 'GET, HEAD'],
+    ];
+    for (const [method, path, allow] of cases) {
+      const reply = await request(path, { method });
+      expectProblem(reply, 405, 'GATEWAY_METHOD_NOT_ALLOWED');
+      expect(reply.headers.get('allow')).toBe(allow);
+    }
   });
 
   it('validates its options, naming the field', () => {
@@ -342,6 +487,12 @@ describe('auth and errors', () => {
       'Invalid options.bodyLimit: must be greater than 0',
     );
     expect(() => createGateway(tx, { auth: 'yes' as never })).toThrow('Invalid options.auth');
+    expect(() => createGateway(tx, { authChallenge: 'Bearer\r\nSet-Cookie: a=b' })).toThrow(
+      'Invalid options.authChallenge: must be a header value',
+    );
+    expect(() => createGateway(tx, { authChallenge: 'Bearer ' })).toThrow('Invalid options.authChallenge');
+    expect(() => createGateway(tx, { onError: 'log' as never })).toThrow('Invalid options.onError');
+    expect(() => createGateway(tx, { relistToolsMs: -1 })).toThrow('Invalid options.relistToolsMs');
     expect(() => createGateway({} as never)).toThrow('Invalid tx');
   });
 
@@ -362,6 +513,21 @@ describe('auth and errors', () => {
       MCP_TX_CANCELLED: 503,
       MCP_TX_STORE_UNAVAILABLE: 503,
     });
+  });
+
+  it("answers 400 only for the server's refusals of the call's input; output checks are 502", () => {
+    const statusOf = (message: string) => httpStatusOf(new TxError(TxErrorCode.ProtocolError, message));
+    expect(statusOf('MCP error -32602: Tool nope not found')).toBe(400);
+    expect(statusOf('MCP error -32602: Tool pay disabled')).toBe(400);
+    expect(statusOf('MCP error -32602: Input validation error: Invalid arguments for tool pay: …')).toBe(400);
+    expect(statusOf('MCP error -32601: Method not found')).toBe(400);
+    expect(
+      statusOf('MCP error -32602: Output validation error: Invalid structured content for tool pay'),
+    ).toBe(502);
+    expect(statusOf("MCP error -32602: Structured content does not match the tool's output schema: …")).toBe(
+      502,
+    );
+    expect(statusOf('MCP error -32603: Internal error')).toBe(502);
   });
 });
 
@@ -396,5 +562,90 @@ describe('GET /health', () => {
     const reply = await request('/health');
     expect(reply.status).toBe(503);
     expect(reply.body).toMatchObject({ status: 'unavailable', tools: [] });
+  });
+});
+
+/** A raw HTTP/1.1 connection to the gateway: what it wrote, and whether it closed. */
+async function rawConnection(url: URL) {
+  const socket: Socket = connect(Number(url.port), url.hostname);
+  await new Promise((resolve) => socket.once('connect', resolve));
+  const state = { received: '', closed: false };
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => {
+    state.received += chunk;
+  });
+  socket.on('close', () => {
+    state.closed = true;
+  });
+  return { socket, state };
+}
+
+describe('serveGateway close()', () => {
+  it('answers the requests in flight with Connection: close, and resolves as soon as they are done', async () => {
+    const held = heldTool();
+    const { gateway: served } = await open({ register: held.register });
+    await request('/health'); // a keep-alive connection, idle
+    const inFlight = post({ tool_name: 'hold', arguments: { order: 'o1' } });
+    await until(() => held.runs() === 1);
+
+    const closed = served.close();
+    held.release();
+    const reply = await inFlight;
+    const answeredAt = Date.now();
+    await closed;
+
+    expect(reply.body).toMatchObject({ success: true, result: { order: 'o1' } });
+    expect(reply.headers.get('connection')).toBe('close');
+    expect(Date.now() - answeredAt).toBeLessThan(1_000); // not the 5 s of an idle keep-alive
+    await expect(fetch(new URL('/health', served.url))).rejects.toThrow();
+  });
+
+  it('refuses 503 a request that arrives on an open connection while closing, without running the tool', async () => {
+    const { fixture, gateway: served } = await open();
+    const { socket, state } = await rawConnection(served.url);
+    // A first request, and the first bytes of the next one: the connection is not idle.
+    socket.write('GET /nowhere HTTP/1.1\r\nHost: gateway\r\n\r\nPOST /execute');
+    await until(() => /\r\n\r\n\{.*\}$/s.test(state.received));
+    const closed = served.close();
+    const body = JSON.stringify({ tool_name: 'counter', arguments: { key: 'late' } });
+    socket.write(
+      `-tool HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    );
+    await until(() => state.closed);
+    await closed;
+
+    const second = state.received.slice(state.received.indexOf('HTTP/1.1', 1));
+    expect(second).toMatch(/^HTTP\/1\.1 503 /);
+    expect(second).toMatch(/\r\nConnection: close\r\n/i);
+    expect(second).toMatch(/\r\nRetry-After: 1\r\n/i);
+    expect(second).toContain('"code":"GATEWAY_SHUTTING_DOWN"');
+    expect(fixture.seen).toEqual([]);
+  });
+
+  it('closes the connections left after closeTimeoutMs; their calls still complete', async () => {
+    const held = heldTool();
+    const { fixture, gateway: served } = await open({
+      register: held.register,
+      serve: { closeTimeoutMs: 0 },
+    });
+    const inFlight = post({ tool_name: 'hold', arguments: { order: 'o2' } });
+    await until(() => held.runs() === 1);
+
+    await served.close();
+    await expect(inFlight).rejects.toThrow();
+    held.release();
+    await until(() => fixture.tx.activeRequests.size === 0);
+    expect(held.runs()).toBe(1);
+  });
+
+  it('can be called again (same promise), and validates its options', async () => {
+    const { fixture, gateway: served } = await open();
+    const first = served.close();
+    expect(served.close()).toBe(first);
+    await first;
+    await expect(served.close()).resolves.toBeUndefined();
+    await expect(serveGateway(createGateway(fixture.tx), { closeTimeoutMs: -1 })).rejects.toThrow(
+      'Invalid options.closeTimeoutMs: must be at least 0',
+    );
   });
 });

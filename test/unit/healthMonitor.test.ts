@@ -40,6 +40,19 @@ describe('HealthMonitor', () => {
     expect(health.health('search')).toMatchObject({ calls: 3, successRate: 1, totalCalls: 5 });
   });
 
+  it('keeps figures for at most maxTools tools, forgetting the least recently recorded', () => {
+    const health = new HealthMonitor({ maxTools: 2 });
+    for (const tool of ['a', 'b', 'a', 'c']) health.record(outcome(true, { tool }));
+    expect(health.report().tools.map((tool) => tool.tool)).toEqual(['a', 'c']);
+    expect(health.health('a')).toMatchObject({ calls: 2 });
+    expect(health.health('b')).toBeUndefined();
+
+    const flooded = new HealthMonitor();
+    for (let index = 0; index < 5_000; index++) flooded.record(outcome(false, { tool: `made_up_${index}` }));
+    expect(flooded.report().tools).toHaveLength(1_000);
+    expect(flooded.health('made_up_4999')).toBeDefined();
+  });
+
   it('alerts once per crossing under the threshold, after minCalls, and again after recovering', () => {
     const health = new HealthMonitor({ alertThreshold: 0.5, window: 4, minCalls: 2 });
     const alerts: HealthAlert[] = [];
@@ -87,6 +100,9 @@ describe('HealthMonitor', () => {
   it('rejects bad options, naming the field', () => {
     expect(() => new HealthMonitor({ alertThreshold: 2 })).toThrowError(
       expect.objectContaining({ field: 'options.alertThreshold' }),
+    );
+    expect(() => new HealthMonitor({ maxTools: 0 })).toThrowError(
+      'Invalid options.maxTools: must be at least 1',
     );
   });
 });
