@@ -119,20 +119,23 @@ describe('the mcp-tx bin', () => {
     );
   });
 
+  /** `mcp-tx batch` of `path` against the HTTP test server, 2 at a time, journaled to `journal`. */
+  const batchOverHttp = (path: string, journal: string) => [
+    'batch',
+    '--input',
+    path,
+    '--url',
+    server.url,
+    '--journal',
+    journal,
+    '--concurrency',
+    '2',
+  ];
+
   it('stops on SIGINT with exit 130, keeping its journal', async () => {
     const { ids, path } = await chargeInput('int', 40, 25);
     const journal = join(dir, 'int.journal.jsonl');
-    const run = startCli([
-      'batch',
-      '--input',
-      path,
-      '--url',
-      server.url,
-      '--journal',
-      journal,
-      '--concurrency',
-      '2',
-    ]);
+    const run = startCli(batchOverHttp(path, journal));
     await eventually(async () => (await journaledLines(journal)).length >= 4, 15_000);
     run.child.kill('SIGINT');
     const exit = await run.exit;
@@ -145,17 +148,7 @@ describe('the mcp-tx bin', () => {
   it('stops quietly with exit 141 when the reader of its stdout goes away (`| head -1`)', async () => {
     const { ids, path } = await chargeInput('pipe', 40, 10);
     const journal = join(dir, 'pipe.journal.jsonl');
-    const run = startCli([
-      'batch',
-      '--input',
-      path,
-      '--url',
-      server.url,
-      '--journal',
-      journal,
-      '--concurrency',
-      '2',
-    ]);
+    const run = startCli(batchOverHttp(path, journal));
     run.child.stdout?.once('data', () => run.child.stdout?.destroy());
     const exit = await run.exit;
     expect(exit.code).toBe(141);
