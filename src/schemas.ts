@@ -48,6 +48,13 @@ export const InProgressOptionsSchema = (pollMs: number) => ({
 const fn = <T extends (...args: never[]) => unknown>(what: string) =>
   z.custom<T>((value) => typeof value === 'function', { message: `must be a function (${what})` });
 
+/** A wait in ms that may be 0: a whole number from 0 to {@link MAX_TIMEOUT_MS}. */
+export const WaitMsSchema = z
+  .number({ message: 'must be a number of milliseconds' })
+  .int('must be a whole number of milliseconds')
+  .min(0, 'must be at least 0')
+  .max(MAX_TIMEOUT_MS, `must be at most ${MAX_TIMEOUT_MS}`);
+
 /** A timeout or period in ms: a whole number from 1 to {@link MAX_TIMEOUT_MS} (what `setTimeout` takes). */
 export const TimeoutMsSchema = z
   .number({ message: 'must be a number of milliseconds' })

@@ -8,7 +8,7 @@ import { isTxError, TxError, TxErrorCode, validationError } from '../errors.js';
 import type { HealthMonitor, HealthReport } from '../health/healthMonitor.js';
 import { scopedKey } from '../idempotency/fingerprint.js';
 import { listAllTools } from '../listTools.js';
-import { MAX_TIMEOUT_MS, parseOrThrow, TxCallOptionsSchema } from '../schemas.js';
+import { parseOrThrow, TxCallOptionsSchema, WaitMsSchema } from '../schemas.js';
 import type { TxResult } from '../types.js';
 import { assertToolName } from '../validate.js';
 import {
@@ -50,12 +50,7 @@ const GatewayOptionsSchema = z.strictObject({
     )
     .optional(),
   /** A `tool_name` not listed lists the server's tools again only if they were listed longer ago than this (0: always). */
-  relistToolsMs: z
-    .number({ message: 'must be a number of milliseconds' })
-    .int('must be a whole number of milliseconds')
-    .min(0, 'must be at least 0')
-    .max(MAX_TIMEOUT_MS, `must be at most ${MAX_TIMEOUT_MS}`)
-    .default(1_000),
+  relistToolsMs: WaitMsSchema.default(1_000),
   /** Told of every error answered 500 (to log it; the client never sees it). */
   onError: z
     .custom<ErrorHook>((value) => typeof value === 'function', 'must be a function (error, c) => void')

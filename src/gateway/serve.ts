@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { type Http2Bindings, type HttpBindings, serve } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { z } from 'zod';
-import { MAX_TIMEOUT_MS, parseOrThrow } from '../schemas.js';
+import { parseOrThrow, WaitMsSchema } from '../schemas.js';
 import { GatewayErrorCode, problemResponse } from './problem.js';
 
 const ServeOptionsSchema = z.strictObject({
@@ -11,12 +11,7 @@ const ServeOptionsSchema = z.strictObject({
   port: z.number().int('must be a whole number').min(0, 'must be 0 to 65535').max(65_535).default(0),
   hostname: z.string().min(1, 'must not be empty').default('127.0.0.1'),
   /** How long `close()` lets the requests in flight finish before it closes their connections. */
-  closeTimeoutMs: z
-    .number({ message: 'must be a number of milliseconds' })
-    .int('must be a whole number of milliseconds')
-    .min(0, 'must be at least 0')
-    .max(MAX_TIMEOUT_MS, `must be at most ${MAX_TIMEOUT_MS}`)
-    .default(10_000),
+  closeTimeoutMs: WaitMsSchema.default(10_000),
 });
 
 /**
