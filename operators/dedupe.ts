@@ -136,12 +136,24 @@ interface Keyed {
   readonly startedAtMs: number;
 }
 
-/** The keyed call's outcome: the key's execution running in this process, joined, else a new one. */
+/**
+ * The keyed call's outcome: the key's execution running in this process, joined, else a new one.
+ * Beside one with other arguments, the store decides (that one may not hold the key: it may be
+ * about to be refused itself).
+ */
 function once(keyed: Keyed): Observable<TxResult> {
   const running = inFlightOf(keyed.store).get(keyed.key);
   if (running === undefined) return execute(keyed);
-  if (running.fingerprint !== keyed.fingerprint) return throwError(() => conflict(keyed));
+  if (running.fingerprint !== keyed.fingerprint) return askStore(keyed);
   return join(keyed, running.execution);
+}
+
+/** Takes the key from the store and runs, replays, refuses or waits, as its answer says. */
+function askStore(keyed: Keyed): Observable<TxResult> {
+  const { scheduler, inProgress } = keyed.settings;
+  return begin(keyed).pipe(
+    switchMap((outcome) => settle(keyed, outcome, scheduler.now() + inProgress.waitMs)),
+  );
 }
 
 /** Starts the key's execution, shared with the calls that join it while it runs. */
@@ -150,9 +162,7 @@ function execute(keyed: Keyed): Observable<TxResult> {
   const forget = () => {
     if (inFlight.get(keyed.key)?.execution === execution) inFlight.delete(keyed.key);
   };
-  const { scheduler, inProgress } = keyed.settings;
-  const execution: Observable<TxResult> = begin(keyed).pipe(
-    switchMap((outcome) => settle(keyed, outcome, scheduler.now() + inProgress.waitMs)),
+  const execution: Observable<TxResult> = askStore(keyed).pipe(
     // Forgotten before its outcome reaches the callers: one that calls again, or starts over, must not join it.
     tap({ next: forget, error: forget, complete: forget, unsubscribe: forget }),
     share(),
@@ -193,8 +203,14 @@ function abortedWhileJoined(keyed: Keyed, signal: AbortSignal): Observable<never
   });
 }
 
+/** A cancellation of another request's execution, while this call's own signal has not aborted. */
 function cancelledByAnother(keyed: Keyed, error: unknown): boolean {
-  return isTxError(error, TxErrorCode.Cancelled) && keyed.call.request.options.signal?.aborted !== true;
+  const { request } = keyed.call;
+  return (
+    isTxError(error, TxErrorCode.Cancelled) &&
+    error.meta?.requestId !== request.requestId &&
+    request.options.signal?.aborted !== true
+  );
 }
 
 /** The store's answer for the key. A key it gives (`new`) after the caller has gone is released at once. */
