@@ -5,7 +5,9 @@ type AbortListener = (event: { type: 'abort' }) => void;
  * `Protocol.request` uses (`aborted`, `reason`, `throwIfAborted`, `addEventListener('abort')`,
  * `removeEventListener`), without an `AbortController`'s EventTarget. Creating and listening to a
  * real one costs about a third of an in-memory call on Node 20, on every attempt; this is a few
- * fields. The integration tests check that aborting it cancels the request on the wire.
+ * fields. The integration tests check that aborting it cancels the request on the wire. An McpTx
+ * also uses one as its close signal, which every call in flight listens to (no listener limit,
+ * removal in constant time).
  *
  * @example
  * const signal = new AttemptSignal();
@@ -16,7 +18,7 @@ export class AttemptSignal {
   aborted = false;
   reason: unknown = undefined;
   onabort: AbortListener | null = null;
-  private listeners?: AbortListener[];
+  private listeners?: Set<AbortListener>;
 
   throwIfAborted(): void {
     if (this.aborted) throw this.reason;
@@ -24,12 +26,12 @@ export class AttemptSignal {
 
   addEventListener(type: string, listener: AbortListener): void {
     if (type !== 'abort') return;
-    this.listeners ??= [];
-    this.listeners.push(listener);
+    this.listeners ??= new Set();
+    this.listeners.add(listener);
   }
 
   removeEventListener(type: string, listener: AbortListener): void {
-    if (type === 'abort') this.listeners = this.listeners?.filter((known) => known !== listener);
+    if (type === 'abort') this.listeners?.delete(listener);
   }
 
   /** Aborts once: later calls do nothing. */

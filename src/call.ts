@@ -190,10 +190,17 @@ function runAttempt(
   state: TxCallState,
   subscriber: Subscriber<TxResult>,
 ): TeardownLogic {
+  const { signal: userSignal, timeoutMs, onProgress, resetTimeoutOnProgress } = request.options;
+  if (userSignal?.aborted) {
+    const error = new TxError(TxErrorCode.Cancelled, 'The call was cancelled before it was sent');
+    subscriber.error(
+      error.withMeta(failureMeta(request, state, error, env.scheduler.now(), env.serverSupportsTx())),
+    );
+    return;
+  }
   const timing = startTiming(env, state);
   const supportsTx = env.serverSupportsTx();
   const finish = (nowMs = env.scheduler.now()) => ({ ...timing, nowMs });
-  const { signal: userSignal, timeoutMs, onProgress, resetTimeoutOnProgress } = request.options;
 
   const fail = (error: TxError, ack = false) => {
     const meta = buildMeta(request, finish(), {
@@ -206,11 +213,6 @@ function runAttempt(
     });
     subscriber.error(error.withMeta(meta));
   };
-
-  if (userSignal?.aborted) {
-    fail(new TxError(TxErrorCode.Cancelled, 'The call was cancelled before it was sent'));
-    return;
-  }
 
   const signal = new AttemptSignal();
   const onUserAbort = () => signal.abort(userSignal?.reason ?? 'aborted by the caller');

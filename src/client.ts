@@ -1,7 +1,9 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
 import { asyncScheduler, firstValueFrom, type SchedulerLike, type Subscriber } from 'rxjs';
-import { type AttemptEnvironment, attemptCall, TxCall, TxCallState } from './call.js';
+import { AttemptSignal } from './attemptSignal.js';
+import { type AttemptEnvironment, attemptCall, TxCall, TxCallState, withCallMeta } from './call.js';
+import { cancelledBy } from './cancellation.js';
 import { TxError, TxErrorCode, validationError } from './errors.js';
 import { newRequestId } from './ids.js';
 import { listAllTools } from './listTools.js';
@@ -85,7 +87,6 @@ export interface McpTx {
 
 interface ActiveCall {
   readonly request: TxRequest;
-  readonly cancel: (error: TxError) => void;
 }
 
 /**
@@ -113,6 +114,11 @@ class McpTxClient implements McpTx {
   private readonly scheduler: SchedulerLike;
   private readonly pipeline: DefaultPipeline;
   private closing?: Promise<void>;
+  /**
+   * Aborted, with the cancellation as its reason, when `close()` stops waiting for the calls in
+   * flight. Every call in flight listens to it: a light signal, not an EventTarget.
+   */
+  private readonly closed = new AttemptSignal();
   private annotations?: Promise<ReadonlyMap<string, ToolAnnotations>>;
 
   constructor(
@@ -129,7 +135,12 @@ class McpTxClient implements McpTx {
       toolAnnotations: (name) => this.toolAnnotations(name),
     };
     for (const [name, policy] of Object.entries(config.tools)) this.policies.set(name, policy);
-    this.pipeline = new DefaultPipeline(config, (name) => this.policies.get(name), this.scheduler);
+    this.pipeline = new DefaultPipeline(
+      config,
+      (name) => this.policies.get(name),
+      this.scheduler,
+      this.closed.asAbortSignal(),
+    );
   }
 
   get serverSupportsTx(): boolean {
@@ -151,7 +162,9 @@ class McpTxClient implements McpTx {
   }
 
   attempt$(name: string, args?: JsonObject, options?: TxCallOptions): TxCall {
-    return this.make(name, args, options, (request) => attemptCall(this.env, request));
+    return this.make(name, args, options, (request) =>
+      cancelledBy(attemptCall(this.env, request), [request.options.signal, this.closed.asAbortSignal()]),
+    );
   }
 
   tool(name: string, policy: ToolPolicy): McpTx {
@@ -242,16 +255,15 @@ class McpTxClient implements McpTx {
     });
   }
 
-  /** Counts the call in `activeRequests` while subscribed; refuses it once closing; lets close cancel it. */
+  /** Counts the call in `activeRequests` while subscribed; refuses it once closing. */
   private track(call: TxCall): TxCall {
     return call.derive((subscriber: Subscriber<TxResult>) => {
       if (this.closing !== undefined) {
-        subscriber.error(
-          new TxError(TxErrorCode.Cancelled, 'This McpTx is closed; no new calls are accepted'),
-        );
+        const refused = new TxError(TxErrorCode.Cancelled, 'This McpTx is closed; no new calls are accepted');
+        subscriber.error(withCallMeta(call, refused));
         return;
       }
-      const entry: ActiveCall = { request: call.request, cancel: (error) => subscriber.error(error) };
+      const entry: ActiveCall = { request: call.request };
       this.active.add(entry);
       const subscription = call.subscribe(subscriber);
       return () => {
@@ -274,7 +286,7 @@ class McpTxClient implements McpTx {
           TxErrorCode.Cancelled,
           `Cancelled: McpTx closed after waiting ${timeoutMs} ms`,
         );
-        for (const entry of [...this.active]) entry.cancel(error);
+        this.closed.abort(error);
       }, timeoutMs);
       this.idleWaiters.push(() => {
         deadline.unsubscribe();

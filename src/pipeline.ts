@@ -7,6 +7,7 @@ import { retryWithPolicy } from '../operators/retryWithPolicy.js';
 import { throttle } from '../operators/throttle.js';
 import { trace } from '../operators/trace.js';
 import type { TxCall } from './call.js';
+import { cancelledBy } from './cancellation.js';
 import { memoryIdempotencyStore } from './idempotency/memoryStore.js';
 import {
   mergeRetry,
@@ -52,6 +53,8 @@ export class DefaultPipeline {
     private readonly config: ResolvedTxConfig,
     private readonly policyOf: (tool: string) => ToolPolicy | undefined,
     private readonly scheduler: SchedulerLike,
+    /** Aborted when the McpTx stops waiting for its calls at close: every call is then cancelled. */
+    private readonly closed?: AbortSignal,
   ) {
     if (config.dedupe !== false) {
       const { store, windowMs, maxEntries } = config.dedupe;
@@ -77,6 +80,8 @@ export class DefaultPipeline {
     if (stages.throttle && options?.limiter !== false) call = stages.throttle(call);
     if (stages.circuitBreak && options?.breaker !== false) call = stages.circuitBreak(call);
     if (stages.retry) call = stages.retry(call);
+    // Cancelled here, inside dedupe, monitor, record and trace, which all see the cancellation.
+    call = cancelledBy(call, [attempt.request.options.signal, this.closed]);
     const policy = this.policyOf(attempt.request.name);
     if (this.dedupe && policy?.dedupe !== false && options?.dedupe !== false) call = this.dedupe(call);
     if (this.monitor && policy?.monitor !== false && options?.monitor !== false) call = this.monitor(call);

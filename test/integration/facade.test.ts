@@ -1,7 +1,7 @@
-import { lastValueFrom, toArray } from 'rxjs';
+import { firstValueFrom, lastValueFrom, toArray } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TxError, TxErrorCode } from '../../src/index.js';
-import { cancellations, connectFixture, type Fixture, until } from '../support/fixture.js';
+import { HealthMonitor, MemoryEventStore, TxError, TxErrorCode, tokenBucket } from '../../src/index.js';
+import { cancellations, connectFixture, expectFailure, type Fixture, until } from '../support/fixture.js';
 
 let fixture: Fixture;
 afterEach(async () => {
@@ -94,7 +94,64 @@ describe('createMcpTx facade', () => {
     const error = (await inFlight) as TxError;
     expect(error).toBeInstanceOf(TxError);
     expect(error.code).toBe(TxErrorCode.Cancelled);
+    expect(error.meta).toMatchObject({ status: 'cancelled', attempts: 1, tool: 'slow' });
     expect(fixture.tx.activeRequests.size).toBe(0);
     await until(() => fixture.aborted.length === 1);
+    const refused = await expectFailure(fixture.tx.call('echo', {}));
+    expect(refused.meta).toMatchObject({ status: 'cancelled', attempts: 0, tool: 'echo' });
+  });
+
+  it('close() cancellations reach record and monitor: the log holds the failure', async () => {
+    const events = new MemoryEventStore();
+    const health = new HealthMonitor();
+    fixture = await connectFixture({ config: { events, monitor: health } });
+    const inFlight = expectFailure(fixture.tx.call('slow', { ms: 10_000 }));
+    await until(() => fixture.seen.length === 1);
+    await fixture.tx.close({ timeoutMs: 20 });
+    expect((await inFlight).code).toBe(TxErrorCode.Cancelled);
+    const logged = await lastValueFrom(events.read$().pipe(toArray()));
+    expect(logged.map((event) => event.type)).toEqual(['ToolCallRequested', 'ToolCallFailed']);
+  });
+});
+
+describe('a call whose signal aborts', () => {
+  it('leaves the throttle queue at once, freeing its place, and counts no attempt', async () => {
+    const limiter = tokenBucket({ ratePerSecond: 0.01, burst: 1 });
+    fixture = await connectFixture({ config: { limiter } });
+    await fixture.tx.call('echo', {}); // takes the only token: the next call waits 100 s
+    const controller = new AbortController();
+    const queued = expectFailure(fixture.tx.call('echo', {}, { signal: controller.signal }));
+    await until(() => limiter.queued === 1);
+    controller.abort();
+    const error = await queued;
+    expect(error.code).toBe(TxErrorCode.Cancelled);
+    expect(error.meta).toMatchObject({ status: 'cancelled', attempts: 0 });
+    expect(limiter.queued).toBe(0);
+    expect(fixture.tx.activeRequests.size).toBe(0);
+    expect(fixture.seen).toHaveLength(1);
+  });
+
+  it('stops waiting out a retry backoff at once', async () => {
+    fixture = await connectFixture({ config: { retry: { baseDelayMs: 30_000, jitter: false } } });
+    const controller = new AbortController();
+    const call = expectFailure(
+      fixture.tx.call('flaky', { key: 'b', failTimes: 5 }, { signal: controller.signal }),
+    );
+    await until(() => fixture.seen.length === 1);
+    await new Promise((resolve) => setImmediate(resolve));
+    controller.abort();
+    const error = await call;
+    expect(error.code).toBe(TxErrorCode.Cancelled);
+    expect(error.meta?.attempts).toBe(1);
+    expect(fixture.seen).toHaveLength(1);
+  });
+
+  it('fails at once, sending nothing and counting no attempt, when it was aborted before', async () => {
+    fixture = await connectFixture();
+    const error = await expectFailure(
+      firstValueFrom(fixture.tx.attempt$('echo', {}, { signal: AbortSignal.abort() })),
+    );
+    expect(error.meta).toMatchObject({ status: 'cancelled', attempts: 0 });
+    expect(fixture.seen).toHaveLength(0);
   });
 });
