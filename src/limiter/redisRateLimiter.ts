@@ -1,60 +1,77 @@
 import type { Redis } from 'ioredis';
 import { asyncScheduler, Observable, type SchedulerLike, type Subscriber, type Subscription } from 'rxjs';
 import { z } from 'zod';
-import { TxError, TxErrorCode, validationError } from '../errors.js';
-import { MaxQueueSchema, parseOrThrow, SchedulerSchema } from '../schemas.js';
+import { isTxError, TxError, TxErrorCode, validationError } from '../errors.js';
+import { MaxQueueSchema, parseOrThrow, SchedulerSchema, TimeoutMsSchema } from '../schemas.js';
+import { withinDeadline } from '../storeDeadline.js';
 import type { Limiter, Permit } from './limiter.js';
 import { queueFullError } from './waitQueue.js';
 
+/** The highest rate: the script keeps time in whole microseconds, so one call per µs at most. */
+const MAX_RATE_PER_SECOND = 1_000_000;
+
 const RedisRateLimiterOptionsSchema = z.strictObject({
   key: z.string().min(1, 'must not be empty'),
-  ratePerSecond: z.number().positive('must be greater than 0').finite('must be finite'),
+  ratePerSecond: z
+    .number()
+    .positive('must be greater than 0')
+    .max(MAX_RATE_PER_SECOND, `must be at most ${MAX_RATE_PER_SECOND}`),
   burst: z.number().int('must be a whole number').min(1, 'must be at least 1'),
   maxQueue: MaxQueueSchema,
+  commandTimeoutMs: TimeoutMsSchema.default(2_000),
   scheduler: SchedulerSchema.optional(),
 });
 
 /**
  * Options of {@link redisRateLimiter}:
  *
- * - `key` (required): the Redis key of the shared budget; processes using the same key share it.
- * - `ratePerSecond` (required): calls per second on average, across all processes.
+ * - `key` (required): the Redis key of the shared budget (the only key the limiter touches);
+ *   processes using the same key share it.
+ * - `ratePerSecond` (required): calls per second on average, across all processes; at most
+ *   1 000 000. The interval between calls is kept in whole microseconds, rounded up, so the rate
+ *   is never exceeded (30 000/s runs at 29 412/s; 1 000/s exactly).
  * - `burst` (required): calls that may start at once; at least 1.
  * - `maxQueue` (no bound): calls that may wait in this process; past it a call fails with
  *   `MCP_TX_RATE_LIMITED`.
+ * - `commandTimeoutMs` (2000): how long a request to Redis may take; past it, or when Redis fails,
+ *   every call waiting in this process fails with `MCP_TX_STORE_UNAVAILABLE` (retryable), whatever
+ *   the client's own retry and offline-queue settings.
  * - `scheduler` (`asyncScheduler`): the timer that waits before asking Redis again.
  *
  * @example
- * const limiter = redisRateLimiter(redis, { key: 'mcp-tx:rate:search', ratePerSecond: 50, burst: 10 });
+ * const limiter = redisRateLimiter(redis, { key: 'mcp-tx:rate:search', ratePerSecond: 50, burst: 10, commandTimeoutMs: 500 });
  */
 export type RedisRateLimiterOptions = z.input<typeof RedisRateLimiterOptionsSchema>;
 
 /**
- * GCRA on Redis's own clock: 0 when a call may start now (and the budget is taken), else how many
- * milliseconds until one may. ARGV: emission interval (ms), burst.
+ * GCRA on Redis's own clock, in whole microseconds (exact in a Lua number): 0 when a call may start
+ * now (and the budget is taken), else how many milliseconds until one may. KEYS[1]: the theoretical
+ * arrival time. ARGV: emission interval (µs), burst.
  */
 const GCRA = `
 local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local interval = tonumber(ARGV[1])
 local tolerance = (tonumber(ARGV[2]) - 1) * interval
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-if now < tat - tolerance then return math.ceil(tat - tolerance - now) end
-redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', math.ceil(tat + interval - now + tolerance) + 1)
+local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or now), now)
+if now < tat - tolerance then return math.ceil((tat - tolerance - now) / 1000) end
+tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
 return 0`;
 
 const NO_RELEASE: Permit = Object.freeze({ release() {} });
 
 interface GcraCommand {
-  mcpTxGcra(key: string, intervalMs: number, burst: number): Promise<number>;
+  mcpTxGcra(key: string, intervalUs: number, burst: number): Promise<number>;
 }
 
 /**
  * A rate limiter whose budget several processes share through Redis: at most `burst` calls at once
- * and `ratePerSecond` on average across all of them (GCRA in one Lua script, on Redis's clock). In
- * each process calls wait in FIFO order, one asking Redis at a time; past `maxQueue` waiting, a call
- * fails with `MCP_TX_RATE_LIMITED`; if Redis cannot be reached, with `MCP_TX_STORE_UNAVAILABLE`.
+ * and `ratePerSecond` on average across all of them (GCRA in one Lua script on one key, on Redis's
+ * clock). In each process calls wait in FIFO order, one asking Redis at a time; past `maxQueue`
+ * waiting, a call fails with `MCP_TX_RATE_LIMITED`. If Redis fails or does not answer within
+ * `commandTimeoutMs`, every call waiting in this process fails at once with
+ * `MCP_TX_STORE_UNAVAILABLE`.
  *
  * @example
  * const limiter = redisRateLimiter(new Redis(process.env.REDIS_URL), { key: 'search-api', ratePerSecond: 20, burst: 5 });
@@ -66,23 +83,23 @@ export function redisRateLimiter(redis: Redis, options: RedisRateLimiterOptions)
   }
   const settings = parseOrThrow(RedisRateLimiterOptionsSchema, options, 'options');
   if (!('mcpTxGcra' in redis)) redis.defineCommand('mcpTxGcra', { numberOfKeys: 1, lua: GCRA });
-  return new RedisRateLimiter(
-    redis as unknown as GcraCommand,
-    settings,
-    settings.scheduler ?? asyncScheduler,
-  );
+  return new RedisRateLimiter(redis as unknown as GcraCommand, settings);
 }
 
 class RedisRateLimiter implements Limiter {
   private readonly waiting = new Set<Subscriber<Permit>>();
+  private readonly intervalUs: number;
+  private readonly scheduler: SchedulerLike;
   private asking = false;
   private wake?: Subscription;
 
   constructor(
     private readonly redis: GcraCommand,
     private readonly settings: z.output<typeof RedisRateLimiterOptionsSchema>,
-    private readonly scheduler: SchedulerLike,
-  ) {}
+  ) {
+    this.intervalUs = Math.ceil(1_000_000 / settings.ratePerSecond);
+    this.scheduler = settings.scheduler ?? asyncScheduler;
+  }
 
   acquire(): Observable<Permit> {
     return new Observable<Permit>((subscriber) => {
@@ -99,45 +116,60 @@ class RedisRateLimiter implements Limiter {
     });
   }
 
-  /** Asks Redis for the head of the queue, one request at a time. */
+  /** While calls wait, asks Redis for the first of them, one request at a time. */
   private pump(): void {
-    const head = this.waiting.values().next().value as Subscriber<Permit> | undefined;
-    if (head === undefined || this.asking || this.wake !== undefined) return;
+    if (this.waiting.size === 0 || this.asking || this.wake !== undefined) return;
     this.asking = true;
-    const { key, ratePerSecond, burst } = this.settings;
-    this.redis.mcpTxGcra(key, 1_000 / ratePerSecond, burst).then(
+    const { key, burst, commandTimeoutMs } = this.settings;
+    withinDeadline(this.redis.mcpTxGcra(key, this.intervalUs, burst), commandTimeoutMs, 'Rate limiter').then(
       (waitMs) => {
         this.asking = false;
-        if (waitMs > 0) {
-          this.wake = this.scheduler.schedule(() => {
-            this.wake = undefined;
-            this.pump();
-          }, waitMs);
-          return;
-        }
-        if (this.waiting.delete(head)) {
-          head.next(NO_RELEASE);
-          head.complete();
-        }
-        this.pump();
+        if (waitMs > 0) this.askAgainIn(waitMs);
+        else this.admitFirst();
       },
       (error: unknown) => {
         this.asking = false;
-        if (this.waiting.delete(head)) {
-          head.error(
-            new TxError(TxErrorCode.StoreUnavailable, `Rate limiter store unavailable: ${String(error)}`, {
-              retryable: true,
-              cause: error,
-            }),
-          );
-        }
-        this.pump();
+        this.failAll(unavailable(error));
       },
     );
+  }
+
+  /** Redis took the budget for one call: the first one waiting now starts. */
+  private admitFirst(): void {
+    const first = this.waiting.values().next().value;
+    if (first !== undefined) {
+      this.waiting.delete(first);
+      first.next(NO_RELEASE);
+      first.complete();
+    }
+    this.pump();
+  }
+
+  private askAgainIn(waitMs: number): void {
+    if (this.waiting.size === 0) return;
+    this.wake = this.scheduler.schedule(() => {
+      this.wake = undefined;
+      this.pump();
+    }, waitMs);
+  }
+
+  /** Redis failed or stalled: every call waiting here would wait on it too, so all fail now. */
+  private failAll(error: TxError): void {
+    const failed = [...this.waiting];
+    this.waiting.clear();
+    for (const subscriber of failed) subscriber.error(error);
   }
 
   private stopWaking(): void {
     this.wake?.unsubscribe();
     this.wake = undefined;
   }
+}
+
+function unavailable(error: unknown): TxError {
+  if (isTxError(error, TxErrorCode.StoreUnavailable)) return error;
+  return new TxError(TxErrorCode.StoreUnavailable, `Rate limiter store unavailable: ${String(error)}`, {
+    retryable: true,
+    cause: error,
+  });
 }

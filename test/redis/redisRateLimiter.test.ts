@@ -1,14 +1,100 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { firstValueFrom } from 'rxjs';
-import { describe, expect, it } from 'vitest';
-import { redisRateLimiter, TxErrorCode } from '../../src/index.js';
+import { Redis } from 'ioredis';
+import { firstValueFrom, VirtualTimeScheduler } from 'rxjs';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { newRequestId } from '../../src/ids.js';
+import { type Limiter, redisRateLimiter, TxErrorCode } from '../../src/index.js';
+import { eventually } from '../support/fixture.js';
 import { redisUrl, testRedis, unreachableRedis } from '../support/redis.js';
 
 const run = promisify(execFile);
 const worker = fileURLToPath(new URL('./limiterWorker.ts', import.meta.url));
-const { prefix } = testRedis();
+const { redis, prefix } = testRedis();
+const macrotask = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * A redis-server of the test's own on a Unix socket, to pause, kill and start again, and a client
+ * with ioredis's defaults (offline queue, 20 retries per request); both are stopped after the test.
+ */
+function throwawayRedis() {
+  const socket = join(tmpdir(), `mcp-tx-limiter-${newRequestId()}.sock`);
+  const start = () =>
+    spawn('redis-server', ['--port', '0', '--unixsocket', socket, '--save', '', '--appendonly', 'no'], {
+      stdio: 'ignore',
+    });
+  let server = start();
+  const client = new Redis(socket);
+  client.on('error', () => undefined);
+  const kill = async () => {
+    if (server.exitCode !== null || server.signalCode !== null) return;
+    const exited = once(server, 'exit');
+    server.kill('SIGKILL');
+    await exited;
+  };
+  onTestFinished(async () => {
+    client.disconnect();
+    await kill();
+    rmSync(socket, { force: true });
+  });
+  return {
+    client,
+    pause: () => server.kill('SIGSTOP'),
+    resume: () => server.kill('SIGCONT'),
+    kill,
+    restart: () => {
+      server = start();
+    },
+  };
+}
+
+type ThrowawayRedis = ReturnType<typeof throwawayRedis>;
+
+/** Asks for `calls` permits at once; each settles with how it ended and when (ms after the start). */
+function failuresOf(limiter: Limiter, calls: number) {
+  const started = performance.now();
+  return Promise.all(
+    Array.from({ length: calls }, () =>
+      firstValueFrom(limiter.acquire()).then(
+        () => ({ code: 'granted', message: '', ms: performance.now() - started }),
+        ({ code, message }: { code: string; message: string }) => ({
+          code,
+          message,
+          ms: performance.now() - started,
+        }),
+      ),
+    ),
+  );
+}
+
+/**
+ * Asks for one permit from each of `calls` limiters on `key` at once, in one auto-pipelined batch
+ * between two Redis TIME commands; the limiters' schedulers never run, so a call refused is not
+ * asked again. Returns the permits granted and the Redis-time window (s) the batch ran in.
+ */
+async function pipelinedPermits(key: string, ratePerSecond: number, burst: number, calls: number) {
+  const pipelined = new Redis(redisUrl, { enableAutoPipelining: true });
+  onTestFinished(() => pipelined.disconnect());
+  await pipelined.ping();
+  const scheduler = new VirtualTimeScheduler();
+  const limiters = Array.from({ length: calls }, () =>
+    redisRateLimiter(pipelined, { key, ratePerSecond, burst, scheduler }),
+  );
+  let granted = 0;
+  const before = pipelined.time();
+  const waiting = limiters.map((limiter) => limiter.acquire().subscribe(() => granted++));
+  const after = await pipelined.time();
+  await macrotask();
+  for (const subscription of waiting) subscription.unsubscribe();
+  // TIME answers [seconds, microseconds] (as strings, whatever ioredis's types say)
+  const seconds = ([s, us]: number[]) => Number(s) + Number(us) / 1e6;
+  return { granted, windowSeconds: seconds(after) - seconds(await before) };
+}
 
 describe('redisRateLimiter on a real Redis', () => {
   it('keeps 4 processes together under one budget: at most burst + rate·T starts in any window T', async () => {
@@ -40,12 +126,99 @@ describe('redisRateLimiter on a real Redis', () => {
     }
   }, 60_000);
 
+  it('holds 30 000/s with burst 1: at most burst + R·T (+1 for rounding) in a pipelined batch on Redis time', async () => {
+    const [rate, burst] = [30_000, 1];
+    const { granted, windowSeconds } = await pipelinedPermits(`${prefix}fast`, rate, burst, 3_000);
+    expect(granted).toBeGreaterThan(burst);
+    expect(granted).toBeLessThanOrEqual(burst + rate * windowSeconds + 1);
+  });
+
+  it('is exact at a moderate rate (7 000/s, burst 50): burst + R·T in a pipelined batch, within 10 %', async () => {
+    const [rate, burst] = [7_000, 50];
+    const { granted, windowSeconds } = await pipelinedPermits(`${prefix}moderate`, rate, burst, 3_000);
+    // a time kept to 0.1 ms rounds this interval (0.143 ms) to 0.1 ms: 10 000/s, 40 % over
+    expect(granted).toBeLessThanOrEqual(burst + rate * windowSeconds + 1);
+    // below R·T only when Redis was idle or descheduled (a busy machine) for longer than the burst covers
+    expect(granted).toBeGreaterThanOrEqual(burst + 0.9 * rate * windowSeconds - 1);
+  });
+
   it('fails with MCP_TX_STORE_UNAVAILABLE when Redis cannot be reached', async () => {
     const down = unreachableRedis();
     const limiter = redisRateLimiter(down, { key: `${prefix}down`, ratePerSecond: 1, burst: 1 });
     await expect(firstValueFrom(limiter.acquire())).rejects.toMatchObject({
       code: TxErrorCode.StoreUnavailable,
     });
+    down.disconnect();
+  });
+
+  it.each([
+    { outage: 'paused', stop: (r: ThrowawayRedis) => r.pause(), back: (r: ThrowawayRedis) => r.resume() },
+    { outage: 'killed', stop: (r: ThrowawayRedis) => r.kill(), back: (r: ThrowawayRedis) => r.restart() },
+  ])(
+    'fails every waiting call at once, within commandTimeoutMs, while Redis is $outage; recovers after',
+    async ({ stop, back }) => {
+      const server = throwawayRedis();
+      const limiter = redisRateLimiter(server.client, {
+        key: 'outage',
+        ratePerSecond: 100,
+        burst: 5,
+        commandTimeoutMs: 300,
+      });
+      await firstValueFrom(limiter.acquire());
+      await stop(server);
+      const failures = await failuresOf(limiter, 4);
+      for (const failure of failures) {
+        // ioredis alone would keep them queued for over 10 s (killed) or for ever (paused)
+        expect(failure).toMatchObject({
+          code: TxErrorCode.StoreUnavailable,
+          message: 'Rate limiter did not answer within 300 ms',
+        });
+        expect(failure.ms).toBeLessThan(1_500);
+      }
+      const times = failures.map(({ ms }) => ms);
+      expect(Math.max(...times) - Math.min(...times)).toBeLessThan(100);
+
+      back(server);
+      await eventually(() =>
+        firstValueFrom(limiter.acquire()).then(
+          () => true,
+          () => false,
+        ),
+      );
+    },
+  );
+
+  it('leaves no timer behind when the only waiting call gives up while Redis answers', async () => {
+    const scheduler = new VirtualTimeScheduler();
+    const pending = () => scheduler.actions.filter((action) => !action.closed).length;
+    const limiter = redisRateLimiter(redis, {
+      key: `${prefix}slow`,
+      ratePerSecond: 0.1,
+      burst: 1,
+      scheduler,
+    });
+    await firstValueFrom(limiter.acquire()); // the budget is spent: the next call waits 10 s
+    const settled = async () => {
+      await redis.ping(); // answered after the limiter's request (one connection, replies in order)
+      await macrotask();
+    };
+
+    const staying = limiter.acquire().subscribe();
+    await settled();
+    expect(pending()).toBe(1); // a call that stays waits for a wake-up ~10 s later
+    staying.unsubscribe();
+    expect(pending()).toBe(0);
+
+    limiter.acquire().subscribe().unsubscribe(); // gives up while its request is in flight
+    await settled();
+    expect(pending()).toBe(0);
+  });
+
+  it('rejects a commandTimeoutMs or a rate it cannot keep, naming the field', () => {
+    const down = unreachableRedis();
+    const options = { key: `${prefix}bad`, ratePerSecond: 1, burst: 1 };
+    expect(() => redisRateLimiter(down, { ...options, commandTimeoutMs: 0 })).toThrow(/commandTimeoutMs/);
+    expect(() => redisRateLimiter(down, { ...options, ratePerSecond: 2_000_000 })).toThrow(/ratePerSecond/);
     down.disconnect();
   });
 });
