@@ -1,9 +1,7 @@
 import {
   asyncScheduler,
   catchError,
-  defer,
   from,
-  map,
   type Observable,
   retry,
   type SchedulerLike,
@@ -16,8 +14,7 @@ import { z } from 'zod';
 import { retryDelay } from '../src/backoff.js';
 import { type TxCall, txCallOf, withCallMeta } from '../src/call.js';
 import { matchesRetryable } from '../src/classify.js';
-import { TxError, TxErrorCode, validationError } from '../src/errors.js';
-import { buildResult } from '../src/result.js';
+import { isTxError, TxError, TxErrorCode, validationError } from '../src/errors.js';
 import {
   mergeRetry,
   type PartialRetryPolicy,
@@ -25,7 +22,7 @@ import {
   type RetryPolicy,
   SchedulerSchema,
 } from '../src/schemas.js';
-import type { TxMeta, TxResult } from '../src/types.js';
+import type { TxResult } from '../src/types.js';
 
 const RetryOptionsSchema = z.strictObject({
   scheduler: SchedulerSchema.optional(),
@@ -69,6 +66,11 @@ const AMBIGUOUS_HINT =
  * `idempotentHint` or `readOnlyHint`, the call has an idempotency key and the server speaks MCP-Tx,
  * or `retryAmbiguous` is set; otherwise the error says why it was not retried.
  *
+ * `maxAttempts` bounds the tries: one refused before anything was sent (an open breaker, a full
+ * limiter queue, inside the retry) uses one up, and ends the call unless `retryOn` says otherwise.
+ * `meta.attempts` counts only the attempts sent; a call that ends refused keeps the failure of its
+ * last attempt sent as the error's `cause`.
+ *
  * @example
  * tx.attempt$('get_weather', { city: 'Lyon' })
  *   .pipe(retryWithPolicy({ maxAttempts: 5, baseDelayMs: 200, deadlineMs: 10_000 }))
@@ -86,16 +88,14 @@ export function retryWithPolicy(policy: PartialRetryPolicy = {}, options: RetryO
     const call = txCallOf(source, 'retryWithPolicy');
     return call.derive((subscriber) => {
       const deadlineAt = resolved.deadlineMs === undefined ? Infinity : scheduler.now() + resolved.deadlineMs;
-      let attemptsMade = 0;
-      const counted = defer(() => {
-        attemptsMade += 1;
-        return call;
-      });
-      const retried = counted.pipe(
+      let lastSentFailure: unknown;
+      const retried = call.pipe(
         retry({
           count: resolved.maxAttempts - 1,
-          delay: (error: unknown, retryNumber: number) =>
-            nextRetry({ call, policy: resolved, scheduler, random, deadlineAt }, error, retryNumber),
+          delay: (error: unknown, retryNumber: number) => {
+            if (!isRefusal(error)) lastSentFailure = error;
+            return nextRetry({ call, policy: resolved, scheduler, random, deadlineAt }, error, retryNumber);
+          },
         }),
       );
       const bounded =
@@ -109,10 +109,7 @@ export function retryWithPolicy(policy: PartialRetryPolicy = {}, options: RetryO
               }),
             );
       return bounded
-        .pipe(
-          map((result) => withAttemptsAtLeast(result, attemptsMade)),
-          catchError((error: unknown) => throwError(() => failedAfter(call, error, attemptsMade))),
-        )
+        .pipe(catchError((error: unknown) => throwError(() => failedAfter(call, error, lastSentFailure))))
         .subscribe(subscriber);
     });
   };
@@ -182,20 +179,23 @@ function deadlineError(call: TxCall, deadlineMs: number): TxError {
   );
 }
 
-/** `meta` counting at least `attempts` (the attempts stamp the call's count; a bare source may not). */
-function metaWithAttemptsAtLeast(meta: TxMeta, attempts: number): TxMeta {
-  return meta.attempts >= attempts ? meta : Object.freeze({ ...meta, attempts });
+/** A try refused before anything was sent: the breaker was open, or the limiter's queue was full. */
+function isRefusal(error: unknown): error is TxError {
+  return isTxError(error, TxErrorCode.CircuitOpen, TxErrorCode.RateLimited);
 }
 
-function withAttemptsAtLeast(result: TxResult, attempts: number): TxResult {
-  const meta = metaWithAttemptsAtLeast(result.meta, attempts);
-  return meta === result.meta ? result : buildResult(result.result, result.data, meta);
-}
-
-/** The error the call gives up with, carrying the call's metadata and the attempts made. */
-function failedAfter(call: TxCall, error: unknown, attempts: number): unknown {
+/**
+ * The error the call gives up with, carrying the call's metadata (`attempts`: those sent). A refusal
+ * keeps the failure of the last attempt sent as its `cause`, so that it is not lost.
+ */
+function failedAfter(call: TxCall, error: unknown, lastSentFailure: unknown): unknown {
   const stamped = withCallMeta(call, error);
-  if (!(stamped instanceof TxError) || stamped.meta === undefined) return stamped;
-  const meta = metaWithAttemptsAtLeast(stamped.meta, attempts);
-  return meta === stamped.meta ? stamped : stamped.withMeta(meta);
+  if (lastSentFailure === undefined || !isRefusal(stamped) || stamped.cause !== undefined) return stamped;
+  return withCause(stamped, lastSentFailure);
+}
+
+/** `error` with `cause` (TxErrors are values: a new one). */
+function withCause(error: TxError, cause: unknown): TxError {
+  const { code, message, retryable, ambiguous, meta, field, retryAfterMs } = error;
+  return new TxError(code, message, { retryable, ambiguous, meta, field, retryAfterMs, cause });
 }

@@ -46,7 +46,8 @@ export interface McpTx {
   /**
    * One logical call through the default pipeline built from the config, the tool's policy and
    * `options`. Cold: nothing is sent until it is subscribed. Bad input errors on subscription with
-   * `MCP_TX_VALIDATION` and nothing is sent.
+   * `MCP_TX_VALIDATION` and nothing is sent. `args` are checked and copied when the call is made:
+   * every attempt sends that copy (`call.request.args`, frozen), whatever is changed in `args` later.
    *
    * @example
    * tx.call$('get_weather', { city: 'Lyon' }).subscribe(({ data, meta }) => console.log(data, meta.attempts));
@@ -60,7 +61,9 @@ export interface McpTx {
    */
   call(name: string, args?: JsonObject, options?: TxCallOptions): Promise<TxResult>;
   /**
-   * One bare attempt, no policies: the primitive to compose operators on by hand.
+   * One bare attempt, no policies: the primitive to compose operators on by hand. Like
+   * {@link McpTx.call$}, `args` are checked and copied when the call is made; every subscription
+   * (every retry) sends that frozen copy.
    *
    * @example
    * tx.attempt$('charge', { cents: 500 }, { idempotencyKey: 'order-42' }).pipe(retryWithPolicy());
@@ -217,8 +220,9 @@ class McpTxClient implements McpTx {
     return this.track(call);
   }
 
-  private buildRequest(name: string, args: unknown, options: TxCallOptions): TxRequest {
-    assertJsonArgs(args);
+  private buildRequest(name: string, input: unknown, options: TxCallOptions): TxRequest {
+    assertJsonArgs(input);
+    const args = frozenCopy(input);
     const policy = this.policies.get(name);
     const request: Record<string, unknown> = {
       name,
@@ -311,6 +315,20 @@ async function listAnnotations(client: Client): Promise<ReadonlyMap<string, Tool
   for (const tool of await listAllTools(client))
     if (tool.annotations !== undefined) annotations.set(tool.name, tool.annotations);
   return annotations;
+}
+
+/**
+ * A deep frozen copy of arguments already checked to be plain JSON (so the JSON round trip keeps all
+ * the wire would carry): what every attempt of the call sends, whatever the caller changes afterwards.
+ */
+function frozenCopy(args: JsonObject): JsonObject {
+  return deepFreeze(JSON.parse(JSON.stringify(args)) as JsonObject);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value !== 'object' || value === null) return value;
+  for (const item of Object.values(value)) deepFreeze(item);
+  return Object.freeze(value);
 }
 
 function derivedKey(policy: ToolPolicy | undefined, args: JsonObject): string | undefined {

@@ -33,7 +33,9 @@ const NO_RELEASE: Permit = Object.freeze({ release() {} });
  * continuously, computed from the clock when needed (no interval timer); calls that find none
  * wait in FIFO order (one timer, for the head) and none is dropped, up to `maxQueue` waiting, past
  * which a call fails with `MCP_TX_RATE_LIMITED`. In any window of T seconds at most
- * `burst + ratePerSecond·T` calls start.
+ * `burst + ratePerSecond·T` calls start — a strict bound, also when the timer fires late. Waiting
+ * calls are woken by a timer of at least 1 ms, and at most `burst` start per wake-up, so a rate
+ * above `1 000 × burst` per second needs a larger `burst` (e.g. `burst: rate / 100`) to be reached.
  *
  * @example
  * const limiter = tokenBucket({ ratePerSecond: 10, burst: 5, maxQueue: 1_000 });

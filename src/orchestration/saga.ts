@@ -361,12 +361,13 @@ function unsettledFailure(history: SagaHistory): StepFailure | undefined {
 /**
  * May the step have run although its call failed? Yes after a failure that may have reached the
  * server (ambiguous, or timeout, network, store or key-in-progress codes), and after a refusal
- * before sending (open circuit, rate limit, cancel) that came after earlier attempts.
+ * before sending (open circuit, rate limit, cancel) that came after attempts were sent (`meta.attempts`
+ * counts only those).
  */
 function mayHaveRun(error: unknown): boolean {
   if (!isTxError(error)) return false;
   if (error.ambiguous || UNKNOWN_OUTCOME.includes(error.code)) return true;
-  return REFUSED_BEFORE_SENDING.includes(error.code) && (error.meta?.attempts ?? 1) > 1;
+  return REFUSED_BEFORE_SENDING.includes(error.code) && (error.meta?.attempts ?? 0) > 0;
 }
 
 type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: unknown };

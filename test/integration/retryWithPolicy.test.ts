@@ -1,8 +1,12 @@
-import { firstValueFrom } from 'rxjs';
+import { firstValueFrom, VirtualTimeScheduler } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { retryWithPolicy } from '../../operators/retryWithPolicy.js';
+import { CircuitBreaker } from '../../src/breaker/circuitBreaker.js';
 import { TxErrorCode } from '../../src/errors.js';
+import { tokenBucket } from '../../src/limiter/tokenBucket.js';
+import type { TxConfig } from '../../src/schemas.js';
 import { connectFixture, expectFailure, type Fixture, wireOf } from '../support/fixture.js';
+import { advanceVirtual } from '../support/virtualTime.js';
 
 let fixture: Fixture;
 afterEach(async () => {
@@ -67,4 +71,46 @@ describe('retryWithPolicy over a real MCP server', () => {
     );
     expect(fixture.effects.get('d')).toBe(3);
   });
+});
+
+describe('retryWithPolicy counts the attempts sent, over a real MCP server', () => {
+  /** Runs a `flaky` call that always fails through the default pipeline of `config`, in virtual time. */
+  async function failingCall(config: (scheduler: VirtualTimeScheduler) => TxConfig) {
+    const scheduler = new VirtualTimeScheduler();
+    fixture = await connectFixture({
+      config: { scheduler, retry: { baseDelayMs: 100, jitter: false }, ...config(scheduler) },
+    });
+    const failure = expectFailure(fixture.tx.call('flaky', { key: 'k', failTimes: 5 }));
+    for (let step = 0; step < 5; step++) await advanceVirtual(scheduler, 100);
+    return failure;
+  }
+
+  it.each([
+    [
+      'an open breaker',
+      TxErrorCode.CircuitOpen,
+      (scheduler: VirtualTimeScheduler) => ({
+        breaker: new CircuitBreaker({ failureThreshold: 1, recoveryTimeoutMs: 60_000, scheduler }),
+      }),
+    ],
+    [
+      'a full limiter queue',
+      TxErrorCode.RateLimited,
+      (scheduler: VirtualTimeScheduler) => ({
+        limiter: tokenBucket({ ratePerSecond: 1, burst: 1, maxQueue: 0, scheduler }),
+      }),
+    ],
+  ])(
+    'a retry refused by %s is not an attempt; the failure sent is its cause',
+    async (_what, code, config) => {
+      const error = await failingCall(config);
+      expect(error).toMatchObject({ code, meta: { attempts: 1, status: 'rejected' } });
+      expect(fixture.seen).toHaveLength(1);
+      expect(error.cause).toMatchObject({
+        code: TxErrorCode.ToolError,
+        message: expect.stringContaining('TEMPORARY_FAILURE'),
+        meta: { attempts: 1 },
+      });
+    },
+  );
 });

@@ -1,7 +1,7 @@
 import { catchError, from, lastValueFrom, mergeMap, of, toArray } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMcpTx, TxError, TxErrorCode, type TxResult } from '../../src/index.js';
-import { connectFixture, expectFailure, type Fixture } from '../support/fixture.js';
+import { connectFixture, expectFailure, type Fixture, wireOf } from '../support/fixture.js';
 
 let fixture: Fixture;
 afterEach(async () => {
@@ -141,5 +141,42 @@ describe('bad input never reaches the wire', () => {
     });
     expect((await expectFailure(fixture.tx.call('echo', {}))).message).toContain('no id');
     expect(fixture.seen).toHaveLength(0);
+  });
+});
+
+describe('arguments are copied when the call is made', () => {
+  it('sends what was checked, whatever the caller changes in its object before subscribing', async () => {
+    fixture = await connectFixture();
+    const args: Record<string, unknown> = { value: { city: 'Lyon', days: [1, 2] } };
+    const call = fixture.tx.call$('echo', args);
+    args.value = 10n;
+    const result = await lastValueFrom(call);
+    expect(result.data).toEqual({ value: { city: 'Lyon', days: [1, 2] } });
+    expect(fixture.seen.map((seen) => seen.args)).toEqual([{ value: { city: 'Lyon', days: [1, 2] } }]);
+    expect(call.request.args).toEqual({ value: { city: 'Lyon', days: [1, 2] } });
+    expect(Object.isFrozen(call.request.args)).toBe(true);
+    expect(() => {
+      (call.request.args.value as { days: number[] }).days.push(3);
+    }).toThrowError(TypeError);
+  });
+
+  it('sends the same arguments on every attempt of one call', async () => {
+    fixture = await connectFixture({ config: { retry: { baseDelayMs: 2, maxDelayMs: 5, jitter: false } } });
+    const args: Record<string, unknown> = { key: 'a', failTimes: 2 };
+    const call = fixture.tx.call$('flaky', args);
+    call.state.onRetry(({ attempt }) => {
+      args.key = `changed-${attempt}`;
+      args.failTimes = 0;
+    });
+    const result = await lastValueFrom(call);
+    expect(result.meta.attempts).toBe(3);
+    expect(fixture.seen.map((seen) => seen.args)).toEqual([
+      { key: 'a', failTimes: 2 },
+      { key: 'a', failTimes: 2 },
+      { key: 'a', failTimes: 2 },
+    ]);
+    expect(new Set(fixture.seen.map((seen) => wireOf(seen)?.request_id))).toEqual(
+      new Set([call.request.requestId]),
+    );
   });
 });

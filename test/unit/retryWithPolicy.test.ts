@@ -2,9 +2,13 @@ import fc from 'fast-check';
 import { asyncScheduler, type Observable, of, throwError, VirtualTimeScheduler } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
+import { circuitBreak } from '../../operators/circuitBreak.js';
 import { retryWithPolicy } from '../../operators/retryWithPolicy.js';
-import { type RetryEvent, TxCall } from '../../src/call.js';
+import { throttle } from '../../operators/throttle.js';
+import { CircuitBreaker } from '../../src/breaker/circuitBreaker.js';
+import type { RetryEvent } from '../../src/call.js';
 import { TxError, TxErrorCode } from '../../src/errors.js';
+import { tokenBucket } from '../../src/limiter/tokenBucket.js';
 import type { TxResult } from '../../src/types.js';
 import { okResult, virtualCall } from '../support/virtualCall.js';
 
@@ -128,26 +132,59 @@ describe('retryWithPolicy in virtual time', () => {
     });
   });
 
-  it('counts its own attempts when the source does not stamp them', () => {
-    testScheduler().run(({ cold, expectObservable }) => {
-      const stamped = virtualCall(() => of(okResult()), { scheduler: asyncScheduler });
-      let subscriptions = 0;
-      const bare = new TxCall(stamped.request, stamped.state, stamped.env, (subscriber) => {
-        subscriptions += 1;
-        const outcome = subscriptions < 3 ? cold<TxResult>('-#', undefined, transient()) : of(okResult(1));
-        return outcome.subscribe(subscriber);
+  it('counts only the attempts sent: a try the breaker refuses is not one, and keeps the last failure as cause', () => {
+    const failure = transient();
+    let outcome: unknown;
+    let sent = 0;
+    let endedAt = -1;
+    testScheduler().run(({ cold }) => {
+      const call = virtualCall(
+        (n) => {
+          sent = n;
+          return cold<TxResult>('-#', undefined, failure);
+        },
+        { scheduler: asyncScheduler },
+      );
+      const breaker = new CircuitBreaker({ failureThreshold: 1, recoveryTimeoutMs: 60_000 });
+      call.pipe(circuitBreak(breaker), retryWithPolicy(flat)).subscribe({
+        error: (error) => {
+          outcome = error;
+          endedAt = asyncScheduler.now();
+        },
       });
-      const expected = { ...okResult(), meta: { ...okResult().meta, attempts: 3 } };
-      expectObservable(bare.pipe(retryWithPolicy(flat))).toBe('3002ms (a|)', { a: expected });
-      const failing = new TxCall(stamped.request, stamped.state, stamped.env, (subscriber) =>
-        cold<TxResult>('-#', undefined, transient()).subscribe(subscriber),
-      );
-      expectObservable(failing.pipe(retryWithPolicy({ ...flat, maxAttempts: 2 }))).toBe(
-        '1002ms #',
-        undefined,
-        failedWith(TxErrorCode.ToolError, 2),
-      );
     });
+    // attempt 1 fails at 1 and opens the breaker; the retry at 1001 is refused
+    expect(endedAt).toBe(1_001);
+    expect(sent).toBe(1);
+    expect(outcome).toMatchObject({
+      code: TxErrorCode.CircuitOpen,
+      meta: { attempts: 1, status: 'rejected' },
+    });
+    expect((outcome as TxError).cause).toBe(failure);
+  });
+
+  it('spends a try on each refusal retryOn lets it retry, still counting only the attempts sent', () => {
+    const failure = transient();
+    let outcome: unknown;
+    let sent = 0;
+    testScheduler().run(({ cold }) => {
+      const call = virtualCall(
+        (n) => {
+          sent = n;
+          return cold<TxResult>('-#', undefined, failure);
+        },
+        { scheduler: asyncScheduler },
+      );
+      const limiter = tokenBucket({ ratePerSecond: 1, burst: 1, maxQueue: 0 });
+      const policy = { ...flat, baseDelayMs: 100, maxAttempts: 3, retryOn: () => true };
+      // sent at 0 (fails at 1), refused at 101 and at 301: no token before 1000
+      call
+        .pipe(throttle(limiter), retryWithPolicy(policy))
+        .subscribe({ error: (error) => (outcome = error) });
+    });
+    expect(sent).toBe(1);
+    expect(outcome).toMatchObject({ code: TxErrorCode.RateLimited, meta: { attempts: 1 } });
+    expect((outcome as TxError).cause).toBe(failure);
   });
 
   it('tells the call about each retry', () => {
