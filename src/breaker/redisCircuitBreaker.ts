@@ -1,9 +1,10 @@
 import type { Redis } from 'ioredis';
-import { catchError, defer, distinctUntilChanged, Observable, of, switchMap, throwError } from 'rxjs';
+import { defer, distinctUntilChanged, Observable } from 'rxjs';
 import { z } from 'zod';
 import { TxError, TxErrorCode, validationError } from '../errors.js';
 import { newRequestId } from '../ids.js';
 import { parseOrThrow, TimeoutMsSchema } from '../schemas.js';
+import { withinDeadline } from '../storeDeadline.js';
 import { type Breaker, type BreakerPermit, type BreakerState, defaultIsFailure } from './circuitBreaker.js';
 
 const RedisBreakerOptionsSchema = z.strictObject({
@@ -13,6 +14,7 @@ const RedisBreakerOptionsSchema = z.strictObject({
   successThreshold: z.number().int().min(1, 'must be at least 1').default(1),
   /** How long a process may hold the half-open probe before another may take it (ms). */
   probeTimeoutMs: TimeoutMsSchema.default(30_000),
+  commandTimeoutMs: TimeoutMsSchema.default(2_000),
   isFailure: z
     .custom<(error: unknown) => boolean>((value) => typeof value === 'function', 'must be a function')
     .optional(),
@@ -21,8 +23,9 @@ const RedisBreakerOptionsSchema = z.strictObject({
 /**
  * Options of {@link RedisCircuitBreaker}:
  *
- * - `key` (required): the Redis hash that holds the state, and the pub/sub channel of its
- *   transitions; every process using the same key shares one breaker. The probe lock is `<key>:probe`.
+ * - `key` (required): names the breaker; every process using the same key shares one. Its state is
+ *   the Redis hash `{<key>}`, which is also the pub/sub channel of its transitions, and its probe
+ *   lock is `{<key>}:probe` — one hash tag, so both live in one slot of a Redis Cluster.
  * - `failureThreshold` (5): consecutive failures, across processes, that open it.
  * - `recoveryTimeoutMs` (60 000): how long it stays open before one process may probe; at most
  *   2 147 483 647.
@@ -31,6 +34,9 @@ const RedisBreakerOptionsSchema = z.strictObject({
  *   most 2 147 483 647. A probe that outlasts it is ignored (see {@link RedisCircuitBreaker}), so
  *   set it above the slowest call, timeout included.
  * - `isFailure` (`defaultIsFailure`): `(error) => boolean`, which errors count as failures.
+ * - `commandTimeoutMs` (2 000): how long any one Redis operation may take before it fails with
+ *   `MCP_TX_STORE_UNAVAILABLE`, so a Redis that is down or stalled answers in bounded time whatever
+ *   the client's own retry and offline-queue settings; at most 2 147 483 647.
  *
  * @example
  * const breaker = new RedisCircuitBreaker(redis, { key: 'mcp-tx:breaker:pricing', failureThreshold: 5 });
@@ -117,7 +123,9 @@ interface BreakerCommands {
  * nothing, moves nothing, and leaves alone the lock another process may have taken since — so only
  * the current probe decides, and the breaker stays half-open until it does (or, when nobody took
  * the lock, until the next caller probes). `state$` follows the transitions any process makes
- * (Redis pub/sub, so within the network round trip). Redis errors refuse the call with `MCP_TX_STORE_UNAVAILABLE`.
+ * (Redis pub/sub, so within the network round trip). A Redis that fails, or does not answer within
+ * `commandTimeoutMs` (down or stalled), refuses the call with `MCP_TX_STORE_UNAVAILABLE`; calls work
+ * again once it answers, on the same client.
  *
  * @example
  * const breaker = new RedisCircuitBreaker(new Redis(process.env.REDIS_URL), { key: 'pricing', failureThreshold: 5 });
@@ -126,6 +134,7 @@ interface BreakerCommands {
 export class RedisCircuitBreaker implements Breaker {
   private readonly settings: z.output<typeof RedisBreakerOptionsSchema>;
   private readonly redis: Redis & BreakerCommands;
+  private readonly stateKey: string;
   private readonly lockKey: string;
 
   constructor(redis: Redis, options: RedisBreakerOptions) {
@@ -138,58 +147,81 @@ export class RedisCircuitBreaker implements Breaker {
       redis.defineCommand('mcpTxBreakerReport', { numberOfKeys: 2, lua: REPORT });
     }
     this.redis = redis as Redis & BreakerCommands;
-    this.lockKey = `${this.settings.key}:probe`;
+    this.stateKey = `{${this.settings.key}}`;
+    this.lockKey = `${this.stateKey}:probe`;
   }
 
   /**
    * Asks Redis (one script) for leave: a permit when closed, or the probe when the recovery time has
    * passed and no other process holds it; else `MCP_TX_CIRCUIT_OPEN` with `retryAfterMs`. Redis
-   * errors fail with `MCP_TX_STORE_UNAVAILABLE` (retryable).
+   * errors and timeouts fail with `MCP_TX_STORE_UNAVAILABLE` (retryable).
    */
   acquire(): Observable<BreakerPermit> {
     const { key, recoveryTimeoutMs, probeTimeoutMs } = this.settings;
-    return defer(() => {
+    return defer(async () => {
       const token = newRequestId();
-      return this.redis
-        .mcpTxBreakerAdmit(key, this.lockKey, recoveryTimeoutMs, probeTimeoutMs, token)
-        .then(([admission, retryAfterMs]) => ({ admission, retryAfterMs, token }));
-    }).pipe(
-      switchMap(({ admission, retryAfterMs, token }) => {
-        if (admission === 'open') {
-          const wait = Math.max(0, Number(retryAfterMs));
-          return throwError(
-            () =>
-              new TxError(TxErrorCode.CircuitOpen, `Circuit breaker ${key} is open; retry after ${wait} ms`, {
-                retryAfterMs: wait,
-              }),
-          );
-        }
-        return of(this.permit(admission === 'probe' ? token : undefined));
-      }),
-      catchError((error: unknown) =>
-        throwError(() => (error instanceof TxError ? error : unavailable(error))),
-      ),
-    );
+      const admitting = this.redis.mcpTxBreakerAdmit(
+        this.stateKey,
+        this.lockKey,
+        recoveryTimeoutMs,
+        probeTimeoutMs,
+        token,
+      );
+      const [admission, retryAfterMs] = await this.bounded(admitting).catch((error: unknown) => {
+        // Should Redis still run the script late, the probe it hands out to nobody is let go at once.
+        admitting.then(
+          ([late]) => late === 'probe' && this.permit(token).release(),
+          () => undefined,
+        );
+        throw error;
+      });
+      if (admission === 'open') {
+        const wait = Math.max(0, Number(retryAfterMs));
+        throw new TxError(TxErrorCode.CircuitOpen, `Circuit breaker ${key} is open; retry after ${wait} ms`, {
+          retryAfterMs: wait,
+        });
+      }
+      return this.permit(admission === 'probe' ? token : undefined);
+    });
   }
 
-  /** The state in Redis now. */
+  /** The state in Redis now; `MCP_TX_STORE_UNAVAILABLE` when Redis fails or does not answer in time. */
   async getState(): Promise<BreakerState> {
-    return ((await this.redis.hget(this.settings.key, 'state')) as BreakerState | null) ?? 'closed';
+    return ((await this.bounded(this.redis.hget(this.stateKey, 'state'))) as BreakerState | null) ?? 'closed';
   }
 
-  /** The state now, then every transition any process makes (listening starts before the first read). */
+  /**
+   * The state now, then every transition any process makes, on a subscriber connection of its own
+   * (listening starts before the state is read). Redis blips do not end it: on every reconnection it
+   * re-reads the state and emits it if it changed; it errors with `MCP_TX_STORE_UNAVAILABLE` only
+   * when that connection gives up (ioredis's `retryStrategy` stops reconnecting).
+   */
   get state$(): Observable<BreakerState> {
     return new Observable<BreakerState>((subscriber) => {
       const listener = this.redis.duplicate();
-      const fail = (error: unknown) => subscriber.error(unavailable(error));
-      listener.on('error', fail);
+      const readAfterSubscribing = () =>
+        listener
+          .subscribe(this.stateKey)
+          .then(() => this.getState())
+          .then(
+            (state) => subscriber.next(state),
+            () => undefined,
+          ); // read again on the next 'ready'
+      listener.on('error', () => undefined); // transient: ioredis reconnects and re-subscribes
+      listener.on('ready', readAfterSubscribing);
       listener.on('message', (_channel, state) => subscriber.next(state as BreakerState));
-      listener
-        .subscribe(this.settings.key)
-        .then(() => this.getState())
-        .then((state) => subscriber.next(state), fail);
+      listener.on('end', () => subscriber.error(unavailable(new Error('subscriber connection closed'))));
       return () => listener.disconnect();
     }).pipe(distinctUntilChanged());
+  }
+
+  /** `operation`, failing with `MCP_TX_STORE_UNAVAILABLE` when Redis fails or is slower than `commandTimeoutMs`. */
+  private bounded<T>(operation: Promise<T>): Promise<T> {
+    return withinDeadline(operation, this.settings.commandTimeoutMs, 'Circuit breaker store').catch(
+      (error: unknown) => {
+        throw unavailable(error);
+      },
+    );
   }
 
   /** A permit; `probeToken` is the token the probe lock was taken with, none when closed. */
@@ -199,10 +231,16 @@ export class RedisCircuitBreaker implements Breaker {
       if (reported) return;
       reported = true;
       if (outcome === 'release' && probeToken === undefined) return;
-      const { key, failureThreshold, successThreshold } = this.settings;
-      this.redis
-        .mcpTxBreakerReport(key, this.lockKey, outcome, probeToken ?? '', failureThreshold, successThreshold)
-        .catch(() => undefined); // the probe lock expires; a lost report only delays the breaker
+      const { failureThreshold, successThreshold } = this.settings;
+      const reporting = this.redis.mcpTxBreakerReport(
+        this.stateKey,
+        this.lockKey,
+        outcome,
+        probeToken ?? '',
+        failureThreshold,
+        successThreshold,
+      );
+      this.bounded(reporting).catch(() => undefined); // the probe lock expires; a lost report only delays the breaker
     };
     return {
       success: () => report('success'),
@@ -213,7 +251,9 @@ export class RedisCircuitBreaker implements Breaker {
   }
 }
 
+/** A Redis failure as `MCP_TX_STORE_UNAVAILABLE` (retryable); a `TxError` (a deadline) as it is. */
 function unavailable(error: unknown): TxError {
+  if (error instanceof TxError) return error;
   return new TxError(TxErrorCode.StoreUnavailable, `Circuit breaker store unavailable: ${String(error)}`, {
     retryable: true,
     cause: error,

@@ -2,13 +2,15 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { TxError, TxErrorCode, validationError } from '../errors.js';
 import { newRequestId } from '../ids.js';
-import { parseOrThrow } from '../schemas.js';
+import { parseOrThrow, TimeoutMsSchema } from '../schemas.js';
+import { withinDeadline } from '../storeDeadline.js';
 import type { BeginOutcome, Completion, EffectStore, IdempotencyRecord, IdempotencyStore } from './store.js';
 
 const RedisStoreOptionsSchema = z.strictObject({
   prefix: z.string().min(1, 'must not be empty').default('mcp-tx:idem:'),
   windowMs: z.number().int().positive('must be greater than 0').default(300_000),
   failOpen: z.boolean().default(false),
+  commandTimeoutMs: TimeoutMsSchema.default(2_000),
 });
 
 /**
@@ -19,6 +21,9 @@ const RedisStoreOptionsSchema = z.strictObject({
  * - `failOpen` (`false`): when Redis fails, let calls go ahead without deduplication instead of
  *   failing them with `MCP_TX_STORE_UNAVAILABLE` (`commit` never fails open; a key `begin` handed
  *   out while failing open is committed only if nobody has taken it since).
+ * - `commandTimeoutMs` (2 000): how long any one Redis operation may take before it fails with
+ *   `MCP_TX_STORE_UNAVAILABLE` (or fails open) — so a Redis that is down or stalled answers in
+ *   bounded time whatever the client's own retry and offline-queue settings; at most 2 147 483 647.
  *
  * @example
  * const store = redisIdempotencyStore(redis, { prefix: 'shop:idem:', windowMs: 86_400_000 });
@@ -29,7 +34,9 @@ export type RedisStoreOptions = z.input<typeof RedisStoreOptionsSchema>;
  * An effect committed with {@link EffectStore.commit} on Redis: commands run in order, in one Lua
  * script, e.g. `[['HINCRBY', 'balances', 'alice', '500'], ['XADD', 'ledger', '*', 'to', 'alice']]`.
  * Redis runs a script in isolation but does not roll it back when a command fails, so keep effects
- * to writes that cannot fail on well-formed input.
+ * to writes that cannot fail on well-formed input. On a Redis Cluster the script runs on the node of
+ * the idempotency key (`prefix` + key), so every key an effect writes must hash to the same slot:
+ * give them a common hash tag (e.g. a prefix `{shop}:idem:` and keys `{shop}:balances`).
  *
  * @example
  * const effect: RedisEffect = [
@@ -102,6 +109,23 @@ interface IdempotencyCommands {
   ): Promise<number>;
 }
 
+/** What the `begin` script answered, as an outcome; `token` is the one it took a new key with. */
+function beginOutcome([status, stored]: [string, string?], token: string): BeginOutcome {
+  if (status === 'completed')
+    return { status, record: (JSON.parse(stored as string) as { r: IdempotencyRecord }).r };
+  if (status === 'new') return { status, token };
+  return { status: status as 'in_progress' | 'conflict' };
+}
+
+/** A Redis failure as `MCP_TX_STORE_UNAVAILABLE` (retryable); a `TxError` (a deadline) as it is. */
+function unavailable(error: unknown): TxError {
+  if (error instanceof TxError) return error;
+  return new TxError(TxErrorCode.StoreUnavailable, `Idempotency store unavailable: ${String(error)}`, {
+    retryable: true,
+    cause: error,
+  });
+}
+
 /** The stored form of a completed key. */
 const completedEntry = (fingerprint: string, record: IdempotencyRecord) =>
   JSON.stringify({ f: fingerprint, s: 'c', r: record });
@@ -110,13 +134,17 @@ const completedEntry = (fingerprint: string, record: IdempotencyRecord) =>
  * An {@link IdempotencyStore} on Redis (ioredis), shared by every process that uses the same
  * `prefix`: `begin` is one Lua script (atomic across processes); in-progress records expire, so a
  * crashed holder does not block a key forever; completed records are kept for their TTL. Usable by
- * the client's `dedupe` and the server's `txTool`. When Redis fails, calls fail with
- * `MCP_TX_STORE_UNAVAILABLE` (retryable) — or, with `failOpen: true`, go ahead without
- * deduplication. It is also an {@link EffectStore} of {@link RedisEffect}s: a `txTool` handler that
- * answers `withEffect(result, commands)` has its Redis writes applied in one script with the key's
+ * the client's `dedupe` and the server's `txTool`. When Redis fails, or does not answer within
+ * `commandTimeoutMs` (down or stalled), calls fail with `MCP_TX_STORE_UNAVAILABLE` (retryable) — or,
+ * with `failOpen: true`, go ahead without deduplication; they work again once Redis answers, on the
+ * same client (a `begin` that failed lets go of the key should its script still run late). It is
+ * also an {@link EffectStore} of {@link RedisEffect}s: a `txTool` handler that answers
+ * `withEffect(result, commands)` has its Redis writes applied in one script with the key's
  * completion, fenced by the holder's token — exactly once even when the server is killed mid-call
  * (`commit` never fails open: the effect has nowhere else to go; after a `begin` that failed open it
- * commits only while the key is still absent, else answers `false` and applies nothing).
+ * commits only while the key is still absent, else answers `false` and applies nothing). A commit
+ * that timed out may still be applied when Redis answers late — with its key's record, so a retry
+ * finds the key completed. On a Redis Cluster, see {@link RedisEffect}.
  *
  * @example
  * import { Redis } from 'ioredis';
@@ -130,53 +158,53 @@ export function redisIdempotencyStore(
   if (typeof (redis as Partial<Redis> | null)?.defineCommand !== 'function') {
     throw validationError('redis', 'must be an ioredis client');
   }
-  const { prefix, windowMs, failOpen } = parseOrThrow(RedisStoreOptionsSchema, options, 'options');
+  const { prefix, windowMs, failOpen, commandTimeoutMs } = parseOrThrow(
+    RedisStoreOptionsSchema,
+    options,
+    'options',
+  );
   if (!('mcpTxIdemBegin' in redis)) {
     redis.defineCommand('mcpTxIdemBegin', { numberOfKeys: 1, lua: BEGIN });
     redis.defineCommand('mcpTxIdemRelease', { numberOfKeys: 1, lua: RELEASE });
     redis.defineCommand('mcpTxIdemCommit', { numberOfKeys: 1, lua: COMMIT });
   }
   const commands = redis as unknown as Redis & IdempotencyCommands;
-  const unavailable = (error: unknown) =>
-    new TxError(TxErrorCode.StoreUnavailable, `Idempotency store unavailable: ${String(error)}`, {
-      retryable: true,
-      cause: error,
-    });
-  const guarded = <T>(operation: () => Promise<T>, whenOpen: T): Promise<T> =>
-    operation().catch((error: unknown) => {
-      if (failOpen) return whenOpen;
+  /** `operation`, failing with `MCP_TX_STORE_UNAVAILABLE` when Redis fails or is slower than `commandTimeoutMs`. */
+  const bounded = <T>(operation: Promise<T>): Promise<T> =>
+    withinDeadline(operation, commandTimeoutMs, 'Idempotency store').catch((error: unknown) => {
       throw unavailable(error);
     });
+  const orOpen = <T>(operation: Promise<T>, whenOpen: T): Promise<T> =>
+    failOpen ? operation.catch(() => whenOpen) : operation;
+  /** A write whose outcome does not matter, only that it is done (or, failing open, given up). */
+  const write = (operation: Promise<unknown>): Promise<void> =>
+    orOpen(
+      bounded(operation).then(() => undefined),
+      undefined,
+    );
+  /** After a `begin` that failed, lets go of the key should its script still take it (Redis late, not down). */
+  const letGoLate = (key: string, token: string, taking: Promise<[string, string?]>) =>
+    taking
+      .then(([status]) => (status === 'new' ? commands.mcpTxIdemRelease(prefix + key, token) : 0))
+      .catch(() => undefined);
 
   return {
     windowMs,
-    begin: (key, fingerprint, ttlMs) =>
-      guarded(
-        async (): Promise<BeginOutcome> => {
-          const token = newRequestId();
-          const [status, stored] = await commands.mcpTxIdemBegin(prefix + key, fingerprint, ttlMs, token);
-          if (status === 'completed')
-            return { status, record: (JSON.parse(stored as string) as { r: IdempotencyRecord }).r };
-          if (status === 'new') return { status, token };
-          return { status: status as 'in_progress' | 'conflict' };
-        },
-        { status: 'new' },
-      ),
+    begin(key, fingerprint, ttlMs) {
+      const token = newRequestId();
+      const taking = commands.mcpTxIdemBegin(prefix + key, fingerprint, ttlMs, token);
+      const outcome = bounded(taking.then((answer) => beginOutcome(answer, token)));
+      outcome.catch(() => letGoLate(key, token, taking));
+      return orOpen(outcome, { status: 'new' });
+    },
     complete: (key, fingerprint, record, ttlMs) =>
-      guarded(async () => {
-        await redis.set(prefix + key, completedEntry(fingerprint, record), 'PX', ttlMs);
-      }, undefined),
-    release: (key, token) =>
-      guarded(async () => {
-        await commands.mcpTxIdemRelease(prefix + key, token ?? '');
-      }, undefined),
+      write(redis.set(prefix + key, completedEntry(fingerprint, record), 'PX', ttlMs)),
+    release: (key, token) => write(commands.mcpTxIdemRelease(prefix + key, token ?? '')),
     async commit(effect, completion) {
       const commands = parseOrThrow(RedisEffectSchema, effect, 'effect');
       if (completion !== undefined && completion.token === undefined && !failOpen)
         throw validationError('completion.token', 'must be the token begin answered');
-      return commitEffect(commands, completion).catch((error: unknown) => {
-        throw unavailable(error);
-      });
+      return bounded(commitEffect(commands, completion));
     },
   };
 

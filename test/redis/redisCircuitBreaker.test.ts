@@ -25,7 +25,7 @@ const connect = () => {
   return redis;
 };
 afterAll(async () => {
-  const keys = await connections[0]?.keys('mcp-tx-test:breaker:*');
+  const keys = await connections[0]?.keys('{mcp-tx-test:breaker:*');
   if (keys?.length) await connections[0]?.del(...keys);
   for (const redis of connections) redis.disconnect();
 });
@@ -176,7 +176,7 @@ describe('RedisCircuitBreaker probe fencing: a probe that outlasts probeTimeoutM
    */
   async function probeTakenOver() {
     const key = newKey();
-    const lockKey = `${key}:probe`;
+    const lockKey = `{${key}}:probe`;
     const options = { failureThreshold: 1, recoveryTimeoutMs: 50 };
     const stale = instance(key, { ...options, probeTimeoutMs: 50 });
     const current = instance(key, { ...options, probeTimeoutMs: 10_000 });
@@ -236,7 +236,7 @@ describe('RedisCircuitBreaker probe fencing: a probe that outlasts probeTimeoutM
 });
 
 describe('RedisCircuitBreaker options', () => {
-  it.each(['recoveryTimeoutMs', 'probeTimeoutMs'])(
+  it.each(['recoveryTimeoutMs', 'probeTimeoutMs', 'commandTimeoutMs'])(
     '%s is a whole number from 1 to MAX_TIMEOUT_MS',
     (field) => {
       const redis = connect();

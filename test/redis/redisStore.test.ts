@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { redisIdempotencyStore, TxErrorCode } from '../../src/index.js';
+import { MAX_TIMEOUT_MS } from '../../src/schemas.js';
 import { redisUrl, testRedis, unreachableRedis } from '../support/redis.js';
 
 const run = promisify(execFile);
@@ -119,6 +120,19 @@ describe('redisIdempotencyStore on a real Redis', () => {
       code: TxErrorCode.StoreUnavailable,
     });
     down.disconnect();
+  });
+
+  it('takes commandTimeoutMs as a whole number of milliseconds from 1 to MAX_TIMEOUT_MS', () => {
+    expect(() => redisIdempotencyStore(redis, { commandTimeoutMs: MAX_TIMEOUT_MS })).not.toThrow();
+    expect(() => redisIdempotencyStore(redis, { commandTimeoutMs: 0 })).toThrow(
+      expect.objectContaining({
+        code: TxErrorCode.Validation,
+        message: 'Invalid options.commandTimeoutMs: must be greater than 0',
+      }),
+    );
+    expect(() => redisIdempotencyStore(redis, { commandTimeoutMs: MAX_TIMEOUT_MS + 1 })).toThrow(
+      `Invalid options.commandTimeoutMs: must be at most ${MAX_TIMEOUT_MS}`,
+    );
   });
 
   it('fails closed with MCP_TX_STORE_UNAVAILABLE when Redis is unreachable, or goes ahead when failOpen', async () => {
