@@ -27,7 +27,8 @@ function inFlightUnder(shared: AbortSignal): Set<AbortController> {
  * fetch leaves an `abort` listener on it until garbage collection, so under load they pile up
  * (hundreds after a burst) and `MaxListenersExceededWarning` floods the log. Here the shared
  * signal gets one listener, which still aborts every request in flight when the transport closes;
- * a request leaves that set when its response body ends.
+ * a request leaves that set when its response body ends, errors or is cancelled (as the transport
+ * does with a 202), or at once when the response has no body (202, 204).
  *
  * @example
  * const transport = new StreamableHTTPClientTransport(url, { fetch: perRequestSignalFetch() });
@@ -45,12 +46,11 @@ export function perRequestSignalFetch(baseFetch: FetchLike = fetch): FetchLike {
     };
     try {
       const response = await baseFetch(url, { ...init, signal: own.signal });
-      if (response.body === null) {
+      if (response.body === null || response.status === 202) {
         release();
         return response;
       }
-      const body = response.body.pipeThrough(new TransformStream({ flush: release }));
-      return new Response(body, {
+      return new Response(releasedWhenDone(response.body, release), {
         status: response.status,
         statusText: response.statusText,
         headers: response.headers,
@@ -60,4 +60,27 @@ export function perRequestSignalFetch(baseFetch: FetchLike = fetch): FetchLike {
       throw error;
     }
   };
+}
+
+/** `body` as it comes, calling `release` once it ends, errors or is cancelled. */
+function releasedWhenDone(body: ReadableStream<Uint8Array>, release: () => void): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (done) {
+          release();
+          controller.close();
+        } else controller.enqueue(value);
+      } catch (error) {
+        release();
+        controller.error(error);
+      }
+    },
+    cancel(reason) {
+      release();
+      return reader.cancel(reason);
+    },
+  });
 }

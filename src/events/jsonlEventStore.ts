@@ -1,6 +1,8 @@
 import { type FileHandle, open, readFile } from 'node:fs/promises';
-import { from, type Observable, switchMap } from 'rxjs';
+import { resolve } from 'node:path';
+import { defer, type Observable, switchMap } from 'rxjs';
 import { z } from 'zod';
+import { TxError, TxErrorCode } from '../errors.js';
 import { parseOrThrow } from '../schemas.js';
 import {
   type EventFilter,
@@ -11,12 +13,24 @@ import {
   type TxEvent,
 } from './eventStore.js';
 
+const PathSchema = z.string({ error: 'must be a file path' }).min(1, 'must not be empty');
+const OptionsSchema = z.strictObject(
+  { fsync: z.boolean({ error: 'must be true or false' }).optional() },
+  { error: 'must be an object { fsync? }' },
+);
+
 /**
  * The embedded durable {@link EventStore}: one JSON object a line, appended to a file. Appends are
- * written in order, one at a time; with `fsync: true` each is flushed to disk before `append`
- * resolves. A last line torn by a crash is skipped on replay and cut off before the next append
- * (its `append` never resolved); a bad line anywhere else is an error that names the line. Reading while another part of
- * the process writes is safe: a replay sees the events appended before it started.
+ * written in order, one at a time per file in the process (whichever instance makes them), each line
+ * with one write; with `fsync: true` each is flushed to disk before `append` resolves. A last line
+ * torn by a crash is skipped on replay and cut off before the next append (its `append` never
+ * resolved); a bad line anywhere else is an error that names the line. Reading while the process
+ * writes is safe: a replay sees the events appended before it started.
+ *
+ * One writing process per file (readers may be many). Nothing enforces it: a lock file left behind
+ * by a crash would keep the log shut until someone removed it. A second process appending to the
+ * same file may lose a line: an append cuts what looks like a torn last line, and a long line
+ * (over a page) another process is writing at that moment looks like one.
  *
  * @example
  * const events = new JsonlEventStore('./data/events.jsonl', { fsync: true });
@@ -24,15 +38,10 @@ import {
  * events.read$({ transactionId: 'saga-1' }).subscribe(console.log);
  * await events.close();
  */
-const PathSchema = z.string({ error: 'must be a file path' }).min(1, 'must not be empty');
-const OptionsSchema = z.strictObject(
-  { fsync: z.boolean({ error: 'must be true or false' }).optional() },
-  { error: 'must be an object { fsync? }' },
-);
-
 export class JsonlEventStore implements EventStore {
   private handle?: Promise<FileHandle>;
   private writes: Promise<unknown> = Promise.resolve();
+  private closing?: Promise<void>;
 
   readonly path: string;
   private readonly options: { readonly fsync?: boolean };
@@ -44,15 +53,22 @@ export class JsonlEventStore implements EventStore {
   }
 
   /**
-   * Appends `event` as one line, after the appends before it; with `fsync: true`, resolves once it is
-   * on disk. The first append opens the file (creating it) and cuts off a torn last line.
+   * Appends `event` as one line, after the appends made before it to the same file in this process;
+   * with `fsync: true`, resolves once it is on disk. The first append opens the file (creating it); each cuts off a torn last line first.
+   * After `close()` it rejects with `MCP_TX_STORE_UNAVAILABLE` (not retryable).
    */
   append(event: NewTxEvent): Promise<TxEvent> {
+    if (this.closing) {
+      return Promise.reject(
+        new TxError(TxErrorCode.StoreUnavailable, `Event store ${this.path} is closed: append refused`),
+      );
+    }
     const stored = stampEvent(event);
-    const line = `${JSON.stringify(stored)}\n`;
-    const written = this.writes.then(async () => {
+    const line = Buffer.from(`${JSON.stringify(stored)}\n`, 'utf8');
+    const written = afterAppendsTo(resolve(this.path), async () => {
       const handle = await this.openForAppend();
-      await handle.appendFile(line, 'utf8');
+      await dropTornTail(handle);
+      await writeWhole(handle, line);
       if (this.options.fsync) await handle.sync();
       return stored;
     });
@@ -61,27 +77,30 @@ export class JsonlEventStore implements EventStore {
   }
 
   /**
-   * Reads the file and replays its events in order (none if the file does not exist yet). Errors
-   * naming the line when a line other than a torn last one is not JSON.
+   * Replays the events in order, reading the file when subscribed (afresh on each subscription;
+   * none if the file does not exist yet). Errors naming the line when a line other than a torn last
+   * one is not JSON.
    */
   read$(eventFilter?: EventFilter): Observable<TxEvent> {
-    return from(this.readAll()).pipe(switchMap((events) => replayLog(events, eventFilter)));
+    return defer(() => this.readAll()).pipe(switchMap((events) => replayLog(events, eventFilter)));
   }
 
-  /** Waits for the appends in flight and closes the file. */
-  async close(): Promise<void> {
-    await this.writes;
-    const handle = await this.handle;
-    this.handle = undefined;
-    await handle?.close();
+  /** Waits for the appends made before it and closes the file; appends after it are refused. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.writes;
+      const handle = await this.handle;
+      this.handle = undefined;
+      await handle?.close();
+    })();
+    return this.closing;
   }
 
   private openForAppend(): Promise<FileHandle> {
-    this.handle ??= (async () => {
-      const handle = await open(this.path, 'a+');
-      await dropTornTail(handle);
-      return handle;
-    })();
+    this.handle ??= open(this.path, 'a+').catch((error: unknown) => {
+      this.handle = undefined; // the next append tries again
+      throw error;
+    });
     return this.handle;
   }
 
@@ -108,22 +127,49 @@ export class JsonlEventStore implements EventStore {
   }
 }
 
+/** The last append queued to each file (by absolute path) in this process, by any instance. */
+const lastAppendTo = new Map<string, Promise<unknown>>();
+
+/** Runs `append` once the appends queued to `file` before it have settled. */
+function afterAppendsTo<T>(file: string, append: () => Promise<T>): Promise<T> {
+  const appended = (lastAppendTo.get(file) ?? Promise.resolve()).then(append);
+  const settled = appended.catch(() => undefined);
+  lastAppendTo.set(file, settled);
+  void settled.then(() => {
+    if (lastAppendTo.get(file) === settled) lastAppendTo.delete(file);
+  });
+  return appended;
+}
+
+/** Writes all of `bytes` at the end of the file: one write, more only if the system writes less. */
+async function writeWhole(handle: FileHandle, bytes: Buffer): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) {
+    const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset);
+    offset += bytesWritten;
+  }
+}
+
+const NEWLINE = 0x0a;
 const TAIL_CHUNK = 64 * 1024;
 
-/** Cuts off a last line that a crash left without its newline. */
+/** Cuts off a last line left without its newline (a write cut short by a crash or a full disk). */
 async function dropTornTail(handle: FileHandle): Promise<void> {
   const { size } = await handle.stat();
-  let end = size;
+  if (size === 0) return;
+  const { buffer: last } = await handle.read(Buffer.alloc(1), 0, 1, size - 1);
+  if (last[0] !== NEWLINE) await handle.truncate(await endOfLastLine(handle, size));
+}
+
+/** Where the last whole line of the first `size` bytes ends (0 if there is none). */
+async function endOfLastLine(handle: FileHandle, size: number): Promise<number> {
   const chunk = Buffer.alloc(TAIL_CHUNK);
-  while (end > 0) {
+  for (let end = size; end > 0; ) {
     const start = Math.max(0, end - TAIL_CHUNK);
     const { bytesRead } = await handle.read(chunk, 0, end - start, start);
-    const newline = chunk.subarray(0, bytesRead).lastIndexOf(0x0a);
-    if (newline !== -1) {
-      if (start + newline + 1 < size) await handle.truncate(start + newline + 1);
-      return;
-    }
+    const newline = chunk.subarray(0, bytesRead).lastIndexOf(NEWLINE);
+    if (newline !== -1) return start + newline + 1;
     end = start;
   }
-  if (size > 0) await handle.truncate(0);
+  return 0;
 }

@@ -1,8 +1,9 @@
 import type { Redis } from 'ioredis';
-import { from, Observable, switchMap } from 'rxjs';
+import { defer, Observable, switchMap } from 'rxjs';
 import { z } from 'zod';
-import { TxError, TxErrorCode, validationError } from '../errors.js';
-import { parseOrThrow } from '../schemas.js';
+import { isTxError, TxError, TxErrorCode, validationError } from '../errors.js';
+import { MAX_TIMEOUT_MS, parseOrThrow, TimeoutMsSchema } from '../schemas.js';
+import { withinDeadline } from '../storeDeadline.js';
 import {
   type EventFilter,
   type EventStore,
@@ -16,7 +17,9 @@ import {
 const RedisEventStoreOptionsSchema = z.strictObject({
   stream: z.string().min(1, 'must not be empty'),
   /** How long one blocking read of `live$` waits before asking again (ms). */
-  blockMs: z.number().int().positive().default(1_000),
+  blockMs: TimeoutMsSchema.default(1_000),
+  /** How long an append, a replay or `live$`'s first read may wait for Redis (ms). */
+  commandTimeoutMs: TimeoutMsSchema.default(2_000),
 });
 
 /**
@@ -24,9 +27,12 @@ const RedisEventStoreOptionsSchema = z.strictObject({
  *
  * - `stream` (required): the Redis Stream key the events go to.
  * - `blockMs` (1000): how long one blocking read of `live$` waits before asking again.
+ * - `commandTimeoutMs` (2000): how long an `append`, a `read$` or the start of a `live$` may wait
+ *   for Redis before failing with `MCP_TX_STORE_UNAVAILABLE` (a blocking read of `live$` may take
+ *   `blockMs` more), whatever the client's own retry and offline-queue settings.
  *
  * @example
- * const events = new RedisEventStore(redis, { stream: 'shop:events', blockMs: 5_000 });
+ * const events = new RedisEventStore(redis, { stream: 'shop:events', blockMs: 5_000, commandTimeoutMs: 500 });
  */
 export type RedisEventStoreOptions = z.input<typeof RedisEventStoreOptionsSchema>;
 
@@ -41,8 +47,9 @@ type StreamEntries = Array<[id: string, fields: string[]]>;
 /**
  * An {@link EventStore} on a Redis Stream that many processes append to and read: `append` is one
  * XADD; `read$` replays the stream in order; `live$` follows it, emitting the events appended after
- * the subscription (blocking XREADs on its own connection, closed on unsubscribe). Redis errors
- * surface as `MCP_TX_STORE_UNAVAILABLE`.
+ * the subscription (blocking XREADs on its own connection, closed on unsubscribe). Redis errors,
+ * and a Redis that does not answer within `commandTimeoutMs`, surface as `MCP_TX_STORE_UNAVAILABLE`
+ * (retryable).
  *
  * @example
  * const events = new RedisEventStore(new Redis(process.env.REDIS_URL), { stream: 'shop:events' });
@@ -68,9 +75,12 @@ export class RedisEventStore implements EventStore {
     return stored;
   }
 
-  /** Replays the stream in order (one XRANGE, when called); Redis errors: `MCP_TX_STORE_UNAVAILABLE`. */
+  /**
+   * Replays the stream in order: one XRANGE when subscribed, a new one on each subscription (so a
+   * `retry()` reads again); Redis errors: `MCP_TX_STORE_UNAVAILABLE`.
+   */
   read$(eventFilter?: EventFilter): Observable<TxEvent> {
-    return from(this.guard(this.redis.xrange(this.settings.stream, '-', '+'))).pipe(
+    return defer(() => this.guard(this.redis.xrange(this.settings.stream, '-', '+'))).pipe(
       switchMap((entries) => replayLog(toEvents(entries), eventFilter)),
     );
   }
@@ -80,23 +90,24 @@ export class RedisEventStore implements EventStore {
    * "Now" is the stream's last entry when subscribed, read at once on this store's connection (so an
    * `append` made on it after subscribing is always seen); each blocking read then asks for what comes
    * after the last entry seen, so nothing appended between two reads is missed. A stream that does
-   * not exist yet is followed from its first entry.
+   * not exist yet is followed from its first entry. The reader connection is a duplicate of this
+   * store's without its `commandTimeout` (which would cut a blocking read short); a read that has not
+   * answered within `blockMs + commandTimeoutMs` errors with `MCP_TX_STORE_UNAVAILABLE`.
    */
   live$(eventFilter?: EventFilter): Observable<TxEvent> {
     return new Observable<TxEvent>((subscriber) => {
-      const subscribedAt = this.lastEntryId();
-      const reader = this.redis.duplicate();
+      const { stream, blockMs, commandTimeoutMs } = this.settings;
+      const subscribedAt = this.guard(this.lastEntryId());
+      const reader = this.redis.duplicate({ commandTimeout: undefined });
       reader.on('error', () => undefined); // reported through the failed read below
       let closed = false;
       const follow = async () => {
         let cursor = await subscribedAt;
         while (!closed) {
-          const answer = (await reader.xread(
-            'BLOCK',
-            this.settings.blockMs,
-            'STREAMS',
-            this.settings.stream,
-            cursor,
+          const answer = (await withinDeadline(
+            reader.xread('BLOCK', blockMs, 'STREAMS', stream, cursor),
+            Math.min(blockMs + commandTimeoutMs, MAX_TIMEOUT_MS),
+            'Event store',
           )) as Array<[string, StreamEntries]> | null;
           for (const [, entries] of answer ?? []) {
             for (const event of toEvents(entries))
@@ -121,10 +132,12 @@ export class RedisEventStore implements EventStore {
     return last?.[0] ?? BEFORE_ANY_ENTRY;
   }
 
+  /** `operation`, failing with `MCP_TX_STORE_UNAVAILABLE` if Redis fails or takes over `commandTimeoutMs`. */
   private guard<T>(operation: Promise<T>): Promise<T> {
-    return operation.catch((error: unknown) => {
+    const failed = operation.catch((error: unknown) => {
       throw unavailable(error);
     });
+    return withinDeadline(failed, this.settings.commandTimeoutMs, 'Event store');
   }
 }
 
@@ -133,6 +146,7 @@ function toEvents(entries: StreamEntries): TxEvent[] {
 }
 
 function unavailable(error: unknown): TxError {
+  if (isTxError(error, TxErrorCode.StoreUnavailable)) return error;
   return new TxError(TxErrorCode.StoreUnavailable, `Event stream unavailable: ${String(error)}`, {
     retryable: true,
     cause: error,

@@ -1,5 +1,7 @@
-import { Redis } from 'ioredis';
-import { firstValueFrom, lastValueFrom, take, toArray } from 'rxjs';
+import { once } from 'node:events';
+import { connect, createServer, type Socket } from 'node:net';
+import { Redis, type RedisOptions } from 'ioredis';
+import { firstValueFrom, from, lastValueFrom, retry, take, toArray } from 'rxjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { newRequestId } from '../../src/ids.js';
 import { type EventFilter, RedisEventStore, TxErrorCode, type TxEvent } from '../../src/index.js';
@@ -9,16 +11,19 @@ import { redisUrl, testRedis, unreachableRedis } from '../support/redis.js';
 const { redis, prefix } = testRedis();
 const stream = `${prefix}events`;
 
-/** The connections the tests open besides `redis`, closed after them. */
-const opened: Redis[] = [];
+/** Closes the connections the tests open besides `redis`, after them. */
+const closers: Array<() => void> = [];
 afterAll(() => {
-  for (const connection of opened) connection.disconnect();
+  for (const close of closers) close();
 });
 
 /** A store on a connection of its own, named so that its `live$` readers (duplicates, same name) can be found. */
-function namedStore(key: string, blockMs?: number) {
-  const connection = new Redis(redisUrl, { connectionName: `mcp-tx-test-${newRequestId()}` });
-  opened.push(connection);
+function namedStore(key: string, blockMs?: number, connectionOptions: RedisOptions = {}) {
+  const connection = new Redis(redisUrl, {
+    ...connectionOptions,
+    connectionName: `mcp-tx-test-${newRequestId()}`,
+  });
+  closers.push(() => connection.disconnect());
   const clients = async () =>
     ((await connection.client('LIST')) as string)
       .split('\n')
@@ -36,17 +41,32 @@ function namedStore(key: string, blockMs?: number) {
 }
 
 /**
- * Watches Redis (MONITOR, on a connection of its own closed after the file's tests): the cursor of
- * every XREAD sent from an address (the id after which it asked), in order.
+ * Watches Redis (MONITOR, on a socket of its own closed after the file's tests): the cursor of every
+ * XREAD sent from an address (the id after which it asked), in order. A plain socket, as ioredis's
+ * `monitor()` throws when the first lines come in the same packet as its OK (other clients busy).
  */
 async function xreadCursors(): Promise<(address: string) => string[]> {
-  const monitor = await redis.monitor();
-  opened.push(monitor);
+  const { hostname, port, username, password } = new URL(redisUrl);
+  const monitor = connect(Number(port || 6379), hostname).setEncoding('utf8');
+  closers.push(() => monitor.destroy());
   const sent = new Map<string, string[]>();
-  monitor.on('monitor', (_time: string, args: string[], source: string) => {
-    if (args[0]?.toLowerCase() !== 'xread') return;
-    sent.set(source, [...(sent.get(source) ?? []), args.at(-1) as string]);
+  let oks = 0;
+  let unfinished = '';
+  monitor.on('data', (chunk: string) => {
+    const lines = (unfinished + chunk).split('\r\n');
+    unfinished = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line === '+OK') oks += 1;
+      // +1732000000.123456 [0 127.0.0.1:51234] "xread" "BLOCK" "10" "STREAMS" "key" "0-0"
+      const source = /^\+[\d.]+ \[\d+ (\S+)\]/.exec(line)?.[1];
+      const args = Array.from(line.matchAll(/"((?:[^"\\]|\\.)*)"/g), (match) => match[1] as string);
+      if (source === undefined || args[0]?.toLowerCase() !== 'xread') continue;
+      sent.set(source, [...(sent.get(source) ?? []), args.at(-1) as string]);
+    }
   });
+  const commands = password ? [`AUTH ${username || 'default'} ${decodeURIComponent(password)}`] : [];
+  monitor.write([...commands, 'MONITOR', ''].join('\r\n'));
+  await until(() => oks === commands.length + 1); // MONITOR answered: watching from now on
   return (address) => sent.get(address) ?? [];
 }
 
@@ -67,6 +87,20 @@ function follow(store: RedisEventStore, filter?: EventFilter) {
       return seen.some((event) => event.type === type);
     }, 5_000);
   return { seen, arrived, stop: () => subscription.unsubscribe() };
+}
+
+/** A TCP server on 127.0.0.1 that accepts connections and never answers: a stalled Redis. */
+async function silentServer() {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => sockets.add(socket)).listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
 }
 
 const numbered = (events: TxEvent[]) => events.map((event) => event.data?.n ?? event.type);
@@ -161,6 +195,84 @@ describe('RedisEventStore on a real Redis stream', () => {
     for (const live of following) live.stop();
     for (const _ of range(3)) follow(store).stop(); // unsubscribed at once
     await eventually(async () => (await connections()) === 1); // only the store's own connection
+  });
+
+  it('reads when subscribed, afresh each time: a replay built before an append sees it, a retry reads again', async () => {
+    const key = `${prefix}cold`;
+    const store = new RedisEventStore(redis, { stream: key });
+    const builtFirst = store.read$();
+    await store.append({ type: 'Appended' });
+    expect((await lastValueFrom(builtFirst.pipe(toArray()))).map((event) => event.type)).toEqual([
+      'Appended',
+    ]);
+
+    // A client not connected yet fails its first command at once (no offline queue), then connects.
+    const connecting = new Redis(redisUrl, { lazyConnect: true, enableOfflineQueue: false });
+    closers.push(() => connecting.disconnect());
+    const failures: unknown[] = [];
+    const replayed = await lastValueFrom(
+      new RedisEventStore(connecting, { stream: key }).read$().pipe(
+        retry({
+          count: 1,
+          delay: (error: unknown) => {
+            failures.push(error);
+            return from(once(connecting, 'ready'));
+          },
+        }),
+        toArray(),
+      ),
+    );
+    expect(failures).toEqual([expect.objectContaining({ code: TxErrorCode.StoreUnavailable })]);
+    expect(replayed.map((event) => event.type)).toEqual(['Appended']);
+  });
+
+  it('asks Redis nothing for a read$ never subscribed: no unhandled rejection while Redis is down', async () => {
+    const down = unreachableRedis();
+    const unhandled: unknown[] = [];
+    const noteUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', noteUnhandled);
+    new RedisEventStore(down, { stream }).read$();
+    await new Promise((resolve) => setImmediate(resolve)); // past the point where Node reports one
+    process.off('unhandledRejection', noteUnhandled);
+    expect(unhandled).toEqual([]);
+    expect(down.status).toBe('wait'); // never asked to connect
+    down.disconnect();
+  });
+
+  it('fails append, read$ and live$ with MCP_TX_STORE_UNAVAILABLE within commandTimeoutMs when Redis does not answer', async () => {
+    const stalledServer = await silentServer();
+    const stalled = new Redis(stalledServer.port, '127.0.0.1'); // connects, then waits forever for replies
+    const store = new RedisEventStore(stalled, { stream, commandTimeoutMs: 100 });
+    const unanswered = expect.objectContaining({
+      code: TxErrorCode.StoreUnavailable,
+      retryable: true,
+      message: 'Event store did not answer within 100 ms',
+    });
+    await expect(store.append({ type: 'X' })).rejects.toEqual(unanswered);
+    await expect(firstValueFrom(store.read$())).rejects.toEqual(unanswered);
+    await expect(firstValueFrom(store.live$())).rejects.toEqual(unanswered);
+    stalled.disconnect();
+    stalledServer.close();
+  });
+
+  it('keeps following when the client has a commandTimeout shorter than blockMs', async () => {
+    const key = `${prefix}command-timeout`;
+    const { store, readers, address } = namedStore(key, 300, { commandTimeout: 100 });
+    const cursors = await xreadCursors();
+    const live = follow(store);
+    await eventually(async () => (await readers()) === 1);
+    const reader = await address();
+    await eventually(async () => cursors(reader).length >= 2); // the first 300 ms read ended, empty and unharmed
+    await store.append({ type: 'End' });
+    await live.arrived('End');
+    expect(numbered(live.seen)).toEqual(['End']);
+    live.stop();
+  });
+
+  it('names a bad commandTimeoutMs', () => {
+    expect(() => new RedisEventStore(redis, { stream, commandTimeoutMs: 0 })).toThrow(
+      expect.objectContaining({ code: TxErrorCode.Validation, field: 'options.commandTimeoutMs' }),
+    );
   });
 
   it('surfaces a Redis failure as MCP_TX_STORE_UNAVAILABLE', async () => {

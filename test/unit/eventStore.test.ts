@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lastValueFrom, toArray } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { TxErrorCode } from '../../src/errors.js';
 import { type EventStore, MemoryEventStore } from '../../src/events/eventStore.js';
 import { JsonlEventStore } from '../../src/events/jsonlEventStore.js';
 
@@ -67,6 +68,66 @@ describe('JsonlEventStore', () => {
     await reopened.append({ type: 'After' });
     expect((await replay(reopened)).map((event) => event.type)).toEqual(['Kept', 'After']);
     await reopened.close();
+  });
+
+  it('cuts a torn line another writer left while this store had the file open, before appending', async () => {
+    const path = join(dir, 'events.jsonl');
+    const store = new JsonlEventStore(path);
+    await store.append({ type: 'First' });
+    await appendFile(path, '{"type":"TornByACrash","id":"0'); // another process died mid-write
+    await store.append({ type: 'After' });
+    expect((await replay(new JsonlEventStore(path))).map((event) => event.type)).toEqual(['First', 'After']);
+    await store.close();
+  });
+
+  it('keeps every line whole when two instances in one process append large events at once', async () => {
+    const path = join(dir, 'events.jsonl');
+    const [a, b] = [new JsonlEventStore(path), new JsonlEventStore(path)];
+    const blob = 'x'.repeat(600_000); // over the 512 KiB a Node file write is cut into
+    await Promise.all(
+      Array.from({ length: 10 }, (_, n) =>
+        (n % 2 === 0 ? a : b).append({ type: 'Large', data: { n, blob } }),
+      ),
+    );
+    await Promise.all([a.close(), b.close()]);
+    const events = await replay(new JsonlEventStore(path));
+    expect(events.map((event) => event.data?.n)).toEqual(Array.from({ length: 10 }, (_, n) => n));
+    expect(events.every((event) => event.data?.blob === blob)).toBe(true);
+  });
+
+  it('reads the file when subscribed, afresh each time; a replay never subscribed reads nothing', async () => {
+    const path = join(dir, 'events.jsonl');
+    await writeFile(path, 'not json\n');
+    const unhandled: unknown[] = [];
+    const noteUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', noteUnhandled);
+    const store = new JsonlEventStore(path);
+    store.read$(); // never subscribed
+    const replay$ = store.read$();
+    await expect(lastValueFrom(replay$)).rejects.toThrow(`${path}:1`);
+    await writeFile(path, '');
+    await store.append({ type: 'Repaired' });
+    expect((await lastValueFrom(replay$.pipe(toArray()))).map((event) => event.type)).toEqual(['Repaired']);
+    await new Promise((resolve) => setImmediate(resolve)); // past the point where Node reports one
+    process.off('unhandledRejection', noteUnhandled);
+    expect(unhandled).toEqual([]);
+    await store.close();
+  });
+
+  it('refuses an append made after close() with MCP_TX_STORE_UNAVAILABLE, and writes those made before', async () => {
+    const path = join(dir, 'events.jsonl');
+    const store = new JsonlEventStore(path);
+    const before = store.append({ type: 'Before' });
+    const closed = store.close();
+    await expect(store.append({ type: 'After' })).rejects.toMatchObject({
+      code: TxErrorCode.StoreUnavailable,
+      retryable: false,
+      message: `Event store ${path} is closed: append refused`,
+    });
+    await closed;
+    expect((await before).type).toBe('Before');
+    expect(await store.close()).toBeUndefined(); // closing again is harmless
+    expect((await replay(store)).map((event) => event.type)).toEqual(['Before']);
   });
 
   it('names the line of a corrupt event in the middle of the log', async () => {
