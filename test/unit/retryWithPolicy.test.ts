@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { asyncScheduler, type Observable, of, throwError, VirtualTimeScheduler } from 'rxjs';
-import { TestScheduler } from 'rxjs/testing';
+import { type RunHelpers, TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import { circuitBreak } from '../../operators/circuitBreak.js';
 import { retryWithPolicy } from '../../operators/retryWithPolicy.js';
@@ -132,19 +132,25 @@ describe('retryWithPolicy in virtual time', () => {
     });
   });
 
+  /** A call whose every attempt fails with `failure` 1 ms in; `onAttempt` hears each attempt's number. */
+  const failingCall = (cold: RunHelpers['cold'], failure: unknown, onAttempt: (attempt: number) => void) =>
+    virtualCall(
+      (n) => {
+        onAttempt(n);
+        return cold<TxResult>('-#', undefined, failure);
+      },
+      { scheduler: asyncScheduler },
+    );
+
   it('counts only the attempts sent: a try the breaker refuses is not one, and keeps the last failure as cause', () => {
     const failure = transient();
     let outcome: unknown;
     let sent = 0;
     let endedAt = -1;
     testScheduler().run(({ cold }) => {
-      const call = virtualCall(
-        (n) => {
-          sent = n;
-          return cold<TxResult>('-#', undefined, failure);
-        },
-        { scheduler: asyncScheduler },
-      );
+      const call = failingCall(cold, failure, (n) => {
+        sent = n;
+      });
       const breaker = new CircuitBreaker({ failureThreshold: 1, recoveryTimeoutMs: 60_000 });
       call.pipe(circuitBreak(breaker), retryWithPolicy(flat)).subscribe({
         error: (error) => {
@@ -168,13 +174,9 @@ describe('retryWithPolicy in virtual time', () => {
     let outcome: unknown;
     let sent = 0;
     testScheduler().run(({ cold }) => {
-      const call = virtualCall(
-        (n) => {
-          sent = n;
-          return cold<TxResult>('-#', undefined, failure);
-        },
-        { scheduler: asyncScheduler },
-      );
+      const call = failingCall(cold, failure, (n) => {
+        sent = n;
+      });
       const limiter = tokenBucket({ ratePerSecond: 1, burst: 1, maxQueue: 0 });
       const policy = { ...flat, baseDelayMs: 100, maxAttempts: 3, retryOn: () => true };
       // sent at 0 (fails at 1), refused at 101 and at 301: no token before 1000
