@@ -191,11 +191,5 @@ function isRefusal(error: unknown): error is TxError {
 function failedAfter(call: TxCall, error: unknown, lastSentFailure: unknown): unknown {
   const stamped = withCallMeta(call, error);
   if (lastSentFailure === undefined || !isRefusal(stamped) || stamped.cause !== undefined) return stamped;
-  return withCause(stamped, lastSentFailure);
-}
-
-/** `error` with `cause` (TxErrors are values: a new one). */
-function withCause(error: TxError, cause: unknown): TxError {
-  const { code, message, retryable, ambiguous, meta, field, retryAfterMs } = error;
-  return new TxError(code, message, { retryable, ambiguous, meta, field, retryAfterMs, cause });
+  return stamped.withCause(lastSentFailure);
 }

@@ -114,6 +114,16 @@ export class TxError extends Error {
     return new TxError(this.code, this.message, { ...this.options(), meta });
   }
 
+  /**
+   * The same error with another `cause` (e.g. the failure that came before a refusal).
+   *
+   * @example
+   * refusal.withCause(lastFailure); // CIRCUIT_OPEN, caused by the tool error that opened it
+   */
+  withCause(cause: unknown): TxError {
+    return new TxError(this.code, this.message, { ...this.options(), cause });
+  }
+
   /** The same error with other retryability and a reason added to the message. */
   withRetryable(retryable: boolean, reason?: string): TxError {
     const message = reason === undefined ? this.message : `${this.message} (${reason})`;
