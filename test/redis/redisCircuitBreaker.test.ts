@@ -79,10 +79,13 @@ class BreakerWorker {
     });
   }
 
+  /** Ends its input so that it exits; kills it if it has not within 2 s (a failed test leaves no process). */
   stop(): Promise<unknown> {
+    if (this.process.exitCode !== null || this.process.signalCode !== null) return Promise.resolve();
     const exited = new Promise((resolve) => this.process.once('exit', resolve));
+    const kill = setTimeout(() => this.process.kill('SIGKILL'), 2_000);
     this.process.stdin.end();
-    return exited;
+    return exited.finally(() => clearTimeout(kill));
   }
 }
 
