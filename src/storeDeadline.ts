@@ -1,10 +1,24 @@
 import { TxError, TxErrorCode } from './errors.js';
 
 /**
- * `operation`, or a rejection with `MCP_TX_STORE_UNAVAILABLE` (retryable) once `timeoutMs` has
- * passed: a store down or stalled answers in bounded time, whatever its client's own retry and
- * offline-queue settings (ioredis's defaults queue a command for over a minute while Redis is
- * down). The timer is cleared when the operation settles and never keeps the process alive.
+ * `error` as `MCP_TX_STORE_UNAVAILABLE` (retryable), naming `store`; a `TxError` stays as it is.
+ *
+ * @example
+ * subscriber.error(storeUnavailable('Event store', error));
+ */
+export function storeUnavailable(store: string, error: unknown): TxError {
+  if (error instanceof TxError) return error;
+  return new TxError(TxErrorCode.StoreUnavailable, `${store} unavailable: ${String(error)}`, {
+    retryable: true,
+    cause: error,
+  });
+}
+
+/**
+ * `operation`, failing with `MCP_TX_STORE_UNAVAILABLE` (retryable) when it fails or once
+ * `timeoutMs` has passed: a store down or stalled answers in bounded time, whatever its client's
+ * own retry and offline-queue settings (ioredis's defaults queue a command for over a minute while
+ * Redis is down). The timer is cleared when the operation settles and never keeps the process alive.
  *
  * @example
  * const outcome = await withinDeadline(redis.get(key), 2_000, 'Idempotency store');
@@ -23,5 +37,9 @@ export function withinDeadline<T>(operation: Promise<T>, timeoutMs: number, stor
     );
     timer.unref();
   });
-  return Promise.race([operation, deadline]).finally(() => clearTimeout(timer));
+  return Promise.race([operation, deadline])
+    .catch((error: unknown) => {
+      throw storeUnavailable(store, error);
+    })
+    .finally(() => clearTimeout(timer));
 }

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { TxError, TxErrorCode, validationError } from '../errors.js';
 import { newRequestId } from '../ids.js';
 import { parseOrThrow, TimeoutMsSchema } from '../schemas.js';
-import { withinDeadline } from '../storeDeadline.js';
+import { storeUnavailable, withinDeadline } from '../storeDeadline.js';
 import { type Breaker, type BreakerPermit, type BreakerState, defaultIsFailure } from './circuitBreaker.js';
 
 const RedisBreakerOptionsSchema = z.strictObject({
@@ -210,18 +210,18 @@ export class RedisCircuitBreaker implements Breaker {
       listener.on('error', () => undefined); // transient: ioredis reconnects and re-subscribes
       listener.on('ready', readAfterSubscribing);
       listener.on('message', (_channel, state) => subscriber.next(state as BreakerState));
-      listener.on('end', () => subscriber.error(unavailable(new Error('subscriber connection closed'))));
+      listener.on('end', () =>
+        subscriber.error(
+          storeUnavailable('Circuit breaker store', new Error('subscriber connection closed')),
+        ),
+      );
       return () => listener.disconnect();
     }).pipe(distinctUntilChanged());
   }
 
   /** `operation`, failing with `MCP_TX_STORE_UNAVAILABLE` when Redis fails or is slower than `commandTimeoutMs`. */
   private bounded<T>(operation: Promise<T>): Promise<T> {
-    return withinDeadline(operation, this.settings.commandTimeoutMs, 'Circuit breaker store').catch(
-      (error: unknown) => {
-        throw unavailable(error);
-      },
-    );
+    return withinDeadline(operation, this.settings.commandTimeoutMs, 'Circuit breaker store');
   }
 
   /** A permit; `probeToken` is the token the probe lock was taken with, none when closed. */
@@ -249,13 +249,4 @@ export class RedisCircuitBreaker implements Breaker {
       release: () => report('release'),
     };
   }
-}
-
-/** A Redis failure as `MCP_TX_STORE_UNAVAILABLE` (retryable); a `TxError` (a deadline) as it is. */
-function unavailable(error: unknown): TxError {
-  if (error instanceof TxError) return error;
-  return new TxError(TxErrorCode.StoreUnavailable, `Circuit breaker store unavailable: ${String(error)}`, {
-    retryable: true,
-    cause: error,
-  });
 }

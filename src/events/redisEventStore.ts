@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis';
 import { defer, Observable, switchMap } from 'rxjs';
 import { z } from 'zod';
-import { isTxError, TxError, TxErrorCode, validationError } from '../errors.js';
+import { validationError } from '../errors.js';
 import { MAX_TIMEOUT_MS, parseOrThrow, TimeoutMsSchema } from '../schemas.js';
-import { withinDeadline } from '../storeDeadline.js';
+import { storeUnavailable, withinDeadline } from '../storeDeadline.js';
 import {
   type EventFilter,
   type EventStore,
@@ -117,7 +117,7 @@ export class RedisEventStore implements EventStore {
         }
       };
       follow().catch((error: unknown) => {
-        if (!closed) subscriber.error(unavailable(error));
+        if (!closed) subscriber.error(storeUnavailable('Event store', error));
       });
       return () => {
         closed = true;
@@ -134,21 +134,10 @@ export class RedisEventStore implements EventStore {
 
   /** `operation`, failing with `MCP_TX_STORE_UNAVAILABLE` if Redis fails or takes over `commandTimeoutMs`. */
   private guard<T>(operation: Promise<T>): Promise<T> {
-    const failed = operation.catch((error: unknown) => {
-      throw unavailable(error);
-    });
-    return withinDeadline(failed, this.settings.commandTimeoutMs, 'Event store');
+    return withinDeadline(operation, this.settings.commandTimeoutMs, 'Event store');
   }
 }
 
 function toEvents(entries: StreamEntries): TxEvent[] {
   return entries.map(([, fields]) => JSON.parse(fields[fields.indexOf(FIELD) + 1] as string) as TxEvent);
-}
-
-function unavailable(error: unknown): TxError {
-  if (isTxError(error, TxErrorCode.StoreUnavailable)) return error;
-  return new TxError(TxErrorCode.StoreUnavailable, `Event stream unavailable: ${String(error)}`, {
-    retryable: true,
-    cause: error,
-  });
 }

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { TxError, TxErrorCode, validationError } from '../errors.js';
+import { validationError } from '../errors.js';
 import { newRequestId } from '../ids.js';
 import { parseOrThrow, TimeoutMsSchema } from '../schemas.js';
 import { withinDeadline } from '../storeDeadline.js';
@@ -117,15 +117,6 @@ function beginOutcome([status, stored]: [string, string?], token: string): Begin
   return { status: status as 'in_progress' | 'conflict' };
 }
 
-/** A Redis failure as `MCP_TX_STORE_UNAVAILABLE` (retryable); a `TxError` (a deadline) as it is. */
-function unavailable(error: unknown): TxError {
-  if (error instanceof TxError) return error;
-  return new TxError(TxErrorCode.StoreUnavailable, `Idempotency store unavailable: ${String(error)}`, {
-    retryable: true,
-    cause: error,
-  });
-}
-
 /** The stored form of a completed key. */
 const completedEntry = (fingerprint: string, record: IdempotencyRecord) =>
   JSON.stringify({ f: fingerprint, s: 'c', r: record });
@@ -171,9 +162,7 @@ export function redisIdempotencyStore(
   const commands = redis as unknown as Redis & IdempotencyCommands;
   /** `operation`, failing with `MCP_TX_STORE_UNAVAILABLE` when Redis fails or is slower than `commandTimeoutMs`. */
   const bounded = <T>(operation: Promise<T>): Promise<T> =>
-    withinDeadline(operation, commandTimeoutMs, 'Idempotency store').catch((error: unknown) => {
-      throw unavailable(error);
-    });
+    withinDeadline(operation, commandTimeoutMs, 'Idempotency store');
   const orOpen = <T>(operation: Promise<T>, whenOpen: T): Promise<T> =>
     failOpen ? operation.catch(() => whenOpen) : operation;
   /** A write whose outcome does not matter, only that it is done (or, failing open, given up). */

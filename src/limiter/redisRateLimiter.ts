@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis';
 import { asyncScheduler, Observable, type SchedulerLike, type Subscriber, type Subscription } from 'rxjs';
 import { z } from 'zod';
-import { isTxError, TxError, TxErrorCode, validationError } from '../errors.js';
+import { type TxError, validationError } from '../errors.js';
 import { MaxQueueSchema, parseOrThrow, SchedulerSchema, TimeoutMsSchema } from '../schemas.js';
-import { withinDeadline } from '../storeDeadline.js';
+import { storeUnavailable, withinDeadline } from '../storeDeadline.js';
 import type { Limiter, Permit } from './limiter.js';
 import { queueFullError } from './waitQueue.js';
 
@@ -129,7 +129,7 @@ class RedisRateLimiter implements Limiter {
       },
       (error: unknown) => {
         this.asking = false;
-        this.failAll(unavailable(error));
+        this.failAll(storeUnavailable('Rate limiter', error));
       },
     );
   }
@@ -164,12 +164,4 @@ class RedisRateLimiter implements Limiter {
     this.wake?.unsubscribe();
     this.wake = undefined;
   }
-}
-
-function unavailable(error: unknown): TxError {
-  if (isTxError(error, TxErrorCode.StoreUnavailable)) return error;
-  return new TxError(TxErrorCode.StoreUnavailable, `Rate limiter store unavailable: ${String(error)}`, {
-    retryable: true,
-    cause: error,
-  });
 }
