@@ -413,27 +413,18 @@ describe('mcp-tx usage and connection errors', () => {
     expect(run.stderr()).toContain('--concurrency');
   });
 
-  it('exits 2 naming a bad option value or a missing server', async () => {
+  it.each([
+    [['--concurrency', '0'], 'mcp-tx: Invalid --concurrency: must be at least 1\n'],
+    [['--retry-delay', 'soon'], 'mcp-tx: Invalid --retry-delay: must be a number\n'],
+    [['--timeout', '2147483648'], 'mcp-tx: Invalid --timeout: must be at most 2147483647\n'],
+    [['--rate', '0.0000001'], 'mcp-tx: Invalid --rate: must be at least 0.01 (one attempt every 100 s)\n'],
+  ])('exits 2 naming a bad option value: %j', async (flags, message) => {
     const bad = capture();
-    expect(
-      await main(['batch', '--input', 'x.jsonl', '--url', server.url, '--concurrency', '0'], bad.io),
-    ).toBe(2);
-    expect(bad.stderr()).toBe('mcp-tx: Invalid --concurrency: must be at least 1\n');
-    const nan = capture();
-    expect(
-      await main(['batch', '--input', 'x.jsonl', '--url', server.url, '--retry-delay', 'soon'], nan.io),
-    ).toBe(2);
-    expect(nan.stderr()).toBe('mcp-tx: Invalid --retry-delay: must be a number\n');
-    const tooLong = capture();
-    expect(
-      await main(['batch', '--input', 'x.jsonl', '--url', server.url, '--timeout', '2147483648'], tooLong.io),
-    ).toBe(2);
-    expect(tooLong.stderr()).toBe('mcp-tx: Invalid --timeout: must be at most 2147483647\n');
-    const slow = capture();
-    expect(
-      await main(['batch', '--input', 'x.jsonl', '--url', server.url, '--rate', '0.0000001'], slow.io),
-    ).toBe(2);
-    expect(slow.stderr()).toBe('mcp-tx: Invalid --rate: must be at least 0.01 (one attempt every 100 s)\n');
+    expect(await main(['batch', '--input', 'x.jsonl', '--url', server.url, ...flags], bad.io)).toBe(2);
+    expect(bad.stderr()).toBe(message);
+  });
+
+  it('exits 2 naming a missing server or an unreadable input', async () => {
     const none = capture();
     expect(await main(['batch', '--input', 'x.jsonl'], none.io)).toBe(2);
     expect(none.stderr()).toContain('Invalid --stdio: give exactly one of --stdio <command> or --url <url>');
