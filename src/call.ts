@@ -190,14 +190,9 @@ function runAttempt(
   state: TxCallState,
   subscriber: Subscriber<TxResult>,
 ): TeardownLogic {
-  const { signal: userSignal, timeoutMs, onProgress, resetTimeoutOnProgress } = request.options;
-  if (userSignal?.aborted) {
-    const error = new TxError(TxErrorCode.Cancelled, 'The call was cancelled before it was sent');
-    subscriber.error(
-      error.withMeta(failureMeta(request, state, error, env.scheduler.now(), env.serverSupportsTx())),
-    );
-    return;
-  }
+  // The call's own `signal` is watched around the whole call (see cancelledBy): aborting it
+  // unsubscribes this attempt, whose teardown cancels it on the wire.
+  const { timeoutMs, onProgress, resetTimeoutOnProgress } = request.options;
   const timing = startTiming(env, state);
   const supportsTx = env.serverSupportsTx();
   const finish = (nowMs = env.scheduler.now()) => ({ ...timing, nowMs });
@@ -215,13 +210,7 @@ function runAttempt(
   };
 
   const signal = new AttemptSignal();
-  const onUserAbort = () => signal.abort(userSignal?.reason ?? 'aborted by the caller');
-  userSignal?.addEventListener('abort', onUserAbort, { once: true });
   let settled = false;
-  const settle = () => {
-    settled = true;
-    userSignal?.removeEventListener('abort', onUserAbort);
-  };
 
   const retryCount = timing.attempts - 1;
   const requestMeta = supportsTx
@@ -237,7 +226,7 @@ function runAttempt(
     })
     .then(
       (result) => {
-        settle();
+        settled = true;
         const response = result as CallToolResult;
         const wire = supportsTx ? readWireResponseMeta(response) : undefined;
         if (response.isError) {
@@ -249,14 +238,14 @@ function runAttempt(
         subscriber.complete();
       },
       (error: unknown) => {
-        settle();
+        settled = true;
         fail(classifyRejection(error, signal.aborted));
       },
     );
 
   return () => {
     if (settled) return;
-    settle();
+    settled = true;
     signal.abort('unsubscribed');
   };
 }
