@@ -3,7 +3,7 @@ import type { CallToolResult, ToolAnnotations } from '@modelcontextprotocol/sdk/
 import { Observable, type Operator, type SchedulerLike, type Subscriber, type TeardownLogic } from 'rxjs';
 import { AttemptSignal } from './attemptSignal.js';
 import { classifyRejection, classifyToolError, resultText } from './classify.js';
-import { statusOf, TxError, TxErrorCode, validationError } from './errors.js';
+import { statusOf, TxError, validationError } from './errors.js';
 import {
   buildMeta,
   buildResult,
