@@ -1,8 +1,8 @@
 import { catchError, finalize, type Observable, switchMap, take, tap, throwError } from 'rxjs';
 import type { Breaker, BreakerPermit } from '../src/breaker/circuitBreaker.js';
-import { type TxCall, txCallOf, withCallMeta } from '../src/call.js';
-import { validationError } from '../src/errors.js';
-import type { TxResult } from '../src/types.js';
+import { type TxCall, txCallOf, withCallMeta } from '../src/call/call.js';
+import { validationError } from '../src/core/errors.js';
+import type { TxResult } from '../src/core/types.js';
 
 /**
  * Asks the breaker before each subscription of the source: a refusal fails the call at once with

@@ -14,14 +14,19 @@ import {
   timer,
 } from 'rxjs';
 import { z } from 'zod';
-import { type TxCall, txCallOf, withCallMeta } from '../src/call.js';
-import { isTxError, TxError, TxErrorCode } from '../src/errors.js';
+import { type TxCall, txCallOf, withCallMeta } from '../src/call/call.js';
+import { buildMeta, buildResult, extractData, successOutcome } from '../src/call/result.js';
+import {
+  InProgressOptionsSchema,
+  PositiveMsSchema,
+  parseOrThrow,
+  SchedulerSchema,
+} from '../src/config/validators.js';
+import { isTxError, TxError, TxErrorCode } from '../src/core/errors.js';
+import { isoTime } from '../src/core/time.js';
+import type { TxMeta, TxResult } from '../src/core/types.js';
 import { fingerprint, scopedKey } from '../src/idempotency/fingerprint.js';
 import type { BeginOutcome, IdempotencyRecord, IdempotencyStore } from '../src/idempotency/store.js';
-import { buildMeta, buildResult, extractData, successOutcome } from '../src/result.js';
-import { InProgressOptionsSchema, PositiveMsSchema, parseOrThrow, SchedulerSchema } from '../src/schemas.js';
-import { isoTime } from '../src/time.js';
-import type { TxMeta, TxResult } from '../src/types.js';
 
 const DedupeOptionsSchema = z.strictObject({
   windowMs: PositiveMsSchema.optional(),

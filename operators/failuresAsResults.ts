@@ -1,9 +1,9 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { catchError, type Observable, of, throwError } from 'rxjs';
-import { type TxCall, txCallOf, withCallMeta } from '../src/call.js';
-import { TxError } from '../src/errors.js';
-import { buildResult } from '../src/result.js';
-import type { TxMeta, TxResult } from '../src/types.js';
+import { type TxCall, txCallOf, withCallMeta } from '../src/call/call.js';
+import { buildResult } from '../src/call/result.js';
+import { TxError } from '../src/core/errors.js';
+import type { TxMeta, TxResult } from '../src/core/types.js';
 
 /**
  * Turns a final failure into a value, as the Python MCP-Tx returns failures: a {@link TxResult}

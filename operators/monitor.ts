@@ -1,8 +1,8 @@
 import { type Observable, tap } from 'rxjs';
-import { type TxCall, txCallOf, withCallMeta } from '../src/call.js';
-import { TxError, TxErrorCode, validationError } from '../src/errors.js';
+import { type TxCall, txCallOf, withCallMeta } from '../src/call/call.js';
+import { TxError, TxErrorCode, validationError } from '../src/core/errors.js';
+import type { TxResult } from '../src/core/types.js';
 import type { HealthMonitor } from '../src/health/healthMonitor.js';
-import type { TxResult } from '../src/types.js';
 
 /**
  * Reports every call's outcome — its result's or its error's metadata — to a

@@ -1,10 +1,10 @@
 import { catchError, concatMap, defer, from, map, type Observable, throwError } from 'rxjs';
 import { z } from 'zod';
-import { type TxCall, txCallOf, withCallMeta } from '../src/call.js';
-import { TxError, TxErrorCode, validationError } from '../src/errors.js';
+import { type TxCall, txCallOf, withCallMeta } from '../src/call/call.js';
+import { parseOrThrow } from '../src/config/validators.js';
+import { TxError, TxErrorCode, validationError } from '../src/core/errors.js';
+import type { TxMeta, TxRequest, TxResult } from '../src/core/types.js';
 import type { EventStore, NewTxEvent } from '../src/events/eventStore.js';
-import { parseOrThrow } from '../src/schemas.js';
-import type { TxMeta, TxRequest, TxResult } from '../src/types.js';
 
 const RecordOptionsSchema = z.strictObject({
   recordArguments: z.boolean().default(false),

@@ -11,18 +11,17 @@ import {
   timer,
 } from 'rxjs';
 import { z } from 'zod';
-import { retryDelay } from '../src/backoff.js';
-import { type TxCall, txCallOf, withCallMeta } from '../src/call.js';
-import { matchesRetryable } from '../src/classify.js';
-import { isTxError, TxError, TxErrorCode, validationError } from '../src/errors.js';
+import { type TxCall, txCallOf, withCallMeta } from '../src/call/call.js';
 import {
   mergeRetry,
   type PartialRetryPolicy,
-  parseOrThrow,
   type RetryPolicy,
-  SchedulerSchema,
-} from '../src/schemas.js';
-import type { TxResult } from '../src/types.js';
+  retryDelay,
+} from '../src/config/retryPolicy.js';
+import { parseOrThrow, SchedulerSchema } from '../src/config/validators.js';
+import { matchesRetryable } from '../src/core/classify.js';
+import { isTxError, TxError, TxErrorCode, validationError } from '../src/core/errors.js';
+import type { TxResult } from '../src/core/types.js';
 
 const RetryOptionsSchema = z.strictObject({
   scheduler: SchedulerSchema.optional(),

@@ -1,8 +1,8 @@
 import { catchError, finalize, type Observable, switchMap, take, throwError } from 'rxjs';
-import { type TxCall, txCallOf, withCallMeta } from '../src/call.js';
-import { validationError } from '../src/errors.js';
+import { type TxCall, txCallOf, withCallMeta } from '../src/call/call.js';
+import { validationError } from '../src/core/errors.js';
+import type { TxResult } from '../src/core/types.js';
 import type { Limiter } from '../src/limiter/limiter.js';
-import type { TxResult } from '../src/types.js';
 
 /**
  * Waits for the limiter's leave before each subscription of the source, and gives it back when the

@@ -1,11 +1,12 @@
 import type { Context, Span, Tracer } from '@opentelemetry/api';
 import type { Observable, Subscriber, TeardownLogic } from 'rxjs';
-import { type RetryEvent, type TxCall, txCallOf, withCallMeta } from '../src/call.js';
-import { TxError, TxErrorCode } from '../src/errors.js';
-import { sanitizeMessage } from '../src/sanitize.js';
-import { parseOrThrow, type TraceOptions, TraceOptionsSchema } from '../src/schemas.js';
-import { isTraceparent, type W3cTraceContext, w3cTraceContextOf } from '../src/tracing.js';
-import type { TxMeta, TxRequest, TxResult } from '../src/types.js';
+import { type RetryEvent, type TxCall, txCallOf, withCallMeta } from '../src/call/call.js';
+import { type TraceOptions, TraceOptionsSchema } from '../src/config/options.js';
+import { parseOrThrow } from '../src/config/validators.js';
+import { TxError, TxErrorCode } from '../src/core/errors.js';
+import { sanitizeMessage } from '../src/core/sanitize.js';
+import { isTraceparent, type W3cTraceContext, w3cTraceContextOf } from '../src/core/traceContext.js';
+import type { TxMeta, TxRequest, TxResult } from '../src/core/types.js';
 
 /** `@opentelemetry/api` when it is installed (an optional peer); without it `trace()` changes nothing. */
 const otel = await import('@opentelemetry/api').catch(() => undefined);

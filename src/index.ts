@@ -5,7 +5,7 @@
  *
  * @module mcp-tx
  */
-export { retryDelay } from './backoff.js';
+
 export {
   type Breaker,
   type BreakerPermit,
@@ -23,10 +23,48 @@ export {
   TxCallState,
   txCallOf,
   withCallMeta,
-} from './call.js';
-export { classifyRejection, classifyToolError, matchesRetryable } from './classify.js';
-export { createMcpTx, type McpTx } from './client.js';
-export { isTxError, statusOf, TxError, TxErrorCode, type TxErrorOptions, validationError } from './errors.js';
+} from './call/call.js';
+export { extractData } from './call/result.js';
+export { createMcpTx, type McpTx } from './client/client.js';
+export {
+  type ToolPolicy,
+  type TraceOptions,
+  type TxCallOptions,
+  type TxConfig,
+  TxConfigSchema,
+} from './config/options.js';
+export {
+  DEFAULT_RETRY_POLICY,
+  DEFAULT_RETRYABLE_ERRORS,
+  type Jitter,
+  mergeRetry,
+  type PartialRetryPolicy,
+  type RetryLayer,
+  type RetryPolicy,
+  RetryPolicySchema,
+  retryDelay,
+} from './config/retryPolicy.js';
+export { assertJsonArgs, assertToolName } from './config/toolInput.js';
+export { parseOrThrow } from './config/validators.js';
+export { classifyRejection, classifyToolError, matchesRetryable } from './core/classify.js';
+export {
+  isTxError,
+  statusOf,
+  TxError,
+  TxErrorCode,
+  type TxErrorOptions,
+  validationError,
+} from './core/errors.js';
+export { MAX_ERROR_MESSAGE_LENGTH, sanitizeMessage } from './core/sanitize.js';
+export type { JsonObject, TxAttemptOptions, TxMeta, TxRequest, TxResult, TxStatus } from './core/types.js';
+export {
+  MCP_TX_VERSION,
+  type McpTxCapability,
+  mcpTxClientCapabilities,
+  mcpTxServerCapabilities,
+  type WireRequestMeta,
+  type WireResponseMeta,
+} from './core/wire.js';
 export {
   type EventFilter,
   type EventStore,
@@ -86,34 +124,6 @@ export {
   type WorkflowStepRecord,
   workflow$,
 } from './orchestration/workflow.js';
-export { perRequestSignalFetch } from './perRequestSignalFetch.js';
-export { extractData } from './result.js';
-export { MAX_ERROR_MESSAGE_LENGTH, sanitizeMessage } from './sanitize.js';
-export {
-  DEFAULT_RETRY_POLICY,
-  DEFAULT_RETRYABLE_ERRORS,
-  type Jitter,
-  mergeRetry,
-  type PartialRetryPolicy,
-  parseOrThrow,
-  type RetryLayer,
-  type RetryPolicy,
-  RetryPolicySchema,
-  type ToolPolicy,
-  type TraceOptions,
-  type TxCallOptions,
-  type TxConfig,
-  TxConfigSchema,
-} from './schemas.js';
 export { isResultWithEffect, type ResultWithEffect, withEffect } from './server/effect.js';
 export { type TxToolOptions, txTool } from './server/txTool.js';
-export type { JsonObject, TxAttemptOptions, TxMeta, TxRequest, TxResult, TxStatus } from './types.js';
-export { assertJsonArgs, assertToolName } from './validate.js';
-export {
-  MCP_TX_VERSION,
-  type McpTxCapability,
-  mcpTxClientCapabilities,
-  mcpTxServerCapabilities,
-  type WireRequestMeta,
-  type WireResponseMeta,
-} from './wire.js';
+export { perRequestSignalFetch } from './transport/perRequestSignalFetch.js';

@@ -11,8 +11,8 @@ import {
   throwError,
 } from 'rxjs';
 import { z } from 'zod';
-import { TxError, TxErrorCode } from '../errors.js';
-import { parseOrThrow, SchedulerSchema, TimeoutMsSchema } from '../schemas.js';
+import { parseOrThrow, SchedulerSchema, TimeoutMsSchema } from '../config/validators.js';
+import { TxError, TxErrorCode } from '../core/errors.js';
 
 /**
  * Where a breaker is: `closed` lets calls through, `open` refuses them, `half-open` lets a few

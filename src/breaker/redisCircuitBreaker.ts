@@ -1,10 +1,10 @@
 import type { Redis } from 'ioredis';
 import { defer, distinctUntilChanged, Observable } from 'rxjs';
 import { z } from 'zod';
-import { TxError, TxErrorCode, validationError } from '../errors.js';
-import { newRequestId } from '../ids.js';
-import { parseOrThrow, TimeoutMsSchema } from '../schemas.js';
-import { storeUnavailable, withinDeadline } from '../storeDeadline.js';
+import { parseOrThrow, TimeoutMsSchema } from '../config/validators.js';
+import { TxError, TxErrorCode, validationError } from '../core/errors.js';
+import { newRequestId } from '../core/ids.js';
+import { storeUnavailable, withinDeadline } from '../core/storeDeadline.js';
 import { type Breaker, type BreakerPermit, type BreakerState, defaultIsFailure } from './circuitBreaker.js';
 
 const RedisBreakerOptionsSchema = z.strictObject({

@@ -2,9 +2,9 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { perRequestSignalFetch } from '../perRequestSignalFetch.js';
-import { sanitizeMessage } from '../sanitize.js';
-import { mcpTxClientCapabilities } from '../wire.js';
+import { sanitizeMessage } from '../core/sanitize.js';
+import { mcpTxClientCapabilities } from '../core/wire.js';
+import { perRequestSignalFetch } from '../transport/perRequestSignalFetch.js';
 import { CliError, ExitCode, errorText } from './io.js';
 
 /** The server to call: a command to start (its stdio is the MCP connection) or a Streamable HTTP URL. */

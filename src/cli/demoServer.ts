@@ -12,9 +12,9 @@ import { setTimeout as wait } from 'node:timers/promises';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { z } from 'zod';
+import { mcpTxServerCapabilities } from '../core/wire.js';
 import { memoryIdempotencyStore } from '../idempotency/memoryStore.js';
 import { txTool } from '../server/txTool.js';
-import { mcpTxServerCapabilities } from '../wire.js';
 
 const server = new McpServer(
   { name: 'mcp-tx-demo', version: '1.0.0' },

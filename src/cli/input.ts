@@ -1,7 +1,7 @@
 import { z } from 'zod';
+import { MAX_KEY_LENGTH, parseOrThrow } from '../config/validators.js';
+import type { JsonObject } from '../core/types.js';
 import { fingerprint } from '../idempotency/fingerprint.js';
-import { MAX_KEY_LENGTH, parseOrThrow } from '../schemas.js';
-import type { JsonObject } from '../types.js';
 
 /** One call to make: an input line, numbered as in its file (1-based). */
 export interface BatchLine {

@@ -1,8 +1,8 @@
 import { lastValueFrom, toArray } from 'rxjs';
+import { newRequestId } from '../core/ids.js';
+import type { TxMeta } from '../core/types.js';
 import { JsonlEventStore } from '../events/jsonlEventStore.js';
 import { fingerprint } from '../idempotency/fingerprint.js';
-import { newRequestId } from '../ids.js';
-import type { TxMeta } from '../types.js';
 import type { BatchLine } from './input.js';
 import { CliError, ExitCode, errorText } from './io.js';
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { isTxError } from '../errors.js';
-import { parseOrThrow } from '../schemas.js';
+import { parseOrThrow } from '../config/validators.js';
+import { isTxError } from '../core/errors.js';
 import { BatchOptionsSchema, runBatch } from './batch.js';
 import { runDemo } from './demo.js';
 import { CliError, type CliIo, ExitCode, errorText } from './io.js';

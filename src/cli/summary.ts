@@ -1,4 +1,4 @@
-import { percentile } from '../percentile.js';
+import { percentile } from '../core/percentile.js';
 import type { ResultLine } from './journal.js';
 
 /** What a batch run came to. */

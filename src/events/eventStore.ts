@@ -1,5 +1,5 @@
 import { filter, from, type Observable } from 'rxjs';
-import { newRequestId } from '../ids.js';
+import { newRequestId } from '../core/ids.js';
 
 /**
  * One event in a log: what happened, when, and to which call or transaction. Frozen.

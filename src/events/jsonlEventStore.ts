@@ -2,8 +2,8 @@ import { type FileHandle, open, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { defer, type Observable, switchMap } from 'rxjs';
 import { z } from 'zod';
-import { TxError, TxErrorCode } from '../errors.js';
-import { parseOrThrow } from '../schemas.js';
+import { parseOrThrow } from '../config/validators.js';
+import { TxError, TxErrorCode } from '../core/errors.js';
 import {
   type EventFilter,
   type EventStore,

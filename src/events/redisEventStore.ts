@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis';
 import { defer, Observable, switchMap } from 'rxjs';
 import { z } from 'zod';
-import { validationError } from '../errors.js';
-import { MAX_TIMEOUT_MS, parseOrThrow, TimeoutMsSchema } from '../schemas.js';
-import { storeUnavailable, withinDeadline } from '../storeDeadline.js';
+import { MAX_TIMEOUT_MS, parseOrThrow, TimeoutMsSchema } from '../config/validators.js';
+import { validationError } from '../core/errors.js';
+import { storeUnavailable, withinDeadline } from '../core/storeDeadline.js';
 import {
   type EventFilter,
   type EventStore,

@@ -2,15 +2,16 @@ import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { asyncScheduler, type SchedulerLike } from 'rxjs';
 import { z } from 'zod';
-import { classifyRejection } from '../classify.js';
-import type { McpTx } from '../client.js';
-import { isTxError, TxError, TxErrorCode, validationError } from '../errors.js';
+import type { McpTx } from '../client/client.js';
+import { listAllTools } from '../client/listTools.js';
+import { TxCallOptionsSchema } from '../config/options.js';
+import { assertToolName } from '../config/toolInput.js';
+import { parseOrThrow, WaitMsSchema } from '../config/validators.js';
+import { classifyRejection } from '../core/classify.js';
+import { isTxError, TxError, TxErrorCode, validationError } from '../core/errors.js';
+import type { TxResult } from '../core/types.js';
 import type { HealthMonitor, HealthReport } from '../health/healthMonitor.js';
 import { scopedKey } from '../idempotency/fingerprint.js';
-import { listAllTools } from '../listTools.js';
-import { parseOrThrow, TxCallOptionsSchema, WaitMsSchema } from '../schemas.js';
-import type { TxResult } from '../types.js';
-import { assertToolName } from '../validate.js';
 import {
   GatewayErrorCode,
   type GatewayMetadata,

@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
-import { isTxError, type TxError, TxErrorCode } from '../errors.js';
-import type { TxMeta } from '../types.js';
+import { isTxError, type TxError, TxErrorCode } from '../core/errors.js';
+import type { TxMeta } from '../core/types.js';
 
 /**
  * A call's MCP-Tx metadata as the gateway answers it (snake_case, like `_meta.mcp_tx` on the wire).

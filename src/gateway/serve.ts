@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { type Http2Bindings, type HttpBindings, serve } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { z } from 'zod';
-import { parseOrThrow, WaitMsSchema } from '../schemas.js';
+import { parseOrThrow, WaitMsSchema } from '../config/validators.js';
 import { GatewayErrorCode, problemResponse } from './problem.js';
 
 const ServeOptionsSchema = z.strictObject({

@@ -1,10 +1,10 @@
 import type { Counter, Histogram, Meter } from '@opentelemetry/api';
 import { asyncScheduler, type Observable, Subject } from 'rxjs';
 import { z } from 'zod';
-import { percentile } from '../percentile.js';
-import { parseOrThrow, SchedulerSchema } from '../schemas.js';
-import { isoTime } from '../time.js';
-import type { TxMeta } from '../types.js';
+import { parseOrThrow, SchedulerSchema } from '../config/validators.js';
+import { percentile } from '../core/percentile.js';
+import { isoTime } from '../core/time.js';
+import type { TxMeta } from '../core/types.js';
 
 const HealthMonitorOptionsSchema = z.strictObject({
   alertThreshold: z.number().min(0, 'must be between 0 and 1').max(1, 'must be between 0 and 1').default(0.8),

@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
-import { parseOrThrow } from '../schemas.js';
+import { parseOrThrow } from '../config/validators.js';
 import type { BeginOutcome, IdempotencyRecord, IdempotencyStore } from './store.js';
 
 const MemoryStoreOptionsSchema = z.strictObject({

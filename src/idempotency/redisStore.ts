@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { validationError } from '../errors.js';
-import { newRequestId } from '../ids.js';
-import { parseOrThrow, TimeoutMsSchema } from '../schemas.js';
-import { withinDeadline } from '../storeDeadline.js';
+import { parseOrThrow, TimeoutMsSchema } from '../config/validators.js';
+import { validationError } from '../core/errors.js';
+import { newRequestId } from '../core/ids.js';
+import { withinDeadline } from '../core/storeDeadline.js';
 import type { BeginOutcome, Completion, EffectStore, IdempotencyRecord, IdempotencyStore } from './store.js';
 
 const RedisStoreOptionsSchema = z.strictObject({

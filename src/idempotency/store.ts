@@ -1,5 +1,5 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import type { TxMeta } from '../types.js';
+import type { TxMeta } from '../core/types.js';
 
 /**
  * What an idempotency store keeps for a finished key: the result a repeat of the call gets (with

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MaxQueueSchema, parseOrThrow } from '../schemas.js';
+import { MaxQueueSchema, parseOrThrow } from '../config/validators.js';
 import type { Permit } from './limiter.js';
 import { WaitQueue } from './waitQueue.js';
 

@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis';
 import { asyncScheduler, Observable, type SchedulerLike, type Subscriber, type Subscription } from 'rxjs';
 import { z } from 'zod';
-import { type TxError, validationError } from '../errors.js';
-import { MaxQueueSchema, parseOrThrow, SchedulerSchema, TimeoutMsSchema } from '../schemas.js';
-import { storeUnavailable, withinDeadline } from '../storeDeadline.js';
+import { MaxQueueSchema, parseOrThrow, SchedulerSchema, TimeoutMsSchema } from '../config/validators.js';
+import { type TxError, validationError } from '../core/errors.js';
+import { storeUnavailable, withinDeadline } from '../core/storeDeadline.js';
 import type { Limiter, Permit } from './limiter.js';
 import { queueFullError } from './waitQueue.js';
 

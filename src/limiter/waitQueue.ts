@@ -1,5 +1,5 @@
 import { Observable, type Subscriber } from 'rxjs';
-import { TxError, TxErrorCode } from '../errors.js';
+import { TxError, TxErrorCode } from '../core/errors.js';
 import type { Limiter, Permit } from './limiter.js';
 
 /** The error of a call that finds `waiting` calls already queued, the most allowed. */

@@ -1,11 +1,12 @@
 import { lastValueFrom, toArray } from 'rxjs';
 import { z } from 'zod';
-import type { McpTx } from '../client.js';
-import { isTxError, TxErrorCode, validationError } from '../errors.js';
+import type { McpTx } from '../client/client.js';
+import { type PartialRetryPolicy, PartialRetryPolicySchema } from '../config/retryPolicy.js';
+import { parseOrThrow } from '../config/validators.js';
+import { isTxError, TxErrorCode, validationError } from '../core/errors.js';
+import { newRequestId } from '../core/ids.js';
+import type { JsonObject, TxResult } from '../core/types.js';
 import type { EventStore, TxEvent } from '../events/eventStore.js';
-import { newRequestId } from '../ids.js';
-import { type PartialRetryPolicy, PartialRetryPolicySchema, parseOrThrow } from '../schemas.js';
-import type { JsonObject, TxResult } from '../types.js';
 
 /**
  * One step of a saga: an action and, if it must be undone on a later failure, its compensation.

@@ -10,11 +10,11 @@ import {
   of,
   takeWhile,
 } from 'rxjs';
-import type { McpTx } from '../client.js';
-import { isTxError, TxError, TxErrorCode } from '../errors.js';
-import { newRequestId } from '../ids.js';
-import type { TxCallOptions } from '../schemas.js';
-import type { JsonObject, TxResult } from '../types.js';
+import type { McpTx } from '../client/client.js';
+import type { TxCallOptions } from '../config/options.js';
+import { isTxError, TxError, TxErrorCode } from '../core/errors.js';
+import { newRequestId } from '../core/ids.js';
+import type { JsonObject, TxResult } from '../core/types.js';
 
 /**
  * One step: a tool and its arguments, fixed or made from the steps before it.

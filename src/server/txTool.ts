@@ -1,7 +1,16 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { asyncScheduler, firstValueFrom, type SchedulerLike, timer } from 'rxjs';
 import { z } from 'zod';
-import { isTxError, TxErrorCode, validationError } from '../errors.js';
+import {
+  InProgressOptionsSchema,
+  PositiveMsSchema,
+  parseOrThrow,
+  SchedulerSchema,
+} from '../config/validators.js';
+import { isTxError, TxErrorCode, validationError } from '../core/errors.js';
+import { sanitizeMessage } from '../core/sanitize.js';
+import type { TxStatus } from '../core/types.js';
+import { MCP_TX_KEY, type WireRequestMeta, type WireResponseMeta } from '../core/wire.js';
 import { fingerprint, scopedKey } from '../idempotency/fingerprint.js';
 import {
   type BeginOutcome,
@@ -10,10 +19,6 @@ import {
   type IdempotencyStore,
   isEffectStore,
 } from '../idempotency/store.js';
-import { sanitizeMessage } from '../sanitize.js';
-import { InProgressOptionsSchema, PositiveMsSchema, parseOrThrow, SchedulerSchema } from '../schemas.js';
-import type { TxStatus } from '../types.js';
-import { MCP_TX_KEY, type WireRequestMeta, type WireResponseMeta } from '../wire.js';
 import { isResultWithEffect, type ResultWithEffect } from './effect.js';
 
 const TxToolOptionsSchema = z.strictObject({

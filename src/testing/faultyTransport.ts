@@ -2,7 +2,7 @@ import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/
 import type { JSONRPCMessage, MessageExtraInfo } from '@modelcontextprotocol/sdk/types.js';
 import { asyncScheduler, type SchedulerLike, type Subscription } from 'rxjs';
 import { z } from 'zod';
-import { parseOrThrow, SchedulerSchema } from '../schemas.js';
+import { parseOrThrow, SchedulerSchema } from '../config/validators.js';
 
 const rate = z.number().min(0, 'must be between 0 and 1').max(1, 'must be between 0 and 1');
 const delay = z.number().min(0, 'must be at least 0').finite('must be finite');

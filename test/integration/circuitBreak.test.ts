@@ -2,8 +2,8 @@ import { firstValueFrom } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { circuitBreak } from '../../operators/circuitBreak.js';
 import { type BreakerState, CircuitBreaker } from '../../src/breaker/circuitBreaker.js';
-import { TxErrorCode } from '../../src/errors.js';
-import type { JsonObject } from '../../src/types.js';
+import { TxErrorCode } from '../../src/core/errors.js';
+import type { JsonObject } from '../../src/core/types.js';
 import { cancellations, connectFixture, expectFailure, type Fixture, until } from '../support/fixture.js';
 
 let fixture: Fixture;

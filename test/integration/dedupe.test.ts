@@ -10,7 +10,7 @@ import {
 } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { dedupe } from '../../operators/dedupe.js';
-import { TxError, TxErrorCode } from '../../src/errors.js';
+import { TxError, TxErrorCode } from '../../src/core/errors.js';
 import { fingerprint } from '../../src/idempotency/fingerprint.js';
 import { memoryIdempotencyStore } from '../../src/idempotency/memoryStore.js';
 import { cancellations, connectFixture, expectFailure, type Fixture, until } from '../support/fixture.js';

@@ -16,7 +16,7 @@ import {
 import { firstValueFrom, retry, timer } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { trace } from '../../operators/trace.js';
-import { type TxError, TxErrorCode } from '../../src/errors.js';
+import { type TxError, TxErrorCode } from '../../src/core/errors.js';
 import { connectFixture, type Fixture, until } from '../support/fixture.js';
 
 const exporter = new InMemorySpanExporter();

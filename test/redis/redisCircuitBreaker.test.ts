@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { firstValueFrom } from 'rxjs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { newRequestId } from '../../src/ids.js';
+import { MAX_TIMEOUT_MS } from '../../src/config/validators.js';
+import { newRequestId } from '../../src/core/ids.js';
 import {
   type BreakerPermit,
   type RedisBreakerOptions,
@@ -12,7 +13,6 @@ import {
   TxError,
   TxErrorCode,
 } from '../../src/index.js';
-import { MAX_TIMEOUT_MS } from '../../src/schemas.js';
 import { eventually } from '../support/fixture.js';
 
 const workerScript = fileURLToPath(new URL('./breakerWorker.ts', import.meta.url));

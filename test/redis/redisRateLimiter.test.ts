@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { firstValueFrom, VirtualTimeScheduler } from 'rxjs';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { newRequestId } from '../../src/ids.js';
+import { newRequestId } from '../../src/core/ids.js';
 import { type Limiter, redisRateLimiter, TxErrorCode } from '../../src/index.js';
 import { eventually } from '../support/fixture.js';
 import { redisUrl, testRedis, unreachableRedis } from '../support/redis.js';

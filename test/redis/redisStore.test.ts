@@ -2,8 +2,8 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { MAX_TIMEOUT_MS } from '../../src/config/validators.js';
 import { redisIdempotencyStore, TxErrorCode } from '../../src/index.js';
-import { MAX_TIMEOUT_MS } from '../../src/schemas.js';
 import { redisUrl, testRedis, unreachableRedis } from '../support/redis.js';
 
 const run = promisify(execFile);

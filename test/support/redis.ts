@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll } from 'vitest';
-import { newRequestId } from '../../src/ids.js';
+import { newRequestId } from '../../src/core/ids.js';
 
 /** The Redis the tests use (the global setup made sure one answers there). */
 export const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';

@@ -2,9 +2,9 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
 import { defer, type Observable, type SchedulerLike } from 'rxjs';
 import { v7 as uuidv7 } from 'uuid';
-import { type AttemptEnvironment, TxCall, TxCallState } from '../../src/call.js';
-import { DEFAULT_RETRYABLE_ERRORS } from '../../src/schemas.js';
-import type { TxRequest, TxResult } from '../../src/types.js';
+import { type AttemptEnvironment, TxCall, TxCallState } from '../../src/call/call.js';
+import { DEFAULT_RETRYABLE_ERRORS } from '../../src/config/retryPolicy.js';
+import type { TxRequest, TxResult } from '../../src/core/types.js';
 
 /** A TxResult as an attempt would emit it, for operator tests that run without a server. */
 export function okResult(attempts = 1, tool = 'tool'): TxResult {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AttemptSignal } from '../../src/attemptSignal.js';
+import { AttemptSignal } from '../../src/call/attemptSignal.js';
 
 describe('AttemptSignal', () => {
   it('tells its listeners once, with the reason, and then throws it', () => {

@@ -1,7 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { retryDelay } from '../../src/backoff.js';
-import { DEFAULT_RETRY_POLICY, type Jitter } from '../../src/schemas.js';
+import { DEFAULT_RETRY_POLICY, type Jitter, retryDelay } from '../../src/config/retryPolicy.js';
 
 const policy = { ...DEFAULT_RETRY_POLICY, jitter: false as Jitter };
 

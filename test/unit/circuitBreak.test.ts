@@ -4,8 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { circuitBreak } from '../../operators/circuitBreak.js';
 import { retryWithPolicy } from '../../operators/retryWithPolicy.js';
 import { type Breaker, type BreakerPermit, CircuitBreaker } from '../../src/breaker/circuitBreaker.js';
-import { TxError, TxErrorCode } from '../../src/errors.js';
-import type { TxResult } from '../../src/types.js';
+import { TxError, TxErrorCode } from '../../src/core/errors.js';
+import type { TxResult } from '../../src/core/types.js';
 import { okResult, virtualCall } from '../support/virtualCall.js';
 
 type RunHelpers = Parameters<Parameters<TestScheduler['run']>[0]>[0];

@@ -9,7 +9,7 @@ import {
   type CircuitBreakerOptions,
   defaultIsFailure,
 } from '../../src/breaker/circuitBreaker.js';
-import { TxError, TxErrorCode } from '../../src/errors.js';
+import { TxError, TxErrorCode } from '../../src/core/errors.js';
 
 const timeout = () => new TxError(TxErrorCode.Timeout, 'timed out', { retryable: true, ambiguous: true });
 const STATES = { c: 'closed', o: 'open', h: 'half-open' } as const;

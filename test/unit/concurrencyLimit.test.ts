@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { VirtualTimeScheduler } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import { TxErrorCode } from '../../src/errors.js';
+import { TxErrorCode } from '../../src/core/errors.js';
 import { concurrencyLimit } from '../../src/limiter/concurrencyLimit.js';
 import type { Permit } from '../../src/limiter/limiter.js';
 

@@ -2,12 +2,12 @@ import fc from 'fast-check';
 import { finalize, map, type Observable, switchMap, throwError, timer, VirtualTimeScheduler } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { dedupe } from '../../operators/dedupe.js';
-import type { TxCall } from '../../src/call.js';
-import { TxError, TxErrorCode } from '../../src/errors.js';
+import type { TxCall } from '../../src/call/call.js';
+import { TxError, TxErrorCode } from '../../src/core/errors.js';
+import type { TxResult } from '../../src/core/types.js';
 import { fingerprint } from '../../src/idempotency/fingerprint.js';
 import { memoryIdempotencyStore } from '../../src/idempotency/memoryStore.js';
 import type { BeginOutcome, IdempotencyStore } from '../../src/idempotency/store.js';
-import type { TxResult } from '../../src/types.js';
 import { okResult, virtualCall } from '../support/virtualCall.js';
 import { advanceVirtual } from '../support/virtualTime.js';
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lastValueFrom, toArray } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { TxErrorCode } from '../../src/errors.js';
+import { TxErrorCode } from '../../src/core/errors.js';
 import { type EventStore, MemoryEventStore } from '../../src/events/eventStore.js';
 import { JsonlEventStore } from '../../src/events/jsonlEventStore.js';
 

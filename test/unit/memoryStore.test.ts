@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { TxErrorCode } from '../../src/errors.js';
+import { TxErrorCode } from '../../src/core/errors.js';
 import { memoryIdempotencyStore } from '../../src/idempotency/memoryStore.js';
 import type { IdempotencyRecord } from '../../src/idempotency/store.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { mergeRetry } from '../../src/config/retryPolicy.js';
 import { DEFAULT_RETRY_POLICY, TxErrorCode } from '../../src/index.js';
-import { mergeRetry } from '../../src/schemas.js';
 
 describe('mergeRetry', () => {
   it('fills the MCP-Tx 0.1.0 defaults', () => {

@@ -6,10 +6,10 @@ import { circuitBreak } from '../../operators/circuitBreak.js';
 import { retryWithPolicy } from '../../operators/retryWithPolicy.js';
 import { throttle } from '../../operators/throttle.js';
 import { CircuitBreaker } from '../../src/breaker/circuitBreaker.js';
-import type { RetryEvent } from '../../src/call.js';
-import { TxError, TxErrorCode } from '../../src/errors.js';
+import type { RetryEvent } from '../../src/call/call.js';
+import { TxError, TxErrorCode } from '../../src/core/errors.js';
+import type { TxResult } from '../../src/core/types.js';
 import { tokenBucket } from '../../src/limiter/tokenBucket.js';
-import type { TxResult } from '../../src/types.js';
 import { okResult, virtualCall } from '../support/virtualCall.js';
 
 const testScheduler = () => new TestScheduler((actual, expected) => expect(actual).toEqual(expected));

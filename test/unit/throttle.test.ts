@@ -3,10 +3,10 @@ import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import { retryWithPolicy } from '../../operators/retryWithPolicy.js';
 import { throttle } from '../../operators/throttle.js';
-import { TxError, TxErrorCode } from '../../src/errors.js';
+import { TxError, TxErrorCode } from '../../src/core/errors.js';
+import type { TxResult } from '../../src/core/types.js';
 import { concurrencyLimit } from '../../src/limiter/concurrencyLimit.js';
 import { tokenBucket } from '../../src/limiter/tokenBucket.js';
-import type { TxResult } from '../../src/types.js';
 import { okResult, virtualCall } from '../support/virtualCall.js';
 
 type RunHelpers = Parameters<Parameters<TestScheduler['run']>[0]>[0];

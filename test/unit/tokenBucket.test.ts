@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { type Subscription, VirtualTimeScheduler } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
-import { TxErrorCode } from '../../src/errors.js';
+import { TxErrorCode } from '../../src/core/errors.js';
 import { tokenBucket } from '../../src/limiter/tokenBucket.js';
 
 /** Float slack for the window bound. */

@@ -19,10 +19,10 @@ import { asyncScheduler, type Observable, of, retry, timer } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { trace } from '../../operators/trace.js';
-import type { TxCall } from '../../src/call.js';
-import { statusOf, TxError, TxErrorCode } from '../../src/errors.js';
-import { isTraceparent, w3cTraceContextOf } from '../../src/tracing.js';
-import type { TxRequest, TxResult } from '../../src/types.js';
+import type { TxCall } from '../../src/call/call.js';
+import { statusOf, TxError, TxErrorCode } from '../../src/core/errors.js';
+import { isTraceparent, w3cTraceContextOf } from '../../src/core/traceContext.js';
+import type { TxRequest, TxResult } from '../../src/core/types.js';
 import { okResult, virtualCall } from '../support/virtualCall.js';
 
 const exporter = new InMemorySpanExporter();

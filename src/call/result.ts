@@ -1,9 +1,9 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { resultText } from './classify.js';
-import { statusOf, type TxError } from './errors.js';
-import { isoTime } from './time.js';
-import type { TxMeta, TxRequest, TxResult, TxStatus } from './types.js';
-import { MCP_TX_VERSION, type WireResponseMeta } from './wire.js';
+import { resultText } from '../core/classify.js';
+import { statusOf, type TxError } from '../core/errors.js';
+import { isoTime } from '../core/time.js';
+import type { TxMeta, TxRequest, TxResult, TxStatus } from '../core/types.js';
+import { MCP_TX_VERSION, type WireResponseMeta } from '../core/wire.js';
 
 /** When and how a logical call has run so far. */
 export interface CallTiming {

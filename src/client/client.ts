@@ -1,17 +1,11 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
 import { asyncScheduler, firstValueFrom, type SchedulerLike, type Subscriber } from 'rxjs';
-import { AttemptSignal } from './attemptSignal.js';
-import { type AttemptEnvironment, attemptCall, TxCall, TxCallState, withCallMeta } from './call.js';
-import { cancelledBy } from './cancellation.js';
-import { TxError, TxErrorCode, validationError } from './errors.js';
-import { newRequestId } from './ids.js';
-import { listAllTools } from './listTools.js';
-import { DefaultPipeline } from './pipeline.js';
-import { failureMeta } from './result.js';
+import { AttemptSignal } from '../call/attemptSignal.js';
+import { type AttemptEnvironment, attemptCall, TxCall, TxCallState, withCallMeta } from '../call/call.js';
+import { cancelledBy } from '../call/cancellation.js';
+import { failureMeta } from '../call/result.js';
 import {
-  DEFAULT_RETRYABLE_ERRORS,
-  parseOrThrow,
   type ResolvedTxConfig,
   type ToolPolicy,
   ToolPolicySchema,
@@ -19,10 +13,16 @@ import {
   TxCallOptionsSchema,
   type TxConfig,
   TxConfigSchema,
-} from './schemas.js';
-import type { JsonObject, TxRequest, TxResult } from './types.js';
-import { assertJsonArgs, assertToolName } from './validate.js';
-import { advertisesMcpTx } from './wire.js';
+} from '../config/options.js';
+import { DEFAULT_RETRYABLE_ERRORS } from '../config/retryPolicy.js';
+import { assertJsonArgs, assertToolName } from '../config/toolInput.js';
+import { parseOrThrow } from '../config/validators.js';
+import { TxError, TxErrorCode, validationError } from '../core/errors.js';
+import { newRequestId } from '../core/ids.js';
+import type { JsonObject, TxRequest, TxResult } from '../core/types.js';
+import { advertisesMcpTx } from '../core/wire.js';
+import { listAllTools } from './listTools.js';
+import { DefaultPipeline } from './pipeline.js';
 
 /**
  * Reliable MCP tool calls on one connected SDK `Client`. Made by {@link createMcpTx}.

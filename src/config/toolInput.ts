@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { validationError } from './errors.js';
-import { parseOrThrow } from './schemas.js';
-import type { JsonObject } from './types.js';
+import { validationError } from '../core/errors.js';
+import type { JsonObject } from '../core/types.js';
+import { parseOrThrow } from './validators.js';
 
 /** Deepest nesting of objects and arrays accepted in tool arguments. */
 export const MAX_ARGS_DEPTH = 64;

@@ -1,5 +1,5 @@
+import { TxError, TxErrorCode } from '../core/errors.js';
 import { type TxCall, withCallMeta } from './call.js';
-import { TxError, TxErrorCode } from './errors.js';
 
 /**
  * `call`, failed with `MCP_TX_CANCELLED` (with the call's metadata) as soon as one of `signals`

@@ -1,22 +1,17 @@
 import type { Observable, SchedulerLike } from 'rxjs';
-import { circuitBreak } from '../operators/circuitBreak.js';
-import { dedupe } from '../operators/dedupe.js';
-import { monitor } from '../operators/monitor.js';
-import { record } from '../operators/record.js';
-import { retryWithPolicy } from '../operators/retryWithPolicy.js';
-import { throttle } from '../operators/throttle.js';
-import { trace } from '../operators/trace.js';
-import type { TxCall } from './call.js';
-import { cancelledBy } from './cancellation.js';
-import { memoryIdempotencyStore } from './idempotency/memoryStore.js';
-import {
-  mergeRetry,
-  type ResolvedTxConfig,
-  type RetryLayer,
-  type ToolPolicy,
-  type TxCallOptions,
-} from './schemas.js';
-import type { TxResult } from './types.js';
+import { circuitBreak } from '../../operators/circuitBreak.js';
+import { dedupe } from '../../operators/dedupe.js';
+import { monitor } from '../../operators/monitor.js';
+import { record } from '../../operators/record.js';
+import { retryWithPolicy } from '../../operators/retryWithPolicy.js';
+import { throttle } from '../../operators/throttle.js';
+import { trace } from '../../operators/trace.js';
+import type { TxCall } from '../call/call.js';
+import { cancelledBy } from '../call/cancellation.js';
+import type { ResolvedTxConfig, ToolPolicy, TxCallOptions } from '../config/options.js';
+import { mergeRetry, type RetryLayer } from '../config/retryPolicy.js';
+import type { TxResult } from '../core/types.js';
+import { memoryIdempotencyStore } from '../idempotency/memoryStore.js';
 
 /** An MCP-Tx operator as the pipeline applies it. */
 type TxOperator = (source: Observable<TxResult>) => TxCall;

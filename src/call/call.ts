@@ -1,9 +1,12 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult, ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
 import { Observable, type Operator, type SchedulerLike, type Subscriber, type TeardownLogic } from 'rxjs';
+import { classifyRejection, classifyToolError, resultText } from '../core/classify.js';
+import { statusOf, TxError, validationError } from '../core/errors.js';
+import { isoTime } from '../core/time.js';
+import type { TxRequest, TxResult } from '../core/types.js';
+import { MCP_TX_KEY, readWireResponseMeta, wireRequestMeta } from '../core/wire.js';
 import { AttemptSignal } from './attemptSignal.js';
-import { classifyRejection, classifyToolError, resultText } from './classify.js';
-import { statusOf, TxError, validationError } from './errors.js';
 import {
   buildMeta,
   buildResult,
@@ -12,9 +15,6 @@ import {
   failureMeta,
   successOutcome,
 } from './result.js';
-import { isoTime } from './time.js';
-import type { TxRequest, TxResult } from './types.js';
-import { MCP_TX_KEY, readWireResponseMeta, wireRequestMeta } from './wire.js';
 
 /**
  * A retry about to happen: attempt `attempt` failed with `error`; the next starts after `delayMs`.
