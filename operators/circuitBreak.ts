@@ -1,8 +1,8 @@
-import { catchError, finalize, type Observable, switchMap, take, tap, throwError } from 'rxjs';
+import { catchError, finalize, switchMap, take, tap, throwError } from 'rxjs';
 import type { Breaker, BreakerPermit } from '../src/breaker/circuitBreaker.js';
-import { type TxCall, txCallOf, withCallMeta } from '../src/call/call.js';
+import { withCallMeta } from '../src/call/call.js';
+import { type TxOperator, txOperator } from '../src/call/txOperator.js';
 import { validationError } from '../src/core/errors.js';
-import type { TxResult } from '../src/core/types.js';
 
 /**
  * Asks the breaker before each subscription of the source: a refusal fails the call at once with
@@ -15,12 +15,11 @@ import type { TxResult } from '../src/core/types.js';
  * const breaker = new CircuitBreaker({ failureThreshold: 5, recoveryTimeoutMs: 30_000 });
  * tx.attempt$('quote', { symbol }).pipe(circuitBreak(breaker), retryWithPolicy());
  */
-export function circuitBreak(breaker: Breaker) {
+export function circuitBreak(breaker: Breaker): TxOperator {
   if (typeof (breaker as Partial<Breaker> | null)?.acquire !== 'function') {
     throw validationError('breaker', 'must be a Breaker (new CircuitBreaker(...))');
   }
-  return (source: Observable<TxResult>): TxCall => {
-    const call = txCallOf(source, 'circuitBreak');
+  return txOperator('circuitBreak', (call) => {
     return call.derive((subscriber) => {
       let permit: BreakerPermit | undefined;
       const report = (outcome: (granted: BreakerPermit) => void) => {
@@ -47,5 +46,5 @@ export function circuitBreak(breaker: Breaker) {
         )
         .subscribe(subscriber);
     });
-  };
+  });
 }

@@ -14,15 +14,16 @@ import {
   timer,
 } from 'rxjs';
 import { z } from 'zod';
-import { type TxCall, txCallOf, withCallMeta } from '../src/call/call.js';
+import { type TxCall, withCallMeta } from '../src/call/call.js';
 import { buildMeta, buildResult, extractData, successOutcome } from '../src/call/result.js';
+import { type TxOperator, txOperator } from '../src/call/txOperator.js';
 import {
   InProgressOptionsSchema,
   PositiveMsSchema,
   parseOrThrow,
   SchedulerSchema,
 } from '../src/config/validators.js';
-import { isTxError, TxError, TxErrorCode } from '../src/core/errors.js';
+import { isTxError, isTxErrorCode, saysNothingFinal, TxError, TxErrorCode } from '../src/core/errors.js';
 import { isoTime } from '../src/core/time.js';
 import type { TxMeta, TxResult } from '../src/core/types.js';
 import { fingerprint, scopedKey } from '../src/idempotency/fingerprint.js';
@@ -74,17 +75,6 @@ function inFlightOf(store: IdempotencyStore): Map<string, InFlight> {
   return inFlight;
 }
 
-/** Failures that say nothing final about a key: the call may succeed if repeated, or may have run. */
-const INDEFINITE_FAILURES: ReadonlySet<string> = new Set([
-  TxErrorCode.Cancelled,
-  TxErrorCode.Timeout,
-  TxErrorCode.NetworkError,
-  TxErrorCode.InProgress,
-  TxErrorCode.StoreUnavailable,
-  TxErrorCode.CircuitOpen,
-  TxErrorCode.RateLimited,
-]);
-
 /**
  * Makes a keyed call happen once. For a call with an idempotency key (scoped by tool):
  * a result stored within the window is emitted with `meta.duplicate: true` and the source is not
@@ -102,7 +92,7 @@ const INDEFINITE_FAILURES: ReadonlySet<string> = new Set([
  *   .pipe(retryWithPolicy(), dedupe(store))
  *   .subscribe(({ meta }) => console.log(meta.duplicate));
  */
-export function dedupe(store: IdempotencyStore, options: DedupeOptions = {}) {
+export function dedupe(store: IdempotencyStore, options: DedupeOptions = {}): TxOperator {
   if (typeof (store as Partial<IdempotencyStore> | null)?.begin !== 'function') {
     throw new TxError(TxErrorCode.Validation, 'Invalid store: must be an IdempotencyStore', {
       field: 'store',
@@ -114,8 +104,7 @@ export function dedupe(store: IdempotencyStore, options: DedupeOptions = {}) {
     windowMs: parsed.windowMs ?? store.windowMs ?? DEFAULT_WINDOW_MS,
     scheduler: parsed.scheduler ?? asyncScheduler,
   };
-  return (source: Observable<TxResult>): TxCall => {
-    const call = txCallOf(source, 'dedupe');
+  return txOperator('dedupe', (call) => {
     const idempotencyKey = call.request.idempotencyKey;
     if (idempotencyKey === undefined) return call;
     const keyed: Omit<Keyed, 'startedAtMs'> = {
@@ -128,7 +117,7 @@ export function dedupe(store: IdempotencyStore, options: DedupeOptions = {}) {
     return call.derive((subscriber) =>
       once({ ...keyed, startedAtMs: settings.scheduler.now() }).subscribe(subscriber),
     );
-  };
+  });
 }
 
 interface Keyed {
@@ -300,9 +289,9 @@ function recordFailure(keyed: Keyed, token: string | undefined, error: unknown):
   return store.complete(key, keyed.fingerprint, failureRecord(error), settings.windowMs);
 }
 
-/** A failure a repeat of the call would meet again: not retryable, not ambiguous, not an {@link INDEFINITE_FAILURES} code. */
+/** A failure a repeat of the call would meet again (see {@link saysNothingFinal}). */
 function isDefiniteFailure(error: unknown): error is TxError {
-  return isTxError(error) && !error.retryable && !error.ambiguous && !INDEFINITE_FAILURES.has(error.code);
+  return isTxError(error) && !saysNothingFinal(error);
 }
 
 function replay(keyed: Keyed, record: IdempotencyRecord): Observable<TxResult> {
@@ -311,7 +300,7 @@ function replay(keyed: Keyed, record: IdempotencyRecord): Observable<TxResult> {
     const data = 'data' in record ? record.data : extractData(record.result);
     return of(asDuplicate(keyed, record.meta ?? successMetaOf(keyed), { result: record.result, data }));
   }
-  const code = Object.values(TxErrorCode).find((known) => known === record.code) ?? TxErrorCode.ToolError;
+  const code = isTxErrorCode(record.code) ? record.code : TxErrorCode.ToolError;
   const error = new TxError(code, record.message, { meta: record.meta });
   return throwError(() => asDuplicateFailure(keyed, error));
 }

@@ -1,7 +1,8 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { catchError, type Observable, of, throwError } from 'rxjs';
-import { type TxCall, txCallOf, withCallMeta } from '../src/call/call.js';
+import { catchError, of, throwError } from 'rxjs';
+import { withCallMeta } from '../src/call/call.js';
 import { buildResult } from '../src/call/result.js';
+import { type TxOperator, txOperator } from '../src/call/txOperator.js';
 import { TxError } from '../src/core/errors.js';
 import type { TxMeta, TxResult } from '../src/core/types.js';
 
@@ -15,9 +16,8 @@ import type { TxMeta, TxResult } from '../src/core/types.js';
  * const { meta } = await lastValueFrom(tx.call$('charge', { cents: 500 }).pipe(failuresAsResults()));
  * if (!meta.ack) console.log(meta.status, meta.errorCode, meta.errorMessage);
  */
-export function failuresAsResults() {
-  return (source: Observable<TxResult>): TxCall => {
-    const call = txCallOf(source, 'failuresAsResults');
+export function failuresAsResults(): TxOperator {
+  return txOperator('failuresAsResults', (call) => {
     return call.pipe(
       catchError((error: unknown) => {
         if (!(error instanceof TxError)) return throwError(() => error);
@@ -25,6 +25,6 @@ export function failuresAsResults() {
         const result: CallToolResult = { content: [{ type: 'text', text: error.message }], isError: true };
         return of(buildResult(result, undefined, Object.freeze({ ...meta, ack: false, processed: false })));
       }),
-    ) as TxCall;
-  };
+    );
+  });
 }

@@ -1,7 +1,7 @@
-import { type Observable, tap } from 'rxjs';
-import { type TxCall, txCallOf, withCallMeta } from '../src/call/call.js';
+import { tap } from 'rxjs';
+import { withCallMeta } from '../src/call/call.js';
+import { type TxOperator, txOperator } from '../src/call/txOperator.js';
 import { TxError, TxErrorCode, validationError } from '../src/core/errors.js';
-import type { TxResult } from '../src/core/types.js';
 import type { HealthMonitor } from '../src/health/healthMonitor.js';
 
 /**
@@ -14,12 +14,11 @@ import type { HealthMonitor } from '../src/health/healthMonitor.js';
  * const health = new HealthMonitor();
  * tx.attempt$('search', { q }).pipe(retryWithPolicy(), dedupe(store), monitor(health));
  */
-export function monitor(health: HealthMonitor) {
+export function monitor(health: HealthMonitor): TxOperator {
   if (typeof (health as Partial<HealthMonitor> | null)?.record !== 'function') {
     throw validationError('health', 'must be a HealthMonitor');
   }
-  return (source: Observable<TxResult>): TxCall => {
-    const call = txCallOf(source, 'monitor');
+  return txOperator('monitor', (call) => {
     return call.pipe(
       tap({
         next: (result) => health.record(result.meta),
@@ -30,6 +29,6 @@ export function monitor(health: HealthMonitor) {
           }
         },
       }),
-    ) as TxCall;
-  };
+    );
+  });
 }

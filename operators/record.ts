@@ -1,9 +1,10 @@
-import { catchError, concatMap, defer, from, map, type Observable, throwError } from 'rxjs';
+import { catchError, concatMap, defer, from, map, throwError } from 'rxjs';
 import { z } from 'zod';
-import { type TxCall, txCallOf, withCallMeta } from '../src/call/call.js';
+import { withCallMeta } from '../src/call/call.js';
+import { type TxOperator, txOperator } from '../src/call/txOperator.js';
 import { parseOrThrow } from '../src/config/validators.js';
 import { TxError, TxErrorCode, validationError } from '../src/core/errors.js';
-import type { TxMeta, TxRequest, TxResult } from '../src/core/types.js';
+import type { TxMeta, TxRequest } from '../src/core/types.js';
 import type { EventStore, NewTxEvent } from '../src/events/eventStore.js';
 
 const RecordOptionsSchema = z.strictObject({
@@ -33,13 +34,12 @@ export type RecordOptions = z.input<typeof RecordOptionsSchema>;
  * tx.attempt$('charge', args, { idempotencyKey: 'order-42' }).pipe(retryWithPolicy(), record(events));
  * events.read$({ type: 'ToolCallFailed' }).subscribe(console.log);
  */
-export function record(store: EventStore, options: RecordOptions = {}) {
+export function record(store: EventStore, options: RecordOptions = {}): TxOperator {
   if (typeof (store as Partial<EventStore> | null)?.append !== 'function') {
     throw validationError('store', 'must be an EventStore');
   }
   const { recordArguments } = parseOrThrow(RecordOptionsSchema, options, 'options');
-  return (source: Observable<TxResult>): TxCall => {
-    const call = txCallOf(source, 'record');
+  return txOperator('record', (call) => {
     const requested = requestedEvent(call.request, recordArguments);
     return call.derive((subscriber) =>
       defer(() => store.append(requested))
@@ -64,7 +64,7 @@ export function record(store: EventStore, options: RecordOptions = {}) {
           },
         }),
     );
-  };
+  });
 }
 
 function storeUnavailable(error: unknown): TxError {

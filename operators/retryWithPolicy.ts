@@ -11,7 +11,8 @@ import {
   timer,
 } from 'rxjs';
 import { z } from 'zod';
-import { type TxCall, txCallOf, withCallMeta } from '../src/call/call.js';
+import { type TxCall, withCallMeta } from '../src/call/call.js';
+import { type TxOperator, txOperator } from '../src/call/txOperator.js';
 import {
   mergeRetry,
   type PartialRetryPolicy,
@@ -20,8 +21,7 @@ import {
 } from '../src/config/retryPolicy.js';
 import { parseOrThrow, SchedulerSchema } from '../src/config/validators.js';
 import { matchesRetryable } from '../src/core/classify.js';
-import { isTxError, TxError, TxErrorCode, validationError } from '../src/core/errors.js';
-import type { TxResult } from '../src/core/types.js';
+import { errorCodeTraits, isTxError, TxError, TxErrorCode, validationError } from '../src/core/errors.js';
 
 const RetryOptionsSchema = z.strictObject({
   scheduler: SchedulerSchema.optional(),
@@ -40,15 +40,6 @@ const RetryOptionsSchema = z.strictObject({
  * retryWithPolicy({ maxAttempts: 4 }, { scheduler: testScheduler, random: () => 0.5 });
  */
 export type RetryOptions = z.input<typeof RetryOptionsSchema>;
-
-/** Errors no policy field but `retryOn` can make retryable: repeating them cannot succeed or is refused. */
-const NEVER_RETRIED: ReadonlySet<string> = new Set([
-  TxErrorCode.Validation,
-  TxErrorCode.Cancelled,
-  TxErrorCode.IdempotencyConflict,
-  TxErrorCode.CircuitOpen,
-  TxErrorCode.RateLimited,
-]);
 
 const AMBIGUOUS_HINT =
   'not retried: the request may already have run on the server and the tool is not known to be safe to repeat; ' +
@@ -75,7 +66,7 @@ const AMBIGUOUS_HINT =
  *   .pipe(retryWithPolicy({ maxAttempts: 5, baseDelayMs: 200, deadlineMs: 10_000 }))
  *   .subscribe(({ meta }) => console.log(`took ${meta.attempts} attempts`));
  */
-export function retryWithPolicy(policy: PartialRetryPolicy = {}, options: RetryOptions = {}) {
+export function retryWithPolicy(policy: PartialRetryPolicy = {}, options: RetryOptions = {}): TxOperator {
   const resolved = mergeRetry(policy);
   if (resolved === false) throw validationError('retry', 'must be a retry policy object');
   const { scheduler = asyncScheduler, random = Math.random } = parseOrThrow(
@@ -83,8 +74,7 @@ export function retryWithPolicy(policy: PartialRetryPolicy = {}, options: RetryO
     options,
     'options',
   );
-  return (source: Observable<TxResult>): TxCall => {
-    const call = txCallOf(source, 'retryWithPolicy');
+  return txOperator('retryWithPolicy', (call) => {
     return call.derive((subscriber) => {
       const deadlineAt = resolved.deadlineMs === undefined ? Infinity : scheduler.now() + resolved.deadlineMs;
       let lastSentFailure: unknown;
@@ -111,7 +101,7 @@ export function retryWithPolicy(policy: PartialRetryPolicy = {}, options: RetryO
         .pipe(catchError((error: unknown) => throwError(() => failedAfter(call, error, lastSentFailure))))
         .subscribe(subscriber);
     });
-  };
+  });
 }
 
 interface RetryContext {
@@ -140,7 +130,7 @@ function nextRetry(context: RetryContext, error: unknown, retryNumber: number): 
 
 function isRetryable(error: unknown, policy: RetryPolicy, attempt: number): boolean {
   if (policy.retryOn !== undefined) return policy.retryOn(error, attempt);
-  if (!(error instanceof TxError) || NEVER_RETRIED.has(error.code)) return false;
+  if (!(error instanceof TxError) || errorCodeTraits(error.code).neverRetried) return false;
   if (policy.retryableErrors.includes(error.code)) return true;
   if (error.code === TxErrorCode.ToolError) return matchesRetryable(error.message, policy.retryableErrors);
   return error.retryable;
@@ -180,7 +170,7 @@ function deadlineError(call: TxCall, deadlineMs: number): TxError {
 
 /** A try refused before anything was sent: the breaker was open, or the limiter's queue was full. */
 function isRefusal(error: unknown): error is TxError {
-  return isTxError(error, TxErrorCode.CircuitOpen, TxErrorCode.RateLimited);
+  return isTxError(error) && errorCodeTraits(error.code).refusal;
 }
 
 /**

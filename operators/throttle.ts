@@ -1,7 +1,7 @@
-import { catchError, finalize, type Observable, switchMap, take, throwError } from 'rxjs';
-import { type TxCall, txCallOf, withCallMeta } from '../src/call/call.js';
+import { catchError, finalize, switchMap, take, throwError } from 'rxjs';
+import { withCallMeta } from '../src/call/call.js';
+import { type TxOperator, txOperator } from '../src/call/txOperator.js';
 import { validationError } from '../src/core/errors.js';
-import type { TxResult } from '../src/core/types.js';
 import type { Limiter } from '../src/limiter/limiter.js';
 
 /**
@@ -13,12 +13,11 @@ import type { Limiter } from '../src/limiter/limiter.js';
  * const limiter = tokenBucket({ ratePerSecond: 20, burst: 10 });
  * tx.attempt$('search', { q }).pipe(throttle(limiter), retryWithPolicy());
  */
-export function throttle(limiter: Limiter) {
+export function throttle(limiter: Limiter): TxOperator {
   if (typeof (limiter as Partial<Limiter> | null)?.acquire !== 'function') {
     throw validationError('limiter', 'must be a Limiter (tokenBucket(...), concurrencyLimit(...))');
   }
-  return (source: Observable<TxResult>): TxCall => {
-    const call = txCallOf(source, 'throttle');
+  return txOperator('throttle', (call) => {
     return call.derive((subscriber) =>
       limiter
         .acquire()
@@ -29,5 +28,5 @@ export function throttle(limiter: Limiter) {
         )
         .subscribe(subscriber),
     );
-  };
+  });
 }

@@ -1,6 +1,7 @@
 import type { Context, Span, Tracer } from '@opentelemetry/api';
-import type { Observable, Subscriber, TeardownLogic } from 'rxjs';
-import { type RetryEvent, type TxCall, txCallOf, withCallMeta } from '../src/call/call.js';
+import type { Subscriber, TeardownLogic } from 'rxjs';
+import { type RetryEvent, type TxCall, withCallMeta } from '../src/call/call.js';
+import { type TxOperator, txOperator } from '../src/call/txOperator.js';
 import { type TraceOptions, TraceOptionsSchema } from '../src/config/options.js';
 import { parseOrThrow } from '../src/config/validators.js';
 import { TxError, TxErrorCode } from '../src/core/errors.js';
@@ -31,16 +32,15 @@ const W3C_KEYS = ['traceparent', 'tracestate'] as const;
  * const tracer = provider.getTracer('agent');
  * tx.attempt$('search', { q: 'rxjs' }).pipe(retryWithPolicy(), trace({ tracer, recordArguments: true }));
  */
-export function trace(options: TraceOperatorOptions = {}) {
+export function trace(options: TraceOperatorOptions = {}): TxOperator {
   const { tracer, tracerName, recordArguments } = parseOrThrow(TraceOptionsSchema, options, 'options');
   const spanTracer = otel && (tracer ?? otel.trace.getTracer(tracerName));
-  return (source: Observable<TxResult>): TxCall => {
-    const call = txCallOf(source, 'trace');
+  return txOperator('trace', (call) => {
     if (otel === undefined || spanTracer === undefined) return call;
     return call.derive((subscriber) =>
       traceSubscription(otel, spanTracer, call, recordArguments, subscriber),
     );
-  };
+  });
 }
 
 /** How a traced subscription ended: with a result's metadata, or with an error. */

@@ -21,10 +21,10 @@ export {
   type RetryEvent,
   TxCall,
   TxCallState,
-  txCallOf,
   withCallMeta,
 } from './call/call.js';
 export { extractData } from './call/result.js';
+export { type TxOperator, txCallOf, txOperator } from './call/txOperator.js';
 export { createMcpTx, type McpTx } from './client/client.js';
 export {
   type ToolPolicy,

@@ -12,7 +12,7 @@ import {
 } from 'rxjs';
 import { z } from 'zod';
 import { parseOrThrow, SchedulerSchema, TimeoutMsSchema } from '../config/validators.js';
-import { TxError, TxErrorCode } from '../core/errors.js';
+import { errorCodeTraits, TxError, TxErrorCode } from '../core/errors.js';
 
 /**
  * Where a breaker is: `closed` lets calls through, `open` refuses them, `half-open` lets a few
@@ -108,13 +108,6 @@ const BreakerSnapshotSchema = z.strictObject({
  */
 export type BreakerSnapshot = z.infer<typeof BreakerSnapshotSchema>;
 
-/** Failures that say the server or the network is unwell; caller mistakes and refusals do not count. */
-const FAILURE_CODES: ReadonlySet<string> = new Set([
-  TxErrorCode.Timeout,
-  TxErrorCode.NetworkError,
-  TxErrorCode.ToolError,
-]);
-
 /**
  * The default `isFailure`: timeouts, network errors, tool errors, server-side protocol errors that
  * are retryable, and anything that is not a TxError. Not: validation errors, idempotency conflicts,
@@ -125,7 +118,10 @@ const FAILURE_CODES: ReadonlySet<string> = new Set([
  */
 export function defaultIsFailure(error: unknown): boolean {
   if (!(error instanceof TxError)) return true;
-  return FAILURE_CODES.has(error.code) || (error.code === TxErrorCode.ProtocolError && error.retryable);
+  return (
+    errorCodeTraits(error.code).breakerFailure ||
+    (error.code === TxErrorCode.ProtocolError && error.retryable)
+  );
 }
 
 /**

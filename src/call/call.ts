@@ -2,7 +2,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult, ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
 import { Observable, type Operator, type SchedulerLike, type Subscriber, type TeardownLogic } from 'rxjs';
 import { classifyRejection, classifyToolError, resultText } from '../core/classify.js';
-import { statusOf, TxError, validationError } from '../core/errors.js';
+import { statusOf, TxError } from '../core/errors.js';
 import { isoTime } from '../core/time.js';
 import type { TxRequest, TxResult } from '../core/types.js';
 import { MCP_TX_KEY, readWireResponseMeta, wireRequestMeta } from '../core/wire.js';
@@ -104,25 +104,6 @@ export class TxCall<R = CallToolResult> extends Observable<TxResult<R>> {
 }
 
 /**
- * The {@link TxCall} behind `source`, or a `MCP_TX_VALIDATION` error at assembly time naming the
- * operator, when something in the pipeline dropped the call's request.
- *
- * @example
- * export const myOperator = () => (source: Observable<TxResult>) => {
- *   const call = txCallOf(source, 'myOperator');
- *   return call.derive((subscriber) => call.subscribe(subscriber));
- * };
- */
-export function txCallOf<R>(source: Observable<TxResult<R>>, operatorName: string): TxCall<R> {
-  if (source instanceof TxCall) return source;
-  throw validationError(
-    `${operatorName} source`,
-    'must be a TxCall (from tx.attempt$ or tx.call$); an operator before it made a plain Observable — ' +
-      'apply plain RxJS operators with .pipe() on the TxCall, or after the MCP-Tx operators',
-  );
-}
-
-/**
  * `error` carrying the call's metadata (attempts made so far, status), unless it already carries
  * some or is not a {@link TxError}. For operators that fail a call themselves.
  *
@@ -146,7 +127,7 @@ export function withCallMeta(call: TxCall<unknown>, error: unknown): unknown {
  * carries its `env`; an operator reads it instead of taking the client again.
  *
  * @example
- * const call = txCallOf(source, 'myOperator');
+ * const call = tx.attempt$('search', { q: 'rxjs' });
  * const now = call.env.scheduler.now();
  * if (!call.env.serverSupportsTx()) console.log('plain MCP server: no server-side dedupe');
  */

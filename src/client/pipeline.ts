@@ -1,4 +1,4 @@
-import type { Observable, SchedulerLike } from 'rxjs';
+import type { SchedulerLike } from 'rxjs';
 import { circuitBreak } from '../../operators/circuitBreak.js';
 import { dedupe } from '../../operators/dedupe.js';
 import { monitor } from '../../operators/monitor.js';
@@ -8,13 +8,10 @@ import { throttle } from '../../operators/throttle.js';
 import { trace } from '../../operators/trace.js';
 import type { TxCall } from '../call/call.js';
 import { cancelledBy } from '../call/cancellation.js';
+import type { TxOperator } from '../call/txOperator.js';
 import type { ResolvedTxConfig, ToolPolicy, TxCallOptions } from '../config/options.js';
 import { mergeRetry, type RetryLayer } from '../config/retryPolicy.js';
-import type { TxResult } from '../core/types.js';
 import { memoryIdempotencyStore } from '../idempotency/memoryStore.js';
-
-/** An MCP-Tx operator as the pipeline applies it. */
-type TxOperator = (source: Observable<TxResult>) => TxCall;
 
 /** The operators that apply to every call of one tool, built once. */
 interface ToolStages {

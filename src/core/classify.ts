@@ -1,5 +1,5 @@
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
-import { TxError, TxErrorCode } from './errors.js';
+import { errorCodeTraits, isTxErrorCode, TxError, TxErrorCode } from './errors.js';
 import type { WireResponseMeta } from './wire.js';
 
 /** JSON-RPC errors that say the request itself is wrong: repeating it cannot help. */
@@ -8,15 +8,6 @@ const PERMANENT_RPC_CODES: ReadonlySet<number> = new Set([
   ErrorCode.InvalidRequest,
   ErrorCode.MethodNotFound,
   ErrorCode.InvalidParams,
-]);
-
-const KNOWN_CODES: ReadonlySet<string> = new Set(Object.values(TxErrorCode));
-/** Codes a server may answer with that a later attempt can get past. */
-const RETRYABLE_SERVER_CODES: ReadonlySet<string> = new Set([
-  TxErrorCode.InProgress,
-  TxErrorCode.Timeout,
-  TxErrorCode.NetworkError,
-  TxErrorCode.StoreUnavailable,
 ]);
 
 /** The SDK turns protocol errors inside `tools/call` into `isError` results whose text starts like this. */
@@ -59,9 +50,10 @@ export function classifyToolError(
   const message = wire?.error_message ?? (text || 'Tool returned an error');
   const retryAfterMs = typeof wire?.retry_after_ms === 'number' ? wire.retry_after_ms : undefined;
   const serverCode = wire?.error_code;
-  if (serverCode !== undefined && KNOWN_CODES.has(serverCode)) {
-    return new TxError(serverCode as TxErrorCode, message, {
-      retryable: RETRYABLE_SERVER_CODES.has(serverCode),
+  if (isTxErrorCode(serverCode)) {
+    // A code a server reports is retryable when a later attempt can get past it.
+    return new TxError(serverCode, message, {
+      retryable: errorCodeTraits(serverCode).outcomeUnknown,
       retryAfterMs,
     });
   }

@@ -30,20 +30,76 @@ export const TxErrorCode = {
  */
 export type TxErrorCode = (typeof TxErrorCode)[keyof typeof TxErrorCode];
 
-/** The status a logical call ends with when it fails with this code. */
-const STATUS_BY_CODE: Readonly<Record<TxErrorCode, TxStatus>> = {
-  MCP_TX_TIMEOUT: 'timeout',
-  MCP_TX_NETWORK_ERROR: 'failed',
-  MCP_TX_TOOL_ERROR: 'failed',
-  MCP_TX_PROTOCOL_ERROR: 'failed',
-  MCP_TX_CIRCUIT_OPEN: 'rejected',
-  MCP_TX_RATE_LIMITED: 'rejected',
-  MCP_TX_IDEMPOTENCY_CONFLICT: 'rejected',
-  MCP_TX_IN_PROGRESS: 'rejected',
-  MCP_TX_VALIDATION: 'rejected',
-  MCP_TX_CANCELLED: 'cancelled',
-  MCP_TX_STORE_UNAVAILABLE: 'failed',
+/**
+ * What an error code means, in one place; every operator and orchestrator asks these instead of
+ * keeping its own list of codes.
+ *
+ * - `status`: the status a logical call ends with when it fails with the code.
+ * - `neverRetried`: repeating the call cannot succeed or would be refused again; only a policy's
+ *   `retryOn` may retry it.
+ * - `refusal`: refused by a local policy (an open breaker, a full limiter queue) before anything
+ *   was sent.
+ * - `outcomeUnknown`: the request may have reached the server and run, or be running there; a later
+ *   attempt may get past it (how a code a server reports is read, too).
+ * - `breakerFailure`: says the server or the network is unwell, so a circuit breaker counts it.
+ * - `answered`: the server answered the call itself with a failure (a tool or protocol error): it
+ *   did not take effect.
+ *
+ * @example
+ * errorCodeTraits(TxErrorCode.Timeout); // { status: 'timeout', outcomeUnknown: true, breakerFailure: true, … }
+ */
+export interface ErrorCodeTraits {
+  readonly status: TxStatus;
+  readonly neverRetried: boolean;
+  readonly refusal: boolean;
+  readonly outcomeUnknown: boolean;
+  readonly breakerFailure: boolean;
+  readonly answered: boolean;
+}
+
+const traits = (status: TxStatus, ...marks: (keyof Omit<ErrorCodeTraits, 'status'>)[]): ErrorCodeTraits =>
+  Object.freeze({
+    status,
+    neverRetried: marks.includes('neverRetried'),
+    refusal: marks.includes('refusal'),
+    outcomeUnknown: marks.includes('outcomeUnknown'),
+    breakerFailure: marks.includes('breakerFailure'),
+    answered: marks.includes('answered'),
+  });
+
+const TRAITS_BY_CODE: Readonly<Record<TxErrorCode, ErrorCodeTraits>> = {
+  MCP_TX_TIMEOUT: traits('timeout', 'outcomeUnknown', 'breakerFailure'),
+  MCP_TX_NETWORK_ERROR: traits('failed', 'outcomeUnknown', 'breakerFailure'),
+  MCP_TX_TOOL_ERROR: traits('failed', 'breakerFailure', 'answered'),
+  MCP_TX_PROTOCOL_ERROR: traits('failed', 'answered'),
+  MCP_TX_CIRCUIT_OPEN: traits('rejected', 'neverRetried', 'refusal'),
+  MCP_TX_RATE_LIMITED: traits('rejected', 'neverRetried', 'refusal'),
+  MCP_TX_IDEMPOTENCY_CONFLICT: traits('rejected', 'neverRetried'),
+  MCP_TX_IN_PROGRESS: traits('rejected', 'outcomeUnknown'),
+  MCP_TX_VALIDATION: traits('rejected', 'neverRetried'),
+  MCP_TX_CANCELLED: traits('cancelled', 'neverRetried'),
+  MCP_TX_STORE_UNAVAILABLE: traits('failed', 'outcomeUnknown'),
 };
+
+/**
+ * The traits of an error code: see {@link ErrorCodeTraits}.
+ *
+ * @example
+ * if (errorCodeTraits(error.code).refusal) console.log('nothing was sent');
+ */
+export function errorCodeTraits(code: TxErrorCode): ErrorCodeTraits {
+  return TRAITS_BY_CODE[code];
+}
+
+/**
+ * Whether a string is one of the {@link TxErrorCode} values (a code read off the wire, say).
+ *
+ * @example
+ * isTxErrorCode('MCP_TX_TIMEOUT'); // true
+ */
+export function isTxErrorCode(code: unknown): code is TxErrorCode {
+  return typeof code === 'string' && Object.hasOwn(TRAITS_BY_CODE, code);
+}
 
 /**
  * The status a call that failed with `code` ends with.
@@ -52,7 +108,19 @@ const STATUS_BY_CODE: Readonly<Record<TxErrorCode, TxStatus>> = {
  * statusOf(TxErrorCode.Timeout); // 'timeout'
  */
 export function statusOf(code: TxErrorCode): TxStatus {
-  return STATUS_BY_CODE[code];
+  return TRAITS_BY_CODE[code].status;
+}
+
+/**
+ * A failure that says nothing final about the call: it may have run, may run if repeated, or was
+ * never sent (refused, cancelled). What an idempotency store must not keep as the key's outcome.
+ *
+ * @example
+ * if (!saysNothingFinal(error)) store.complete(key, print, failureRecord(error), windowMs);
+ */
+export function saysNothingFinal(error: TxError): boolean {
+  const { outcomeUnknown, refusal, status } = TRAITS_BY_CODE[error.code];
+  return error.retryable || error.ambiguous || outcomeUnknown || refusal || status === 'cancelled';
 }
 
 /**

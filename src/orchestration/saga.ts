@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { McpTx } from '../client/client.js';
 import { type PartialRetryPolicy, PartialRetryPolicySchema } from '../config/retryPolicy.js';
 import { parseOrThrow } from '../config/validators.js';
-import { isTxError, TxErrorCode, validationError } from '../core/errors.js';
+import { errorCodeTraits, isTxError, validationError } from '../core/errors.js';
 import { newRequestId } from '../core/ids.js';
 import type { JsonObject, TxResult } from '../core/types.js';
 import type { EventStore, TxEvent } from '../events/eventStore.js';
@@ -99,24 +99,6 @@ const SagaOptionsSchema = z.strictObject({
 
 /** How a step whose outcome is unknown is called again, over the config's retry policy. */
 const DEFAULT_SETTLE_RETRY: PartialRetryPolicy = { maxAttempts: 5 };
-
-/** Failures after which the call may have reached the server and run there. */
-const UNKNOWN_OUTCOME: readonly TxErrorCode[] = [
-  TxErrorCode.InProgress,
-  TxErrorCode.Timeout,
-  TxErrorCode.NetworkError,
-  TxErrorCode.StoreUnavailable,
-];
-
-/** Refusals before sending: after a first attempt, they say nothing of the attempts sent before. */
-const REFUSED_BEFORE_SENDING: readonly TxErrorCode[] = [
-  TxErrorCode.CircuitOpen,
-  TxErrorCode.RateLimited,
-  TxErrorCode.Cancelled,
-];
-
-/** Failures the server answered for the call itself: the step did not take effect. */
-const ANSWERED_FAILURE: readonly TxErrorCode[] = [TxErrorCode.ToolError, TxErrorCode.ProtocolError];
 
 /**
  * A saga: steps with compensations, run in order; when a step fails, the completed steps are
@@ -240,7 +222,7 @@ export class Saga {
     });
     if (outcome.ok) {
       await this.log(sagaId, EVENT.stepCompleted, { step: step.name, data: outcome.value.data });
-    } else if (isTxError(outcome.error, ...ANSWERED_FAILURE)) {
+    } else if (isTxError(outcome.error) && errorCodeTraits(outcome.error.code).answered) {
       await this.log(sagaId, EVENT.stepFailed, {
         step: step.name,
         ...describe(outcome.error),
@@ -367,8 +349,9 @@ function unsettledFailure(history: SagaHistory): StepFailure | undefined {
  */
 function mayHaveRun(error: unknown): boolean {
   if (!isTxError(error)) return false;
-  if (error.ambiguous || UNKNOWN_OUTCOME.includes(error.code)) return true;
-  return REFUSED_BEFORE_SENDING.includes(error.code) && (error.meta?.attempts ?? 0) > 0;
+  const { outcomeUnknown, refusal, status } = errorCodeTraits(error.code);
+  if (error.ambiguous || outcomeUnknown) return true;
+  return (refusal || status === 'cancelled') && (error.meta?.attempts ?? 0) > 0;
 }
 
 type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: unknown };
