@@ -25,7 +25,8 @@ export {
 } from './call/call.js';
 export { extractData } from './call/result.js';
 export { type TxOperator, txCallOf, txOperator } from './call/txOperator.js';
-export { createMcpTx, type McpTx } from './client/client.js';
+export { createMcpTx } from './client/client.js';
+export type { McpTx } from './client/mcpTx.js';
 export {
   type ToolPolicy,
   type TraceOptions,

@@ -14,79 +14,19 @@ import {
   type TxConfig,
   TxConfigSchema,
 } from '../config/options.js';
-import { DEFAULT_RETRYABLE_ERRORS } from '../config/retryPolicy.js';
-import { assertJsonArgs, assertToolName } from '../config/toolInput.js';
+import { assertToolName } from '../config/toolInput.js';
 import { parseOrThrow } from '../config/validators.js';
 import { TxError, TxErrorCode, validationError } from '../core/errors.js';
 import { newRequestId } from '../core/ids.js';
 import type { JsonObject, TxRequest, TxResult } from '../core/types.js';
 import { advertisesMcpTx } from '../core/wire.js';
 import { listAllTools } from './listTools.js';
+import type { McpTx } from './mcpTx.js';
 import { DefaultPipeline } from './pipeline.js';
 
-/**
- * Reliable MCP tool calls on one connected SDK `Client`. Made by {@link createMcpTx}.
- *
- * @example
- * const tx = createMcpTx(client, { retry: { maxAttempts: 5 } });
- * tx.tool('charge', { idempotencyKey: (args) => `charge-${String(args.orderId)}` });
- * const { data, meta } = await tx.call('charge', { orderId: 42, cents: 500 });
- * console.log(data, meta.attempts, tx.activeRequests.size);
- * await tx.close();
- */
-export interface McpTx {
-  /** The SDK client calls go through. */
-  readonly client: Client;
-  /** The validated configuration, defaults filled in. */
-  readonly config: ResolvedTxConfig;
-  /** Whether the connected server advertised `experimental.mcp_tx`. */
-  readonly serverSupportsTx: boolean;
-  /** Logical calls in flight, by request id. */
-  readonly activeRequests: ReadonlyMap<string, TxRequest>;
-  /**
-   * One logical call through the default pipeline built from the config, the tool's policy and
-   * `options`. Cold: nothing is sent until it is subscribed. Bad input errors on subscription with
-   * `MCP_TX_VALIDATION` and nothing is sent. `args` are checked and copied when the call is made:
-   * every attempt sends that copy (`call.request.args`, frozen), whatever is changed in `args` later.
-   *
-   * @example
-   * tx.call$('get_weather', { city: 'Lyon' }).subscribe(({ data, meta }) => console.log(data, meta.attempts));
-   */
-  call$(name: string, args?: JsonObject, options?: TxCallOptions): TxCall;
-  /**
-   * {@link McpTx.call$} as a Promise.
-   *
-   * @example
-   * const { data } = await tx.call('get_weather', { city: 'Lyon' }, { timeoutMs: 5_000 });
-   */
-  call(name: string, args?: JsonObject, options?: TxCallOptions): Promise<TxResult>;
-  /**
-   * One bare attempt, no policies: the primitive to compose operators on by hand. Like
-   * {@link McpTx.call$}, `args` are checked and copied when the call is made; every subscription
-   * (every retry) sends that frozen copy.
-   *
-   * @example
-   * tx.attempt$('charge', { cents: 500 }, { idempotencyKey: 'order-42' }).pipe(retryWithPolicy());
-   */
-  attempt$(name: string, args?: JsonObject, options?: TxCallOptions): TxCall;
-  /**
-   * Registers the policy `call$` applies to tool `name` (merged over the config's). Returns `this`.
-   *
-   * @example
-   * tx.tool('charge', { timeoutMs: 10_000, idempotencyKey: (args) => `charge-${args.orderId}` });
-   */
-  tool(name: string, policy: ToolPolicy): McpTx;
-  /** The registered per-tool policies. */
-  tools(): Readonly<Record<string, ToolPolicy>>;
-  /**
-   * Stops new calls, waits for the ones in flight (at most `timeoutMs`, default the config's
-   * `closeTimeoutMs`), cancels what is left, then closes the SDK client.
-   *
-   * @example
-   * await tx.close({ timeoutMs: 2_000 });
-   */
-  close(options?: { timeoutMs?: number }): Promise<void>;
-}
+export type { McpTx } from './mcpTx.js';
+
+import { configuredRetryableErrors, resolveRequest } from './resolve.js';
 
 interface ActiveCall {
   readonly request: TxRequest;
@@ -129,11 +69,10 @@ class McpTxClient implements McpTx {
     readonly config: ResolvedTxConfig,
   ) {
     this.scheduler = config.scheduler ?? asyncScheduler;
-    const retryableErrors = config.retry === false ? DEFAULT_RETRYABLE_ERRORS : config.retry.retryableErrors;
     this.env = {
       client,
       serverSupportsTx: () => this.serverSupportsTx,
-      retryableErrors: retryableErrors ?? DEFAULT_RETRYABLE_ERRORS,
+      retryableErrors: configuredRetryableErrors(config),
       scheduler: this.scheduler,
       toolAnnotations: (name) => this.toolAnnotations(name),
     };
@@ -213,34 +152,17 @@ class McpTxClient implements McpTx {
       assertToolName(name);
       const parsed =
         options === undefined ? undefined : parseOrThrow(TxCallOptionsSchema, options, 'options');
-      call = build(this.buildRequest(name, args === undefined ? {} : args, parsed ?? {}), parsed);
+      const request = resolveRequest(this.config, this.policies.get(name), {
+        name,
+        args: args === undefined ? {} : args,
+        options: parsed ?? {},
+        scheduler: this.scheduler,
+      });
+      call = build(request, parsed);
     } catch (error) {
       return this.rejectedCall(name, asInputError(error));
     }
     return this.track(call);
-  }
-
-  private buildRequest(name: string, input: unknown, options: TxCallOptions): TxRequest {
-    assertJsonArgs(input);
-    const args = frozenCopy(input);
-    const policy = this.policies.get(name);
-    const request: Record<string, unknown> = {
-      name,
-      args,
-      requestId: newRequestId(),
-      createdAtMs: this.scheduler.now(),
-      options: {
-        timeoutMs: options.timeoutMs ?? policy?.timeoutMs ?? this.config.timeoutMs,
-        signal: options.signal,
-        onProgress: options.onProgress,
-        resetTimeoutOnProgress: options.resetTimeoutOnProgress,
-      },
-    };
-    const idempotencyKey = options.idempotencyKey ?? derivedKey(policy, args);
-    if (idempotencyKey !== undefined) request.idempotencyKey = idempotencyKey;
-    if (options.transactionId !== undefined) request.transactionId = options.transactionId;
-    if (options.correlationId !== undefined) request.correlationId = options.correlationId;
-    return Object.freeze(request) as unknown as TxRequest;
   }
 
   /** A call that errors with `error` when subscribed and never reaches the server. */
@@ -315,29 +237,4 @@ async function listAnnotations(client: Client): Promise<ReadonlyMap<string, Tool
   for (const tool of await listAllTools(client))
     if (tool.annotations !== undefined) annotations.set(tool.name, tool.annotations);
   return annotations;
-}
-
-/**
- * A deep frozen copy of arguments already checked to be plain JSON (so the JSON round trip keeps all
- * the wire would carry): what every attempt of the call sends, whatever the caller changes afterwards.
- */
-function frozenCopy(args: JsonObject): JsonObject {
-  return deepFreeze(JSON.parse(JSON.stringify(args)) as JsonObject);
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value !== 'object' || value === null) return value;
-  for (const item of Object.values(value)) deepFreeze(item);
-  return Object.freeze(value);
-}
-
-function derivedKey(policy: ToolPolicy | undefined, args: JsonObject): string | undefined {
-  if (policy?.idempotencyKey === undefined) return undefined;
-  let key: unknown;
-  try {
-    key = policy.idempotencyKey(args);
-  } catch (error) {
-    throw validationError('idempotencyKey', `the tool policy's idempotencyKey(args) threw: ${String(error)}`);
-  }
-  return parseOrThrow(TxCallOptionsSchema.shape.idempotencyKey, key, 'idempotencyKey');
 }

@@ -10,8 +10,8 @@ import type { TxCall } from '../call/call.js';
 import { cancelledBy } from '../call/cancellation.js';
 import type { TxOperator } from '../call/txOperator.js';
 import type { ResolvedTxConfig, ToolPolicy, TxCallOptions } from '../config/options.js';
-import { mergeRetry, type RetryLayer } from '../config/retryPolicy.js';
 import { memoryIdempotencyStore } from '../idempotency/memoryStore.js';
+import { type SwitchableStage, stageIsOn, toolStageSettings } from './resolve.js';
 
 /** The operators that apply to every call of one tool, built once. */
 interface ToolStages {
@@ -21,14 +21,16 @@ interface ToolStages {
 }
 
 /**
- * Builds `tx.call$`'s default pipeline (DESIGN §6) from the config, each tool's policy and each
- * call's options:
+ * `tx.call$`'s default pipeline, built from what {@link toolStageSettings} and {@link stageIsOn}
+ * resolve of the config, each tool's policy and each call's options:
  *
- * `attempt → throttle → circuitBreak → retryWithPolicy → dedupe → monitor → record → trace`
+ * `attempt → throttle → circuitBreak → retryWithPolicy → cancellation → dedupe → monitor → record → trace`
  *
- * A limiter or breaker inside the retry counts every attempt; dedupe outside it makes the retried
- * call one execution; trace outermost makes one span per logical call. Operators are built once per
- * tool and reused; a call that overrides its retry policy gets its own retry operator.
+ * A limiter or breaker inside the retry counts every attempt; the cancellation stage (the call's
+ * `signal`, and `close()`) sits inside dedupe, monitor, record and trace, which all see a
+ * cancellation; dedupe outside the retry makes the retried call one execution; trace outermost makes
+ * one span per logical call. Operators are built once per tool and reused; a call that overrides its
+ * retry policy gets its own retry operator.
  *
  * @example
  * const pipeline = new DefaultPipeline(config, (tool) => policies.get(tool), asyncScheduler);
@@ -67,18 +69,20 @@ export class DefaultPipeline {
 
   /** Wraps one attempt in the pipeline for its tool and options. */
   apply(attempt: TxCall, options: TxCallOptions | undefined): TxCall {
-    const stages = this.stagesFor(attempt.request.name, options);
+    const { name, options: attemptOptions } = attempt.request;
+    const policy = this.policyOf(name);
+    const on = (stage: SwitchableStage, operator: TxOperator | undefined): operator is TxOperator =>
+      operator !== undefined && stageIsOn(stage, policy, options);
+    const stages = this.stagesFor(name, options);
     let call = attempt;
-    if (stages.throttle && options?.limiter !== false) call = stages.throttle(call);
-    if (stages.circuitBreak && options?.breaker !== false) call = stages.circuitBreak(call);
+    if (on('limiter', stages.throttle)) call = stages.throttle(call);
+    if (on('breaker', stages.circuitBreak)) call = stages.circuitBreak(call);
     if (stages.retry) call = stages.retry(call);
-    // Cancelled here, inside dedupe, monitor, record and trace, which all see the cancellation.
-    call = cancelledBy(call, [attempt.request.options.signal, this.closed]);
-    const policy = this.policyOf(attempt.request.name);
-    if (this.dedupe && policy?.dedupe !== false && options?.dedupe !== false) call = this.dedupe(call);
-    if (this.monitor && policy?.monitor !== false && options?.monitor !== false) call = this.monitor(call);
-    if (this.record && policy?.record !== false && options?.record !== false) call = this.record(call);
-    if (this.trace && policy?.trace !== false && options?.trace !== false) call = this.trace(call);
+    call = cancelledBy(call, [attemptOptions.signal, this.closed]);
+    if (on('dedupe', this.dedupe)) call = this.dedupe(call);
+    if (on('monitor', this.monitor)) call = this.monitor(call);
+    if (on('record', this.record)) call = this.record(call);
+    if (on('trace', this.trace)) call = this.trace(call);
     return call;
   }
 
@@ -92,11 +96,8 @@ export class DefaultPipeline {
     return stages;
   }
 
-  private buildStages(tool: string, callRetry: RetryLayer): ToolStages {
-    const policy = this.policyOf(tool);
-    const limiter = policy?.limiter ?? this.config.limiter;
-    const breaker = policy?.breaker ?? this.config.breaker;
-    const retry = mergeRetry(this.config.retry, policy?.retry, callRetry);
+  private buildStages(tool: string, callRetry: TxCallOptions['retry']): ToolStages {
+    const { limiter, breaker, retry } = toolStageSettings(this.config, this.policyOf(tool), callRetry);
     return {
       throttle: limiter ? throttle(limiter) : undefined,
       circuitBreak: breaker ? circuitBreak(breaker) : undefined,
