@@ -16,9 +16,7 @@ import {
 
 const RedisEventStoreOptionsSchema = z.strictObject({
   stream: z.string().min(1, 'must not be empty'),
-  /** How long one blocking read of `live$` waits before asking again (ms). */
   blockMs: TimeoutMsSchema.default(1_000),
-  /** How long an append, a replay or `live$`'s first read may wait for Redis (ms). */
   commandTimeoutMs: TimeoutMsSchema.default(2_000),
 });
 
