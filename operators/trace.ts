@@ -11,6 +11,7 @@ import type { TxMeta, TxRequest, TxResult } from '../src/core/types.js';
 
 /** `@opentelemetry/api` when it is installed (an optional peer); without it `trace()` changes nothing. */
 const otel = await import('@opentelemetry/api').catch(() => undefined);
+let warnedNoOtel = false;
 type OtelApi = NonNullable<typeof otel>;
 
 /** Options of {@link trace}: a `tracer` (else the global provider's `tracerName`) and `recordArguments`. */
@@ -26,7 +27,8 @@ const W3C_KEYS = ['traceparent', 'tracestate'] as const;
  * semantic-convention attributes and `mcp_tx.*` (request id, idempotency key, transaction id,
  * attempts, duplicate, status), a `retry` event per retry, ERROR status on failure and on cancel.
  * Every attempt carries the span's W3C `traceparent` (and `tracestate`) in its request `_meta`, so
- * the server can continue the trace. Without `@opentelemetry/api` installed it is a no-op.
+ * the server can continue the trace. Without `@opentelemetry/api` installed it changes nothing and
+ * warns once per process (`process.emitWarning`, code `MCP_TX_NO_OTEL`); the calls still run.
  *
  * @example
  * const tracer = provider.getTracer('agent');
@@ -34,13 +36,25 @@ const W3C_KEYS = ['traceparent', 'tracestate'] as const;
  */
 export function trace(options: TraceOperatorOptions = {}): TxOperator {
   const { tracer, tracerName, recordArguments } = parseOrThrow(TraceOptionsSchema, options, 'options');
-  const spanTracer = otel && (tracer ?? otel.trace.getTracer(tracerName));
+  if (otel === undefined) warnNoOtel();
+  const spanTracer = otel && ((tracer as Tracer | undefined) ?? otel.trace.getTracer(tracerName));
   return txOperator('trace', (call) => {
     if (otel === undefined || spanTracer === undefined) return call;
     return call.derive((subscriber) =>
       traceSubscription(otel, spanTracer, call, recordArguments, subscriber),
     );
   });
+}
+
+/** Says once per process that tracing was asked for but cannot happen, and how to make it happen. */
+function warnNoOtel(): void {
+  if (warnedNoOtel) return;
+  warnedNoOtel = true;
+  globalThis.process?.emitWarning?.(
+    'mcp-tx: trace is on, but @opentelemetry/api is not installed, so no spans are made; ' +
+      'install it (npm i @opentelemetry/api) and register an OpenTelemetry SDK',
+    { code: 'MCP_TX_NO_OTEL' },
+  );
 }
 
 /** How a traced subscription ended: with a result's metadata, or with an error. */

@@ -1,6 +1,6 @@
-import type { Tracer } from '@opentelemetry/api';
 import { z } from 'zod';
 import type { Breaker } from '../breaker/circuitBreaker.js';
+import type { TracerLike } from '../core/otelTypes.js';
 import type { JsonObject } from '../core/types.js';
 import type { EventStore } from '../events/eventStore.js';
 import type { HealthMonitor } from '../health/healthMonitor.js';
@@ -40,7 +40,7 @@ const Off = z.literal(false, { message: 'can only be false (off)' });
 /** Options of the `trace` operator (and of `trace` in the config). */
 export const TraceOptionsSchema = z.strictObject({
   tracer: z
-    .custom<Tracer>((value) => hasMethod(value, 'startSpan'), 'must be an OpenTelemetry Tracer')
+    .custom<TracerLike>((value) => hasMethod(value, 'startSpan'), 'must be an OpenTelemetry Tracer')
     .optional(),
   tracerName: z.string().min(1, 'must not be empty').default('mcp-tx'),
   recordArguments: z.boolean().default(false),

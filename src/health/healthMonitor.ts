@@ -1,7 +1,7 @@
-import type { Counter, Histogram, Meter } from '@opentelemetry/api';
 import { asyncScheduler, type Observable, Subject } from 'rxjs';
 import { z } from 'zod';
 import { parseOrThrow, SchedulerSchema } from '../config/validators.js';
+import type { CounterLike, HistogramLike, MeterLike } from '../core/otelTypes.js';
 import { percentile } from '../core/percentile.js';
 import { isoTime } from '../core/time.js';
 import type { TxMeta } from '../core/types.js';
@@ -12,8 +12,8 @@ const HealthMonitorOptionsSchema = z.strictObject({
   minCalls: z.number().int('must be a whole number').min(1, 'must be at least 1').default(5),
   maxTools: z.number().int('must be a whole number').min(1, 'must be at least 1').default(1_000),
   meter: z
-    .custom<Meter>(
-      (value) => typeof (value as Meter | null)?.createHistogram === 'function',
+    .custom<MeterLike>(
+      (value) => typeof (value as MeterLike | null)?.createHistogram === 'function',
       'must be an OpenTelemetry Meter',
     )
     .optional(),
@@ -121,9 +121,9 @@ export class HealthMonitor {
   private readonly settings: z.output<typeof HealthMonitorOptionsSchema>;
   private readonly windows = new Map<string, ToolWindow>();
   private readonly alerts = new Subject<HealthAlert>();
-  private readonly duration?: Histogram;
-  private readonly calls?: Counter;
-  private readonly attempts?: Counter;
+  private readonly duration?: HistogramLike;
+  private readonly calls?: CounterLike;
+  private readonly attempts?: CounterLike;
 
   /** One alert per crossing under the threshold. */
   readonly alerts$: Observable<HealthAlert> = this.alerts.asObservable();

@@ -279,7 +279,10 @@ describe('w3cTraceContextOf', () => {
 });
 
 describe('trace without @opentelemetry/api', () => {
-  it('returns the call unchanged', async () => {
+  it('returns the call unchanged and warns once, with code MCP_TX_NO_OTEL, naming the package', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
     vi.resetModules();
     vi.doMock('@opentelemetry/api', () => {
       throw new Error("Cannot find package '@opentelemetry/api'");
@@ -292,7 +295,13 @@ describe('trace without @opentelemetry/api', () => {
       expect(() => traceWithoutOtel({ tracer: {} as never })).toThrowError(
         expect.objectContaining({ field: 'options.tracer' }),
       );
+      traceWithoutOtel();
+      await new Promise((resolve) => setImmediate(resolve));
+      const noOtel = warnings.filter((warning) => (warning as { code?: string }).code === 'MCP_TX_NO_OTEL');
+      expect(noOtel).toHaveLength(1);
+      expect(noOtel[0]?.message).toContain('npm i @opentelemetry/api');
     } finally {
+      process.off('warning', onWarning);
       vi.doUnmock('@opentelemetry/api');
       vi.resetModules();
     }
