@@ -1,18 +1,14 @@
 import type { Context, Span, Tracer } from '@opentelemetry/api';
-import type { Subscriber, TeardownLogic } from 'rxjs';
+import { from, type Subscriber, switchMap, type TeardownLogic } from 'rxjs';
 import { type RetryEvent, type TxCall, withCallMeta } from '../src/call/call.js';
 import { type TxOperator, txOperator } from '../src/call/txOperator.js';
 import { type TraceOptions, TraceOptionsSchema } from '../src/config/options.js';
 import { parseOrThrow } from '../src/config/validators.js';
 import { TxError, TxErrorCode } from '../src/core/errors.js';
+import { loadedOtelApi, loadOtelApi, type OtelApi } from '../src/core/optionalOtel.js';
 import { sanitizeMessage } from '../src/core/sanitize.js';
 import { isTraceparent, type W3cTraceContext, w3cTraceContextOf } from '../src/core/traceContext.js';
 import type { TxMeta, TxRequest, TxResult } from '../src/core/types.js';
-
-/** `@opentelemetry/api` when it is installed (an optional peer); without it `trace()` changes nothing. */
-const otel = await import('@opentelemetry/api').catch(() => undefined);
-let warnedNoOtel = false;
-type OtelApi = NonNullable<typeof otel>;
 
 /** Options of {@link trace}: a `tracer` (else the global provider's `tracerName`) and `recordArguments`. */
 export type TraceOperatorOptions = TraceOptions;
@@ -28,7 +24,8 @@ const W3C_KEYS = ['traceparent', 'tracestate'] as const;
  * attempts, duplicate, status), a `retry` event per retry, ERROR status on failure and on cancel.
  * Every attempt carries the span's W3C `traceparent` (and `tracestate`) in its request `_meta`, so
  * the server can continue the trace. Without `@opentelemetry/api` installed it changes nothing and
- * warns once per process (`process.emitWarning`, code `MCP_TX_NO_OTEL`); the calls still run.
+ * warns once per process (`process.emitWarning`, code `MCP_TX_NO_OTEL`); the calls still run. The
+ * package is loaded when the first `trace()` is made, never by importing mcp-tx.
  *
  * @example
  * const tracer = provider.getTracer('agent');
@@ -36,25 +33,24 @@ const W3C_KEYS = ['traceparent', 'tracestate'] as const;
  */
 export function trace(options: TraceOperatorOptions = {}): TxOperator {
   const { tracer, tracerName, recordArguments } = parseOrThrow(TraceOptionsSchema, options, 'options');
-  if (otel === undefined) warnNoOtel();
-  const spanTracer = otel && ((tracer as Tracer | undefined) ?? otel.trace.getTracer(tracerName));
+  const apiLoad = loadOtelApi();
+  const tracerOf = (api: OtelApi) => (tracer as Tracer | undefined) ?? api.trace.getTracer(tracerName);
+  const traced = (api: OtelApi, call: TxCall, subscriber: Subscriber<TxResult>) =>
+    traceSubscription(api, tracerOf(api), call, recordArguments, subscriber);
   return txOperator('trace', (call) => {
-    if (otel === undefined || spanTracer === undefined) return call;
-    return call.derive((subscriber) =>
-      traceSubscription(otel, spanTracer, call, recordArguments, subscriber),
-    );
+    const known = loadedOtelApi();
+    if (known === undefined) {
+      // The first calls wait for the optional peer to load (once per process).
+      return from(apiLoad).pipe(
+        switchMap((api) =>
+          api === undefined ? call : call.derive((subscriber) => traced(api, call, subscriber)),
+        ),
+      );
+    }
+    const { api } = known;
+    if (api === undefined) return call;
+    return call.derive((subscriber) => traced(api, call, subscriber));
   });
-}
-
-/** Says once per process that tracing was asked for but cannot happen, and how to make it happen. */
-function warnNoOtel(): void {
-  if (warnedNoOtel) return;
-  warnedNoOtel = true;
-  globalThis.process?.emitWarning?.(
-    'mcp-tx: trace is on, but @opentelemetry/api is not installed, so no spans are made; ' +
-      'install it (npm i @opentelemetry/api) and register an OpenTelemetry SDK',
-    { code: 'MCP_TX_NO_OTEL' },
-  );
 }
 
 /** How a traced subscription ended: with a result's metadata, or with an error. */
