@@ -117,7 +117,8 @@ export {
 export type { Limiter, Permit } from './limiter/limiter.js';
 export { type RedisRateLimiterOptions, redisRateLimiter } from './limiter/redisRateLimiter.js';
 export { TokenBucket, type TokenBucketOptions, tokenBucket } from './limiter/tokenBucket.js';
-export { Saga, type SagaResult, type SagaStep } from './orchestration/saga.js';
+export { Saga, type SagaStep } from './orchestration/saga.js';
+export type { SagaResult } from './orchestration/sagaHistory.js';
 export {
   runWorkflow,
   type WorkflowState,

@@ -24,8 +24,6 @@ import { listAllTools } from './listTools.js';
 import type { McpTx } from './mcpTx.js';
 import { DefaultPipeline } from './pipeline.js';
 
-export type { McpTx } from './mcpTx.js';
-
 import { configuredRetryableErrors, resolveRequest } from './resolve.js';
 
 interface ActiveCall {

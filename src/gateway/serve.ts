@@ -7,10 +7,8 @@ import { parseOrThrow, WaitMsSchema } from '../config/validators.js';
 import { GatewayErrorCode, problemResponse } from './problem.js';
 
 const ServeOptionsSchema = z.strictObject({
-  /** 0 (the default) takes a spare port; `url` says which. */
   port: z.number().int('must be a whole number').min(0, 'must be 0 to 65535').max(65_535).default(0),
   hostname: z.string().min(1, 'must not be empty').default('127.0.0.1'),
-  /** How long `close()` lets the requests in flight finish before it closes their connections. */
   closeTimeoutMs: WaitMsSchema.default(10_000),
 });
 

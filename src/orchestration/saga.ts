@@ -1,12 +1,20 @@
-import { lastValueFrom, toArray } from 'rxjs';
 import { z } from 'zod';
-import type { McpTx } from '../client/client.js';
+import type { McpTx } from '../client/mcpTx.js';
 import { type PartialRetryPolicy, PartialRetryPolicySchema } from '../config/retryPolicy.js';
 import { parseOrThrow } from '../config/validators.js';
 import { errorCodeTraits, isTxError, validationError } from '../core/errors.js';
 import { newRequestId } from '../core/ids.js';
 import type { JsonObject, TxResult } from '../core/types.js';
 import type { EventStore, TxEvent } from '../events/eventStore.js';
+import {
+  readSagaHistory,
+  SagaEvent,
+  type SagaHistory,
+  type SagaResult,
+  type StepFailure,
+  sagaResultOf,
+  unsettledFailure,
+} from './sagaHistory.js';
 
 /**
  * One step of a saga: an action and, if it must be undone on a later failure, its compensation.
@@ -22,75 +30,13 @@ import type { EventStore, TxEvent } from '../events/eventStore.js';
 export interface SagaStep {
   readonly name: string;
   readonly action: { readonly tool: string; readonly args: JsonObject };
-  /** Undoes the action; its arguments are made from the action's arguments and result data. */
+  /** Undoes the action when a later step fails. */
   readonly compensation?: {
     readonly tool: string;
     /** Makes the compensation's arguments from the action's arguments and its result's `data`. */
     readonly args: (actionArgs: JsonObject, actionData: unknown) => JsonObject;
   };
 }
-
-/**
- * How a saga ended. `completedSteps` lists the actions that ran (in order), `compensatedSteps` the
- * ones undone (in the order they were undone), `compensationFailures` the compensations that still
- * failed after their retries. A failed step found to have run after all (see `unsettled`) is both
- * the `failedStep` and one of the `completedSteps`, and is compensated like them.
- *
- * @example
- * const result = await saga.run();
- * if (result.status === 'unsettled') console.error(`${result.failedStep} may have run: resume later`);
- * else if (result.status !== 'completed') console.error(result.failedStep, result.compensationFailures);
- */
-export interface SagaResult {
-  readonly sagaId: string;
-  /**
-   * - `completed`: every step ran.
-   * - `compensated`: a step failed and every step that ran was undone.
-   * - `failed`: a step failed and some compensations still failed (`compensationFailures`).
-   * - `unsettled`: the failed step's call ended without saying whether it ran (a timeout, a lost
-   *   connection, its key still in progress elsewhere…) and calling it again with its key could not
-   *   tell either: the steps known to have run were compensated, but the failed step may still have
-   *   had its effect (`compensationFailures` lists any compensation that failed too).
-   *   `resume(sagaId)` later tries again to settle it, and finishes the saga.
-   */
-  readonly status: 'completed' | 'compensated' | 'failed' | 'unsettled';
-  readonly completedSteps: readonly string[];
-  readonly failedStep?: string;
-  /** How `failedStep` last failed (when it was called again to settle it, that call's failure). */
-  readonly error?: { readonly code: string; readonly message: string };
-  readonly compensatedSteps: readonly string[];
-  readonly compensationFailures: ReadonlyArray<{
-    readonly step: string;
-    readonly code: string;
-    readonly message: string;
-  }>;
-}
-
-/** A step's failure as logged; `outcomeUnknown`: the step may have run (see {@link mayHaveRun}). */
-interface StepFailure {
-  readonly step: string;
-  readonly code: string;
-  readonly message: string;
-  readonly outcomeUnknown: boolean;
-}
-
-/** What the event log says about one saga. */
-interface SagaHistory {
-  readonly started: boolean;
-  readonly completed: Map<string, unknown>;
-  readonly failure?: StepFailure;
-  readonly compensated: Set<string>;
-  readonly ended?: SagaResult['status'];
-}
-
-const EVENT = {
-  started: 'SagaStarted',
-  stepCompleted: 'SagaStepCompleted',
-  stepFailed: 'SagaStepFailed',
-  compensated: 'SagaCompensated',
-  compensationFailed: 'SagaCompensationFailed',
-  ended: 'SagaEnded',
-} as const;
 
 const SagaOptionsSchema = z.strictObject({
   compensationRetry: PartialRetryPolicySchema.optional(),
@@ -152,7 +98,7 @@ export class Saga {
   async run(sagaId: string = newRequestId()): Promise<SagaResult> {
     if ((await this.history(sagaId)).started)
       throw validationError('sagaId', `saga ${sagaId} already exists`);
-    await this.log(sagaId, EVENT.started, { steps: this.steps.map((step) => step.name) });
+    await this.log(sagaId, SagaEvent.started, { steps: this.steps.map((step) => step.name) });
     return this.proceed(sagaId);
   }
 
@@ -175,7 +121,11 @@ export class Saga {
     if (history.ended === undefined || history.ended === 'unsettled') {
       history = await this.windDown(sagaId, history);
     }
-    return this.resultOf(sagaId, history, await this.compensationFailures(sagaId));
+    return sagaResultOf(
+      sagaId,
+      this.steps.map((step) => step.name),
+      history,
+    );
   }
 
   private async runForward(sagaId: string, history: SagaHistory): Promise<void> {
@@ -183,16 +133,16 @@ export class Saga {
       if (history.completed.has(step.name)) continue;
       const outcome = await this.callStep(sagaId, step);
       if (!outcome.ok) {
-        await this.log(sagaId, EVENT.stepFailed, {
+        await this.log(sagaId, SagaEvent.stepFailed, {
           step: step.name,
           ...describe(outcome.error),
           outcomeUnknown: mayHaveRun(outcome.error),
         });
         return;
       }
-      await this.log(sagaId, EVENT.stepCompleted, { step: step.name, data: outcome.value.data });
+      await this.log(sagaId, SagaEvent.stepCompleted, { step: step.name, data: outcome.value.data });
     }
-    await this.log(sagaId, EVENT.ended, { status: 'completed' });
+    await this.log(sagaId, SagaEvent.ended, { status: 'completed' });
   }
 
   /** After a step failed: settles it if its outcome is unknown, compensates, and logs how the saga ended. */
@@ -201,7 +151,7 @@ export class Saga {
     if (unknown !== undefined) await this.settle(sagaId, unknown);
     const settled = unknown === undefined ? history : await this.history(sagaId);
     const status = await this.compensate(sagaId, settled);
-    await this.log(sagaId, EVENT.ended, {
+    await this.log(sagaId, SagaEvent.ended, {
       status: unsettledFailure(settled) === undefined ? status : 'unsettled',
     });
     return this.history(sagaId);
@@ -221,9 +171,9 @@ export class Saga {
       ...this.options.settleRetry,
     });
     if (outcome.ok) {
-      await this.log(sagaId, EVENT.stepCompleted, { step: step.name, data: outcome.value.data });
+      await this.log(sagaId, SagaEvent.stepCompleted, { step: step.name, data: outcome.value.data });
     } else if (isTxError(outcome.error) && errorCodeTraits(outcome.error.code).answered) {
-      await this.log(sagaId, EVENT.stepFailed, {
+      await this.log(sagaId, SagaEvent.stepFailed, {
         step: step.name,
         ...describe(outcome.error),
         outcomeUnknown: false,
@@ -259,10 +209,10 @@ export class Saga {
         ),
       );
       if (outcome.ok) {
-        await this.log(sagaId, EVENT.compensated, { step: step.name });
+        await this.log(sagaId, SagaEvent.compensated, { step: step.name });
       } else {
         allUndone = false;
-        await this.log(sagaId, EVENT.compensationFailed, { step: step.name, ...describe(outcome.error) });
+        await this.log(sagaId, SagaEvent.compensationFailed, { step: step.name, ...describe(outcome.error) });
       }
     }
     return allUndone ? 'compensated' : 'failed';
@@ -272,73 +222,9 @@ export class Saga {
     return this.events.append({ type, transactionId: sagaId, data });
   }
 
-  private async sagaEvents(sagaId: string): Promise<TxEvent[]> {
-    return lastValueFrom(this.events.read$({ transactionId: sagaId }).pipe(toArray()));
+  private history(sagaId: string): Promise<SagaHistory> {
+    return readSagaHistory(this.events, sagaId);
   }
-
-  private async history(sagaId: string): Promise<SagaHistory> {
-    const completed = new Map<string, unknown>();
-    const compensated = new Set<string>();
-    let started = false;
-    let failure: StepFailure | undefined;
-    let ended: SagaHistory['ended'];
-    for (const event of await this.sagaEvents(sagaId)) {
-      const data = event.data ?? {};
-      if (event.type === EVENT.started) started = true;
-      else if (event.type === EVENT.stepCompleted) completed.set(String(data.step), data.data);
-      else if (event.type === EVENT.stepFailed)
-        failure = {
-          step: String(data.step),
-          code: String(data.code),
-          message: String(data.message),
-          outcomeUnknown: data.outcomeUnknown === true,
-        };
-      else if (event.type === EVENT.compensated) compensated.add(String(data.step));
-      else if (event.type === EVENT.ended) ended = data.status as SagaResult['status'];
-    }
-    return { started, completed, compensated, ...(failure && { failure }), ...(ended && { ended }) };
-  }
-
-  private async compensationFailures(sagaId: string): Promise<SagaResult['compensationFailures']> {
-    const failures = (await this.sagaEvents(sagaId)).filter(
-      (event) => event.type === EVENT.compensationFailed,
-    );
-    const latest = new Map(failures.map((event) => [String(event.data?.step), event]));
-    return [...latest].map(([step, event]) => ({
-      step,
-      code: String(event.data?.code),
-      message: String(event.data?.message),
-    }));
-  }
-
-  private resultOf(
-    sagaId: string,
-    history: SagaHistory,
-    compensationFailures: SagaResult['compensationFailures'],
-  ): SagaResult {
-    const compensatedSteps = this.steps
-      .map((step) => step.name)
-      .filter((name) => history.compensated.has(name))
-      .reverse();
-    const unresolved = compensationFailures.filter((failure) => !history.compensated.has(failure.step));
-    return {
-      sagaId,
-      status: history.ended ?? 'failed',
-      completedSteps: this.steps.map((step) => step.name).filter((name) => history.completed.has(name)),
-      ...(history.failure && {
-        failedStep: history.failure.step,
-        error: { code: history.failure.code, message: history.failure.message },
-      }),
-      compensatedSteps,
-      compensationFailures: unresolved,
-    };
-  }
-}
-
-/** The logged failure of a step that may have run and was not found to have run, if any. */
-function unsettledFailure(history: SagaHistory): StepFailure | undefined {
-  const { failure } = history;
-  return failure?.outcomeUnknown && !history.completed.has(failure.step) ? failure : undefined;
 }
 
 /**

@@ -10,7 +10,7 @@ import {
   of,
   takeWhile,
 } from 'rxjs';
-import type { McpTx } from '../client/client.js';
+import type { McpTx } from '../client/mcpTx.js';
 import type { TxCallOptions } from '../config/options.js';
 import { isTxError, TxError, TxErrorCode } from '../core/errors.js';
 import { newRequestId } from '../core/ids.js';
