@@ -2,22 +2,24 @@ import type { Redis } from 'ioredis';
 import { defer, distinctUntilChanged, Observable } from 'rxjs';
 import { z } from 'zod';
 import { parseOrThrow, TimeoutMsSchema } from '../config/validators.js';
-import { TxError, TxErrorCode, validationError } from '../core/errors.js';
+import { validationError } from '../core/errors.js';
 import { newRequestId } from '../core/ids.js';
 import { storeUnavailable, withinDeadline } from '../core/storeDeadline.js';
-import { type Breaker, type BreakerPermit, type BreakerState, defaultIsFailure } from './circuitBreaker.js';
+import {
+  type Breaker,
+  type BreakerPermit,
+  type BreakerState,
+  circuitOpenError,
+  permitReportingOnce,
+} from './breaker.js';
+import { BreakerOptionsSchema } from './breakerSchemas.js';
+import { retryAfterMs } from './breakerStrategy.js';
+import { type BreakerCommands, type RedisAdmission, withBreakerCommands } from './redisBreakerScripts.js';
 
-const RedisBreakerOptionsSchema = z.strictObject({
+const RedisBreakerOptionsSchema = BreakerOptionsSchema.extend({
   key: z.string().min(1, 'must not be empty'),
-  failureThreshold: z.number().int().min(1, 'must be at least 1').default(5),
-  recoveryTimeoutMs: TimeoutMsSchema.default(60_000),
-  successThreshold: z.number().int().min(1, 'must be at least 1').default(1),
-  /** How long a process may hold the half-open probe before another may take it (ms). */
   probeTimeoutMs: TimeoutMsSchema.default(30_000),
   commandTimeoutMs: TimeoutMsSchema.default(2_000),
-  isFailure: z
-    .custom<(error: unknown) => boolean>((value) => typeof value === 'function', 'must be a function')
-    .optional(),
 });
 
 /**
@@ -26,14 +28,11 @@ const RedisBreakerOptionsSchema = z.strictObject({
  * - `key` (required): names the breaker; every process using the same key shares one. Its state is
  *   the Redis hash `{<key>}`, which is also the pub/sub channel of its transitions, and its probe
  *   lock is `{<key>}:probe` — one hash tag, so both live in one slot of a Redis Cluster.
- * - `failureThreshold` (5): consecutive failures, across processes, that open it.
- * - `recoveryTimeoutMs` (60 000): how long it stays open before one process may probe; at most
- *   2 147 483 647.
- * - `successThreshold` (1): successful probes that close it again.
+ * - `failureThreshold`, `recoveryTimeoutMs`, `successThreshold`, `isFailure`: as in
+ *   {@link CircuitBreakerOptions}, with failures counted across processes and one probe at a time.
  * - `probeTimeoutMs` (30 000): how long a process may hold the probe before another may take it; at
  *   most 2 147 483 647. A probe that outlasts it is ignored (see {@link RedisCircuitBreaker}), so
  *   set it above the slowest call, timeout included.
- * - `isFailure` (`defaultIsFailure`): `(error) => boolean`, which errors count as failures.
  * - `commandTimeoutMs` (2 000): how long any one Redis operation may take before it fails with
  *   `MCP_TX_STORE_UNAVAILABLE`, so a Redis that is down or stalled answers in bounded time whatever
  *   the client's own retry and offline-queue settings; at most 2 147 483 647.
@@ -42,75 +41,6 @@ const RedisBreakerOptionsSchema = z.strictObject({
  * const breaker = new RedisCircuitBreaker(redis, { key: 'mcp-tx:breaker:pricing', failureThreshold: 5 });
  */
 export type RedisBreakerOptions = z.input<typeof RedisBreakerOptionsSchema>;
-
-const NOW = `local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)`;
-
-/**
- * KEYS: state hash, probe lock. ARGV: recovery ms, probe lock ms, the would-be prober's token (kept in
- * the lock). → { 'closed' | 'probe' | 'open', retryAfterMs }
- */
-const ADMIT = `${NOW}
-local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
-if state == 'closed' then return { 'closed', 0 } end
-local due = tonumber(redis.call('HGET', KEYS[1], 'openedAt') or '0') + tonumber(ARGV[1])
-if state == 'open' and now < due then return { 'open', due - now } end
-if redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[2]) then
-  if state ~= 'half-open' then
-    redis.call('HSET', KEYS[1], 'state', 'half-open', 'successes', 0)
-    redis.call('PUBLISH', KEYS[1], 'half-open')
-  end
-  return { 'probe', 0 }
-end
-return { 'open', 0 }`;
-
-/**
- * KEYS: state hash, probe lock. ARGV: 'success' | 'failure' | 'release' (a probe's only), the probe's
- * token ('' when the permit is not a probe), failure threshold, success threshold. A probe whose token the lock no
- * longer holds (expired, or taken by another probe since) is stale: nothing changes. → the state.
- */
-const REPORT = `${NOW}
-local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
-local function move(to, ...)
-  redis.call('HSET', KEYS[1], 'state', to, ...)
-  redis.call('PUBLISH', KEYS[1], to)
-  return to
-end
-if ARGV[2] ~= '' then
-  if redis.call('GET', KEYS[2]) ~= ARGV[2] then return state end
-  redis.call('DEL', KEYS[2])
-  if ARGV[1] == 'release' or state ~= 'half-open' then return state end
-  if ARGV[1] == 'failure' then return move('open', 'openedAt', now, 'failures', 0) end
-  if redis.call('HINCRBY', KEYS[1], 'successes', 1) >= tonumber(ARGV[4]) then
-    return move('closed', 'failures', 0, 'successes', 0)
-  end
-  return state
-end
-if state ~= 'closed' then return state end
-if ARGV[1] == 'success' then
-  redis.call('HSET', KEYS[1], 'failures', 0)
-  return state
-end
-if redis.call('HINCRBY', KEYS[1], 'failures', 1) >= tonumber(ARGV[3]) then return move('open', 'openedAt', now) end
-return state`;
-
-interface BreakerCommands {
-  mcpTxBreakerAdmit(
-    state: string,
-    lock: string,
-    recoveryMs: number,
-    lockMs: number,
-    token: string,
-  ): Promise<[string, number]>;
-  mcpTxBreakerReport(
-    state: string,
-    lock: string,
-    outcome: 'success' | 'failure' | 'release',
-    token: string,
-    failureThreshold: number,
-    successThreshold: number,
-  ): Promise<string>;
-}
 
 /**
  * A circuit breaker whose state lives in Redis, shared by every process using the same `key`: a
@@ -142,11 +72,7 @@ export class RedisCircuitBreaker implements Breaker {
       throw validationError('redis', 'must be an ioredis client');
     }
     this.settings = parseOrThrow(RedisBreakerOptionsSchema, options, 'options');
-    if (!('mcpTxBreakerAdmit' in redis)) {
-      redis.defineCommand('mcpTxBreakerAdmit', { numberOfKeys: 2, lua: ADMIT });
-      redis.defineCommand('mcpTxBreakerReport', { numberOfKeys: 2, lua: REPORT });
-    }
-    this.redis = redis as Redis & BreakerCommands;
+    this.redis = withBreakerCommands(redis);
     this.stateKey = `{${this.settings.key}}`;
     this.lockKey = `${this.stateKey}:probe`;
   }
@@ -157,7 +83,7 @@ export class RedisCircuitBreaker implements Breaker {
    * errors and timeouts fail with `MCP_TX_STORE_UNAVAILABLE` (retryable).
    */
   acquire(): Observable<BreakerPermit> {
-    const { key, recoveryTimeoutMs, probeTimeoutMs } = this.settings;
+    const { recoveryTimeoutMs, probeTimeoutMs } = this.settings;
     return defer(async () => {
       const token = newRequestId();
       const admitting = this.redis.mcpTxBreakerAdmit(
@@ -167,7 +93,7 @@ export class RedisCircuitBreaker implements Breaker {
         probeTimeoutMs,
         token,
       );
-      const [admission, retryAfterMs] = await this.bounded(admitting).catch((error: unknown) => {
+      const admission = await this.bounded(admitting).catch((error: unknown) => {
         // Should Redis still run the script late, the probe it hands out to nobody is let go at once.
         admitting.then(
           ([late]) => late === 'probe' && this.permit(token).release(),
@@ -175,13 +101,7 @@ export class RedisCircuitBreaker implements Breaker {
         );
         throw error;
       });
-      if (admission === 'open') {
-        const wait = Math.max(0, Number(retryAfterMs));
-        throw new TxError(TxErrorCode.CircuitOpen, `Circuit breaker ${key} is open; retry after ${wait} ms`, {
-          retryAfterMs: wait,
-        });
-      }
-      return this.permit(admission === 'probe' ? token : undefined);
+      return this.permitOrRefusal(admission, token);
     });
   }
 
@@ -219,6 +139,23 @@ export class RedisCircuitBreaker implements Breaker {
     }).pipe(distinctUntilChanged());
   }
 
+  /** The permit the admission script granted (the probe is the one taken with `token`), or its refusal. */
+  private permitOrRefusal(admission: RedisAdmission, token: string): BreakerPermit {
+    const { key } = this.settings;
+    switch (admission[0]) {
+      case 'closed':
+        return this.permit(undefined);
+      case 'probe':
+        return this.permit(token);
+      case 'open': {
+        const [, openedAt, now] = admission;
+        throw circuitOpenError(retryAfterMs(openedAt, this.settings, now), key);
+      }
+      case 'probe-taken':
+        throw circuitOpenError(0, key);
+    }
+  }
+
   /** `operation`, failing with `MCP_TX_STORE_UNAVAILABLE` when Redis fails or is slower than `commandTimeoutMs`. */
   private bounded<T>(operation: Promise<T>): Promise<T> {
     return withinDeadline(operation, this.settings.commandTimeoutMs, 'Circuit breaker store');
@@ -226,12 +163,9 @@ export class RedisCircuitBreaker implements Breaker {
 
   /** A permit; `probeToken` is the token the probe lock was taken with, none when closed. */
   private permit(probeToken: string | undefined): BreakerPermit {
-    let reported = false;
-    const report = (outcome: 'success' | 'failure' | 'release') => {
-      if (reported) return;
-      reported = true;
+    const { isFailure, failureThreshold, successThreshold } = this.settings;
+    return permitReportingOnce(isFailure, (outcome) => {
       if (outcome === 'release' && probeToken === undefined) return;
-      const { failureThreshold, successThreshold } = this.settings;
       const reporting = this.redis.mcpTxBreakerReport(
         this.stateKey,
         this.lockKey,
@@ -241,12 +175,6 @@ export class RedisCircuitBreaker implements Breaker {
         successThreshold,
       );
       this.bounded(reporting).catch(() => undefined); // the probe lock expires; a lost report only delays the breaker
-    };
-    return {
-      success: () => report('success'),
-      failure: (error) =>
-        report((this.settings.isFailure ?? defaultIsFailure)(error) ? 'failure' : 'release'),
-      release: () => report('release'),
-    };
+    });
   }
 }
