@@ -1,5 +1,5 @@
+import { HealthMonitor, tokenBucket } from 'mcp-tx';
 import { from, lastValueFrom, mergeMap, toArray } from 'rxjs';
-import { HealthMonitor, tokenBucket } from '../src/index.js';
 import { openShop } from './demo-server.js';
 
 /** A batch of 1 000 calls: 32 at once, at most 2 000/s, each with its metadata, then a health report. */

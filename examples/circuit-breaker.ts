@@ -1,4 +1,4 @@
-import { CircuitBreaker, isTxError, type TxError } from '../src/index.js';
+import { CircuitBreaker, isTxError, type TxError } from 'mcp-tx';
 import { openShop } from './demo-server.js';
 
 /** A pricing outage trips the breaker; calls are refused at once; after the recovery time a probe closes it. */

@@ -1,7 +1,6 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { z } from 'zod';
 import {
   createMcpTx,
   mcpTxClientCapabilities,
@@ -9,7 +8,8 @@ import {
   memoryIdempotencyStore,
   type TxConfig,
   txTool,
-} from '../src/index.js';
+} from 'mcp-tx';
+import { z } from 'zod';
 
 /** A small shop: what the examples call. Counts its side effects so the examples can show them. */
 export interface DemoShop {

@@ -1,8 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { JsonlEventStore } from 'mcp-tx';
 import { lastValueFrom, toArray } from 'rxjs';
-import { JsonlEventStore } from '../src/index.js';
 import { openShop } from './demo-server.js';
 
 /** Every call logged to a JSONL event log, then replayed from the file by a fresh store (as after a restart). */

@@ -1,11 +1,11 @@
+import { HealthMonitor } from 'mcp-tx';
 import {
   createGateway,
   type ExecuteToolResponse,
   type GatewayHealth,
-  HealthMonitor,
   type ProblemDetails,
   serveGateway,
-} from '../src/index.js';
+} from 'mcp-tx/gateway';
 import { openShop } from './demo-server.js';
 
 /**

@@ -1,4 +1,4 @@
-import { type HealthAlert, HealthMonitor } from '../src/index.js';
+import { type HealthAlert, HealthMonitor } from 'mcp-tx';
 import { openShop } from './demo-server.js';
 
 /** A health monitor on every call; an outage drops get_quote under the threshold and raises one alert. */

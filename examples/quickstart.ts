@@ -1,5 +1,5 @@
+import { createMcpTx, isTxError, type TxError } from 'mcp-tx';
 import { catchError, from, lastValueFrom, mergeMap, of, toArray } from 'rxjs';
-import { createMcpTx, isTxError, type TxError } from '../src/index.js';
 import { connectInProcess, createDemoShop } from './demo-server.js';
 
 /**

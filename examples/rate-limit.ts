@@ -1,5 +1,5 @@
+import { tokenBucket } from 'mcp-tx';
 import { from, lastValueFrom, mergeMap, toArray } from 'rxjs';
-import { tokenBucket } from '../src/index.js';
 import { openShop } from './demo-server.js';
 
 /** A burst of 100 calls through a token bucket (50/s, burst 10): none dropped, none faster than the budget. */

@@ -1,4 +1,4 @@
-import { MemoryEventStore, Saga, type SagaStep } from '../src/index.js';
+import { MemoryEventStore, Saga, type SagaStep } from 'mcp-tx';
 import { openShop } from './demo-server.js';
 
 /** An order saga whose payment is declined: the reservation is released, in reverse order. */

@@ -1,4 +1,4 @@
-import { runWorkflow } from '../src/index.js';
+import { runWorkflow } from 'mcp-tx';
 import { openShop } from './demo-server.js';
 
 /** A multi-step data pipeline as one transaction: extract → summarize → publish, run twice. */

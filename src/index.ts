@@ -1,7 +1,7 @@
 /**
  * Reliable MCP tool calls, the RxJS way: the client facade (`createMcpTx`), the call primitive,
- * errors, stores (memory, JSONL, Redis), limiters and breakers, the server side (`txTool`),
- * workflows and sagas, health, and the HTTP gateway.
+ * errors, in-process stores, limiters and breakers, the server side (`txTool`), workflows and
+ * sagas, and health. Redis-backed parts are in `mcp-tx/redis`, the HTTP gateway in `mcp-tx/gateway`.
  *
  * @module mcp-tx
  */
@@ -15,7 +15,6 @@ export {
   type CircuitBreakerOptions,
   defaultIsFailure,
 } from './breaker/circuitBreaker.js';
-export { type RedisBreakerOptions, RedisCircuitBreaker } from './breaker/redisCircuitBreaker.js';
 export {
   type AttemptEnvironment,
   type RetryEvent,
@@ -76,21 +75,6 @@ export {
   type TxEvent,
 } from './events/eventStore.js';
 export { JsonlEventStore } from './events/jsonlEventStore.js';
-export { RedisEventStore, type RedisEventStoreOptions } from './events/redisEventStore.js';
-export {
-  type AuthHook,
-  createGateway,
-  type ErrorHook,
-  type ExecuteToolResponse,
-  GatewayErrorCode,
-  type GatewayHealth,
-  type GatewayMetadata,
-  type GatewayOptions,
-  type ProblemDetails,
-  type ServedGateway,
-  type ServeGatewayOptions,
-  serveGateway,
-} from './gateway/index.js';
 export {
   type HealthAlert,
   HealthMonitor,
@@ -100,7 +84,6 @@ export {
 } from './health/healthMonitor.js';
 export { canonicalJson, fingerprint, scopedKey } from './idempotency/fingerprint.js';
 export { type MemoryStoreOptions, memoryIdempotencyStore } from './idempotency/memoryStore.js';
-export { type RedisEffect, type RedisStoreOptions, redisIdempotencyStore } from './idempotency/redisStore.js';
 export {
   type BeginOutcome,
   type Completion,
@@ -115,7 +98,6 @@ export {
   concurrencyLimit,
 } from './limiter/concurrencyLimit.js';
 export type { Limiter, Permit } from './limiter/limiter.js';
-export { type RedisRateLimiterOptions, redisRateLimiter } from './limiter/redisRateLimiter.js';
 export { TokenBucket, type TokenBucketOptions, tokenBucket } from './limiter/tokenBucket.js';
 export { Saga, type SagaStep } from './orchestration/saga.js';
 export type { SagaResult } from './orchestration/sagaHistory.js';

@@ -1,3 +1,9 @@
+/**
+ * The HTTP gateway: `POST /execute-tool` and `GET /health` in front of one `McpTx`, built with Hono
+ * and served with `@hono/node-server`.
+ *
+ * @module mcp-tx/gateway
+ */
 export { type AuthHook, createGateway, type ErrorHook, type GatewayOptions } from './app.js';
 export type { ExecuteToolResponse } from './executeTool.js';
 export type { GatewayHealth } from './health.js';

@@ -5,15 +5,17 @@ import type { Context } from 'hono';
 import { VirtualTimeScheduler } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { httpStatusOf } from '../../src/gateway/problem.js';
 import {
-  CircuitBreaker,
   createGateway,
   type GatewayOptions,
-  HealthMonitor,
   type ServedGateway,
   type ServeGatewayOptions,
   serveGateway,
+} from '../../src/gateway/index.js';
+import { httpStatusOf } from '../../src/gateway/problem.js';
+import {
+  CircuitBreaker,
+  HealthMonitor,
   type TxConfig,
   TxError,
   TxErrorCode,

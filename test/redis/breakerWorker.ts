@@ -10,7 +10,8 @@ import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
-import { createMcpTx, isTxError, RedisCircuitBreaker } from '../../src/index.js';
+import { createMcpTx, isTxError } from '../../src/index.js';
+import { RedisCircuitBreaker } from '../../src/redis.js';
 
 const server = new McpServer({ name: 'worker', version: '1.0.0' });
 server.registerTool('work', { inputSchema: { fail: z.boolean(), ms: z.number() } }, async ({ fail, ms }) => {

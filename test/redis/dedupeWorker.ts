@@ -8,7 +8,8 @@ import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
-import { createMcpTx, mcpTxClientCapabilities, redisIdempotencyStore } from '../../src/index.js';
+import { createMcpTx, mcpTxClientCapabilities } from '../../src/index.js';
+import { redisIdempotencyStore } from '../../src/redis.js';
 
 const keys = Number(process.env.KEYS ?? 30);
 const executed: string[] = [];

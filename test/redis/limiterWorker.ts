@@ -1,7 +1,7 @@
 /** A worker process taking CALLS permits from a shared Redis rate limiter; prints their start times (ms). */
 import { Redis } from 'ioredis';
 import { firstValueFrom } from 'rxjs';
-import { redisRateLimiter } from '../../src/index.js';
+import { redisRateLimiter } from '../../src/redis.js';
 
 const redis = new Redis(process.env.REDIS_URL as string);
 const limiter = redisRateLimiter(redis, {

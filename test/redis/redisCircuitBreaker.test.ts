@@ -6,13 +6,8 @@ import { firstValueFrom } from 'rxjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MAX_TIMEOUT_MS } from '../../src/config/validators.js';
 import { newRequestId } from '../../src/core/ids.js';
-import {
-  type BreakerPermit,
-  type RedisBreakerOptions,
-  RedisCircuitBreaker,
-  TxError,
-  TxErrorCode,
-} from '../../src/index.js';
+import { type BreakerPermit, TxError, TxErrorCode } from '../../src/index.js';
+import { type RedisBreakerOptions, RedisCircuitBreaker } from '../../src/redis.js';
 import { eventually } from '../support/fixture.js';
 
 const workerScript = fileURLToPath(new URL('./breakerWorker.ts', import.meta.url));

@@ -4,7 +4,8 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { firstValueFrom, from, lastValueFrom, retry, take, toArray } from 'rxjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { newRequestId } from '../../src/core/ids.js';
-import { type EventFilter, RedisEventStore, TxErrorCode, type TxEvent } from '../../src/index.js';
+import { type EventFilter, TxErrorCode, type TxEvent } from '../../src/index.js';
+import { RedisEventStore } from '../../src/redis.js';
 import { eventually, until } from '../support/fixture.js';
 import { redisUrl, testRedis, unreachableRedis } from '../support/redis.js';
 

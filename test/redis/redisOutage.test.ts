@@ -7,14 +7,8 @@ import { createInterface } from 'node:readline';
 import { Redis, type RedisOptions } from 'ioredis';
 import { firstValueFrom } from 'rxjs';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
-import {
-  type BreakerPermit,
-  type BreakerState,
-  RedisCircuitBreaker,
-  redisIdempotencyStore,
-  TxError,
-  TxErrorCode,
-} from '../../src/index.js';
+import { type BreakerPermit, type BreakerState, TxError, TxErrorCode } from '../../src/index.js';
+import { RedisCircuitBreaker, redisIdempotencyStore } from '../../src/redis.js';
 import { eventually } from '../support/fixture.js';
 
 function sparePort(): Promise<number> {

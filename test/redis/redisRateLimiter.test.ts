@@ -9,7 +9,8 @@ import { Redis } from 'ioredis';
 import { firstValueFrom, VirtualTimeScheduler } from 'rxjs';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { newRequestId } from '../../src/core/ids.js';
-import { type Limiter, redisRateLimiter, TxErrorCode } from '../../src/index.js';
+import { type Limiter, TxErrorCode } from '../../src/index.js';
+import { redisRateLimiter } from '../../src/redis.js';
 import { eventually } from '../support/fixture.js';
 import { redisUrl, testRedis, unreachableRedis } from '../support/redis.js';
 

@@ -3,7 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { MAX_TIMEOUT_MS } from '../../src/config/validators.js';
-import { redisIdempotencyStore, TxErrorCode } from '../../src/index.js';
+import { TxErrorCode } from '../../src/index.js';
+import { redisIdempotencyStore } from '../../src/redis.js';
 import { redisUrl, testRedis, unreachableRedis } from '../support/redis.js';
 
 const run = promisify(execFile);

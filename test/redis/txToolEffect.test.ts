@@ -10,11 +10,11 @@ import {
   mcpTxClientCapabilities,
   mcpTxServerCapabilities,
   memoryIdempotencyStore,
-  redisIdempotencyStore,
   TxErrorCode,
   txTool,
   withEffect,
 } from '../../src/index.js';
+import { redisIdempotencyStore } from '../../src/redis.js';
 import { expectFailure } from '../support/fixture.js';
 import { testRedis } from '../support/redis.js';
 

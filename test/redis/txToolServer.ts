@@ -8,7 +8,8 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
-import { mcpTxServerCapabilities, redisIdempotencyStore, txTool, withEffect } from '../../src/index.js';
+import { mcpTxServerCapabilities, txTool, withEffect } from '../../src/index.js';
+import { redisIdempotencyStore } from '../../src/redis.js';
 
 const prefix = process.env.PREFIX as string;
 const redis = new Redis(process.env.REDIS_URL as string);
