@@ -1,8 +1,13 @@
+/**
+ * `dedupe`, the client side of keyed execution. The protocol with the store (take the key, wait,
+ * run holding it, keep or release) is `src/idempotency/keyedExecution.ts`; what stays here is the
+ * client's own part, which keeps the file a little over 300 lines: joining a call in flight in this
+ * process, and giving stored or shared outcomes to each caller as its own duplicate.
+ */
 import {
   asyncScheduler,
   catchError,
   map,
-  noop,
   Observable,
   of,
   raceWith,
@@ -11,22 +16,26 @@ import {
   switchMap,
   tap,
   throwError,
-  timer,
 } from 'rxjs';
 import { z } from 'zod';
 import { type TxCall, withCallMeta } from '../src/call/call.js';
 import { buildMeta, buildResult, extractData, successOutcome } from '../src/call/result.js';
 import { type TxOperator, txOperator } from '../src/call/txOperator.js';
-import {
-  InProgressOptionsSchema,
-  PositiveMsSchema,
-  parseOrThrow,
-  SchedulerSchema,
-} from '../src/config/validators.js';
+import { PositiveMsSchema, parseOrThrow, SchedulerSchema } from '../src/config/validators.js';
 import { isTxError, isTxErrorCode, saysNothingFinal, TxError, TxErrorCode } from '../src/core/errors.js';
 import { isoTime } from '../src/core/time.js';
 import type { TxMeta, TxResult } from '../src/core/types.js';
 import { fingerprint, scopedKey } from '../src/idempotency/fingerprint.js';
+import {
+  beginKey,
+  type CallKey,
+  conflictMessage,
+  InProgressOptionsSchema,
+  inProgressMessage,
+  type Keeping,
+  runHoldingKey,
+  windowMsOf,
+} from '../src/idempotency/keyedExecution.js';
 import type { BeginOutcome, IdempotencyRecord, IdempotencyStore } from '../src/idempotency/store.js';
 
 const DedupeOptionsSchema = z.strictObject({
@@ -54,9 +63,11 @@ const DedupeOptionsSchema = z.strictObject({
  * dedupe(store, { windowMs: 3_600_000, inProgress: { waitMs: 5_000, pollMs: 250 } });
  */
 export type DedupeOptions = z.input<typeof DedupeOptionsSchema>;
-type Settings = z.output<typeof DedupeOptionsSchema> & { windowMs: number; scheduler: SchedulerLike };
-
-const DEFAULT_WINDOW_MS = 300_000;
+type Settings = z.output<typeof DedupeOptionsSchema> & {
+  scheduler: SchedulerLike;
+  /** How a run's outcome is kept under its key. */
+  keeping: Keeping<TxResult>;
+};
 
 interface InFlight {
   readonly fingerprint: string;
@@ -101,8 +112,8 @@ export function dedupe(store: IdempotencyStore, options: DedupeOptions = {}): Tx
   const parsed = parseOrThrow(DedupeOptionsSchema, options, 'options');
   const settings: Settings = {
     ...parsed,
-    windowMs: parsed.windowMs ?? store.windowMs ?? DEFAULT_WINDOW_MS,
     scheduler: parsed.scheduler ?? asyncScheduler,
+    keeping: keeping(windowMsOf(store, parsed.windowMs), parsed.cacheFailures),
   };
   return txOperator('dedupe', (call) => {
     const idempotencyKey = call.request.idempotencyKey;
@@ -111,6 +122,7 @@ export function dedupe(store: IdempotencyStore, options: DedupeOptions = {}): Tx
       call,
       store,
       settings,
+      idempotencyKey,
       key: scopedKey(call.request.name, idempotencyKey),
       fingerprint: fingerprint(call.request.args),
     };
@@ -120,12 +132,10 @@ export function dedupe(store: IdempotencyStore, options: DedupeOptions = {}): Tx
   });
 }
 
-interface Keyed {
+interface Keyed extends CallKey {
   readonly call: TxCall;
-  readonly store: IdempotencyStore;
   readonly settings: Settings;
-  readonly key: string;
-  readonly fingerprint: string;
+  readonly idempotencyKey: string;
   /** When this subscription started: a duplicate's `startedAt` and `durationMs` are its own. */
   readonly startedAtMs: number;
 }
@@ -142,12 +152,9 @@ function once(keyed: Keyed): Observable<TxResult> {
   return join(keyed, running.execution);
 }
 
-/** Takes the key from the store and runs, replays, refuses or waits, as its answer says. */
+/** Takes the key from the store (waiting while another process holds it) and runs, replays or refuses, as its answer says. */
 function askStore(keyed: Keyed): Observable<TxResult> {
-  const { scheduler, inProgress } = keyed.settings;
-  return begin(keyed).pipe(
-    switchMap((outcome) => settle(keyed, outcome, scheduler.now() + inProgress.waitMs)),
-  );
+  return beginKey(keyed, keyed.settings).pipe(switchMap((outcome) => settle(keyed, outcome)));
 }
 
 /** Starts the key's execution, shared with the calls that join it while it runs. */
@@ -207,86 +214,30 @@ function cancelledByAnother(keyed: Keyed, error: unknown): boolean {
   );
 }
 
-/** The store's answer for the key. A key it gives (`new`) after the caller has gone is released at once. */
-function begin(keyed: Keyed): Observable<BeginOutcome> {
-  const { store, key, fingerprint, settings } = keyed;
-  return new Observable<BeginOutcome>((subscriber) => {
-    store.begin(key, fingerprint, settings.inProgressTtlMs).then(
-      (outcome) => {
-        if (!subscriber.closed) {
-          subscriber.next(outcome);
-          subscriber.complete();
-        } else if (outcome.status === 'new') store.release(key, outcome.token).catch(noop);
-      },
-      (error: unknown) => subscriber.error(error),
-    );
-  });
-}
-
-/** What to do with the store's answer: run, replay, refuse, or wait for the other holder until `deadline`. */
-function settle(keyed: Keyed, outcome: BeginOutcome, deadline: number): Observable<TxResult> {
+/** What to do with the store's final answer: run holding the key, replay, or refuse. */
+function settle(keyed: Keyed, outcome: BeginOutcome): Observable<TxResult> {
   switch (outcome.status) {
     case 'new':
-      return runAndRecord(keyed, outcome.token);
+      return runHoldingKey(keyed.call, keyed, outcome.token, keyed.settings.keeping);
     case 'completed':
       return replay(keyed, outcome.record);
     case 'conflict':
       return throwError(() => conflict(keyed));
-    case 'in_progress': {
-      const { scheduler, inProgress } = keyed.settings;
-      if (scheduler.now() + inProgress.pollMs > deadline) return throwError(() => stillInProgress(keyed));
-      return timer(inProgress.pollMs, scheduler).pipe(
-        switchMap(() => begin(keyed)),
-        switchMap((next) => settle(keyed, next, deadline)),
-      );
-    }
+    case 'in_progress':
+      return throwError(() => stillInProgress(keyed));
   }
 }
 
 /**
- * Runs the source once, holding the key (`token` names the hold), and stores what it gave; releases
- * the key if the source failed (unless the failure is kept), completed empty, or was abandoned.
+ * What a run leaves under its key, for `windowMs`: its result; a definite failure only when
+ * `cacheFailures`. Any other ending (another failure, no result) releases the key.
  */
-function runAndRecord(keyed: Keyed, token: string | undefined): Observable<TxResult> {
-  return new Observable<TxResult>((subscriber) => {
-    let last: TxResult | undefined;
-    let finished = false;
-    const afterStoring = (storing: Promise<void>, end: () => void) => {
-      finished = true;
-      storing.then(end, end);
-    };
-    const inner = keyed.call.subscribe({
-      next: (result) => {
-        last = result;
-      },
-      error: (error: unknown) =>
-        afterStoring(recordFailure(keyed, token, error), () => subscriber.error(error)),
-      // The tool ran: its result reaches the caller even if the store cannot keep it.
-      complete: () =>
-        afterStoring(recordResult(keyed, token, last), () => {
-          if (last !== undefined) subscriber.next(last);
-          subscriber.complete();
-        }),
-    });
-    return () => {
-      inner.unsubscribe();
-      if (!finished) keyed.store.release(keyed.key, token).catch(noop);
-    };
-  });
-}
-
-/** Keeps the result under the key; a source that completed without one releases the key. */
-function recordResult(keyed: Keyed, token: string | undefined, result: TxResult | undefined): Promise<void> {
-  const { store, key, settings } = keyed;
-  if (result === undefined) return store.release(key, token);
-  return store.complete(key, keyed.fingerprint, resultRecord(result), settings.windowMs);
-}
-
-/** Keeps a definite failure when failures are cached; any other failure releases the key. */
-function recordFailure(keyed: Keyed, token: string | undefined, error: unknown): Promise<void> {
-  const { store, key, settings } = keyed;
-  if (!settings.cacheFailures || !isDefiniteFailure(error)) return store.release(key, token);
-  return store.complete(key, keyed.fingerprint, failureRecord(error), settings.windowMs);
+function keeping(windowMs: number, cacheFailures: boolean): Keeping<TxResult> {
+  return {
+    windowMs,
+    afterResult: (result) => (result === undefined ? 'release' : resultRecord(result)),
+    afterFailure: (error) => (cacheFailures && isDefiniteFailure(error) ? failureRecord(error) : 'release'),
+  };
 }
 
 /** A failure a repeat of the call would meet again (see {@link saysNothingFinal}). */
@@ -353,21 +304,13 @@ function failureMetaOf(keyed: Keyed, error: TxError): TxMeta {
 }
 
 function conflict(keyed: Keyed): TxError {
-  const { name, idempotencyKey } = keyed.call.request;
-  const error = new TxError(
-    TxErrorCode.IdempotencyConflict,
-    `Idempotency key "${idempotencyKey}" was already used for ${name} with other arguments`,
-  );
-  return withCallMeta(keyed.call, error) as TxError;
+  const message = conflictMessage(keyed.call.request.name, keyed.idempotencyKey);
+  return withCallMeta(keyed.call, new TxError(TxErrorCode.IdempotencyConflict, message)) as TxError;
 }
 
 function stillInProgress(keyed: Keyed): TxError {
-  const { name, idempotencyKey } = keyed.call.request;
-  const error = new TxError(
-    TxErrorCode.InProgress,
-    `A call of ${name} with idempotency key "${idempotencyKey}" is still in progress elsewhere ` +
-      `(waited ${keyed.settings.inProgress.waitMs} ms)`,
-    { retryable: true },
-  );
+  const held = inProgressMessage(keyed.call.request.name, keyed.idempotencyKey);
+  const message = `${held} elsewhere (waited ${keyed.settings.inProgress.waitMs} ms)`;
+  const error = new TxError(TxErrorCode.InProgress, message, { retryable: true });
   return withCallMeta(keyed.call, error) as TxError;
 }

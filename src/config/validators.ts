@@ -27,17 +27,6 @@ export const PositiveMsSchema = z
   .int('must be a whole number of milliseconds')
   .positive('must be greater than 0');
 
-/**
- * How a call waits for an idempotency key that another request holds: the in-progress record's TTL
- * (so a crashed holder does not block the key forever) and how long and how often to look again.
- */
-export const InProgressOptionsSchema = (pollMs: number) => ({
-  inProgressTtlMs: PositiveMsSchema.default(120_000),
-  inProgress: z
-    .strictObject({ waitMs: z.number().int().min(0, 'must be at least 0'), pollMs: PositiveMsSchema })
-    .default({ waitMs: 30_000, pollMs }),
-});
-
 /** A function-valued option; `what` names the expected signature in the message. */
 export const functionSchema = <T extends (...args: never[]) => unknown>(what: string) =>
   z.custom<T>((value) => typeof value === 'function', { message: `must be a function (${what})` });

@@ -1,10 +1,15 @@
 import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import { parseOrThrow } from '../config/validators.js';
-import type { BeginOutcome, IdempotencyRecord, IdempotencyStore } from './store.js';
+import {
+  type BeginOutcome,
+  DEFAULT_IDEMPOTENCY_WINDOW_MS,
+  type IdempotencyRecord,
+  type IdempotencyStore,
+} from './store.js';
 
 const MemoryStoreOptionsSchema = z.strictObject({
-  windowMs: z.number().int().positive('must be greater than 0').default(300_000),
+  windowMs: z.number().int().positive('must be greater than 0').default(DEFAULT_IDEMPOTENCY_WINDOW_MS),
   maxEntries: z.number().int().positive('must be greater than 0').default(10_000),
   clock: z
     .custom<() => number>((value) => typeof value === 'function', 'must be a function () => number')

@@ -4,11 +4,18 @@ import { parseOrThrow, TimeoutMsSchema } from '../config/validators.js';
 import { validationError } from '../core/errors.js';
 import { newRequestId } from '../core/ids.js';
 import { withinDeadline } from '../core/storeDeadline.js';
-import type { BeginOutcome, Completion, EffectStore, IdempotencyRecord, IdempotencyStore } from './store.js';
+import {
+  type BeginOutcome,
+  type Completion,
+  DEFAULT_IDEMPOTENCY_WINDOW_MS,
+  type EffectStore,
+  type IdempotencyRecord,
+  type IdempotencyStore,
+} from './store.js';
 
 const RedisStoreOptionsSchema = z.strictObject({
   prefix: z.string().min(1, 'must not be empty').default('mcp-tx:idem:'),
-  windowMs: z.number().int().positive('must be greater than 0').default(300_000),
+  windowMs: z.number().int().positive('must be greater than 0').default(DEFAULT_IDEMPOTENCY_WINDOW_MS),
   failOpen: z.boolean().default(false),
   commandTimeoutMs: TimeoutMsSchema.default(2_000),
 });

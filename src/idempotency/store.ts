@@ -2,6 +2,14 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { TxMeta } from '../core/types.js';
 
 /**
+ * How long a key's record is kept when neither the caller nor the store says (ms): 5 minutes.
+ *
+ * @example
+ * await store.complete(key, print, record, store.windowMs ?? DEFAULT_IDEMPOTENCY_WINDOW_MS);
+ */
+export const DEFAULT_IDEMPOTENCY_WINDOW_MS = 300_000;
+
+/**
  * What an idempotency store keeps for a finished key: the result a repeat of the call gets (with
  * the client's `data` and `meta` when the client stored it), or, when failures are cached, the
  * failure. Plain JSON, so any store can serialize it.

@@ -1,17 +1,22 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { asyncScheduler, firstValueFrom, type SchedulerLike, timer } from 'rxjs';
+import { asyncScheduler, defer, firstValueFrom, type SchedulerLike } from 'rxjs';
 import { z } from 'zod';
-import {
-  InProgressOptionsSchema,
-  PositiveMsSchema,
-  parseOrThrow,
-  SchedulerSchema,
-} from '../config/validators.js';
+import { PositiveMsSchema, parseOrThrow, SchedulerSchema } from '../config/validators.js';
 import { isTxError, TxErrorCode, validationError } from '../core/errors.js';
 import { sanitizeMessage } from '../core/sanitize.js';
 import type { TxStatus } from '../core/types.js';
 import { MCP_TX_KEY, type WireRequestMeta, type WireResponseMeta } from '../core/wire.js';
 import { fingerprint, scopedKey } from '../idempotency/fingerprint.js';
+import {
+  beginKey,
+  type CallKey,
+  conflictMessage,
+  InProgressOptionsSchema,
+  inProgressMessage,
+  type Keeping,
+  runHoldingKey,
+  windowMsOf,
+} from '../idempotency/keyedExecution.js';
 import {
   type BeginOutcome,
   type EffectStore,
@@ -49,7 +54,12 @@ const TxToolOptionsSchema = z.strictObject({
  * txTool(handler, { tool: 'charge', store, ttlMs: 86_400_000, inProgress: { waitMs: 5_000, pollMs: 100 } });
  */
 export type TxToolOptions = z.input<typeof TxToolOptionsSchema>;
-type Settings = z.output<typeof TxToolOptionsSchema> & { ttlMs: number; scheduler: SchedulerLike };
+type Settings = z.output<typeof TxToolOptionsSchema> & {
+  ttlMs: number;
+  scheduler: SchedulerLike;
+  /** How a handler's answer is kept under its key. */
+  keeping: Keeping<HandlerAnswer>;
+};
 
 /** What a tool callback gets last: the SDK's `RequestHandlerExtra`, of which txTool reads `_meta` and `signal`. */
 interface ToolExtra {
@@ -65,8 +75,6 @@ type ToolHandler<Args, Extra extends ToolExtra> = (
   args: Args,
   extra: Extra,
 ) => HandlerAnswer | Promise<HandlerAnswer>;
-
-const DEFAULT_WINDOW_MS = 300_000;
 
 /**
  * Makes a tool's effect happen once per idempotency key. Wraps an `McpServer` tool callback: with a
@@ -92,18 +100,23 @@ export function txTool<Args, Extra extends ToolExtra>(
 ): (args: Args, extra: Extra) => Promise<CallToolResult> {
   if (typeof handler !== 'function') throw validationError('handler', 'must be a tool callback');
   const parsed = parseOrThrow(TxToolOptionsSchema, options, 'options');
+  const ttlMs = windowMsOf(parsed.store, parsed.ttlMs);
   const settings: Settings = {
     ...parsed,
-    ttlMs: parsed.ttlMs ?? parsed.store.windowMs ?? DEFAULT_WINDOW_MS,
+    ttlMs,
     scheduler: parsed.scheduler ?? asyncScheduler,
+    keeping: keeping(parsed.store, ttlMs),
   };
   return async (args: Args, extra: Extra) => {
     const run = () => handler(args, extra);
     const wire = requestMetaOf(extra);
     const key = wire?.idempotency_key;
     try {
-      if (typeof key === 'string' && key !== '' && wire !== undefined)
-        return await runKeyed(run, { settings, wire, args, key: serverKey(settings.tool, key), extra });
+      if (typeof key === 'string' && key !== '' && wire !== undefined) {
+        const { store, tool } = settings;
+        const callKey = { store, key: serverKey(tool, key), fingerprint: fingerprint(args) };
+        return await runKeyed(run, { ...callKey, settings, wire, extra, idempotencyKey: key });
+      }
       const result = await runUnkeyed(run, settings.store);
       return wire === undefined ? result : withTxMeta(result, wire, { duplicate: false });
     } catch (error) {
@@ -128,119 +141,84 @@ function serverKey(tool: string, idempotencyKey: string): string {
   return `server ${scopedKey(tool, idempotencyKey)}`;
 }
 
-interface KeyedCall {
+interface KeyedCall extends CallKey {
   readonly settings: Settings;
   readonly wire: Partial<WireRequestMeta>;
-  readonly args: unknown;
-  readonly key: string;
+  /** The client's key, before {@link serverKey} scopes it. */
+  readonly idempotencyKey: string;
   readonly extra: ToolExtra;
 }
 
 /** The wrapped handler, bound to this request's arguments and extra. */
 type Run = () => HandlerAnswer | Promise<HandlerAnswer>;
 
+/**
+ * Takes the key (waiting while another request holds it, until this one is cancelled), then runs
+ * the handler holding it, or answers what the store has for it.
+ */
 async function runKeyed(run: Run, call: KeyedCall): Promise<CallToolResult> {
-  const { settings, key } = call;
-  const print = fingerprint(call.args);
-  const outcome = await waitWhileInProgress(
-    call,
-    print,
-    await settings.store.begin(key, print, settings.inProgressTtlMs),
-  );
-  return outcome.status === 'new' ? runAndStore(run, call, print, outcome.token) : answerHeld(call, outcome);
+  const outcome = await firstValueFrom(beginKey(call, call.settings, call.extra.signal));
+  return outcome.status === 'new' ? runHolding(run, call, outcome.token) : answerHeld(call, outcome);
 }
 
 /** The answer for a key this request does not get to run: stored, conflicting, or held by another. */
 function answerHeld(call: KeyedCall, outcome: Exclude<BeginOutcome, { status: 'new' }>): CallToolResult {
-  const { settings, wire } = call;
+  const { wire, idempotencyKey } = call;
+  const { tool } = call.settings;
   switch (outcome.status) {
     case 'completed':
       if (outcome.record.kind === 'result')
         return withTxMeta(outcome.record.result, wire, { duplicate: true });
       return errorResult(wire, outcome.record.code, outcome.record.message);
     case 'conflict':
-      return errorResult(
-        wire,
-        TxErrorCode.IdempotencyConflict,
-        `Idempotency key "${wire.idempotency_key}" was already used for ${settings.tool} with other arguments`,
-      );
+      return errorResult(wire, TxErrorCode.IdempotencyConflict, conflictMessage(tool, idempotencyKey));
     case 'in_progress':
-      return errorResult(
-        wire,
-        TxErrorCode.InProgress,
-        `A call of ${settings.tool} with idempotency key "${wire.idempotency_key}" is still in progress`,
-      );
+      return errorResult(wire, TxErrorCode.InProgress, inProgressMessage(tool, idempotencyKey));
   }
-}
-
-/** Polls the store while another request holds the key, up to `inProgress.waitMs` or until the request is cancelled. */
-async function waitWhileInProgress(
-  call: KeyedCall,
-  print: string,
-  first: BeginOutcome,
-): Promise<BeginOutcome> {
-  const { store, scheduler, inProgress, inProgressTtlMs } = call.settings;
-  const deadline = scheduler.now() + inProgress.waitMs;
-  let outcome = first;
-  while (
-    outcome.status === 'in_progress' &&
-    scheduler.now() + inProgress.pollMs <= deadline &&
-    !call.extra.signal?.aborted
-  ) {
-    await firstValueFrom(timer(inProgress.pollMs, scheduler));
-    outcome = await store.begin(call.key, print, inProgressTtlMs);
-  }
-  return outcome;
-}
-
-async function runAndStore(
-  run: Run,
-  call: KeyedCall,
-  print: string,
-  token: string | undefined,
-): Promise<CallToolResult> {
-  const { store } = call.settings;
-  let answer: HandlerAnswer;
-  try {
-    answer = await run();
-  } catch (error) {
-    await store.release(call.key, token);
-    return errorResult(call.wire, TxErrorCode.ToolError, messageOf(error));
-  }
-  const result = isResultWithEffect(answer) ? answer.result : answer;
-  if (result.isError) {
-    await store.release(call.key, token);
-    return withTxMeta(result, call.wire, { duplicate: false });
-  }
-  if (!isResultWithEffect(answer)) {
-    await keepResult(call, print, result);
-    return withTxMeta(result, call.wire, { duplicate: false });
-  }
-  if (!isEffectStore(store)) {
-    await store.release(call.key, token);
-    throw noEffectStore();
-  }
-  return commitKeyed(store, call, { print, result, effect: answer.effect, token }, 1);
 }
 
 /**
- * Stores the result under the key. The handler has run, so its result is the answer even when the
- * store cannot keep it: the key then stays in progress until its hold expires, and a retry in the
- * meantime waits or is told the call is in progress — it is not run again while the hold lasts.
+ * Runs the handler holding the key (`token`) and answers as it did; an effect it answers is
+ * committed with the key's record ({@link commitKeyed}). The handler has run, so its result is the
+ * answer even when the store cannot keep it: the key then stays in progress until its hold
+ * expires, and a retry in the meantime waits or is told the call is in progress; it is not run
+ * again while the hold lasts.
  */
-async function keepResult(call: KeyedCall, print: string, result: CallToolResult): Promise<void> {
+async function runHolding(run: Run, call: KeyedCall, token: string | undefined): Promise<CallToolResult> {
+  const running = runHoldingKey(
+    defer(async () => run()),
+    call,
+    token,
+    call.settings.keeping,
+  );
+  let answer: HandlerAnswer;
   try {
-    await call.settings.store.complete(call.key, print, { kind: 'result', result }, call.settings.ttlMs);
-  } catch {
-    // The effect happened; failing the call now would invite a retry that repeats it.
+    answer = await firstValueFrom(running);
+  } catch (error) {
+    return errorResult(call.wire, TxErrorCode.ToolError, messageOf(error));
   }
+  const result = resultOf(answer);
+  if (result.isError || !isResultWithEffect(answer))
+    return withTxMeta(result, call.wire, { duplicate: false });
+  if (!isEffectStore(call.store)) throw noEffectStore();
+  return commitKeyed(call.store, call, answer, token, 1);
 }
 
-interface PendingEffect {
-  readonly print: string;
-  readonly result: CallToolResult;
-  readonly effect: unknown;
-  readonly token: string | undefined;
+/**
+ * What a handler's answer leaves under its key: a result is kept; a failure or an `isError` answer
+ * releases the key, so that a retry may run the handler again; an effect leaves the key held for
+ * {@link commitKeyed} (released when the store cannot commit effects).
+ */
+function keeping(store: IdempotencyStore, ttlMs: number): Keeping<HandlerAnswer> {
+  return {
+    windowMs: ttlMs,
+    afterResult: (answer) => {
+      if (answer === undefined || resultOf(answer).isError) return 'release';
+      if (!isResultWithEffect(answer)) return { kind: 'result', result: answer };
+      return isEffectStore(store) ? 'leave-held' : 'release';
+    },
+    afterFailure: () => 'release',
+  };
 }
 
 /**
@@ -251,17 +229,18 @@ interface PendingEffect {
 async function commitKeyed(
   store: IdempotencyStore & EffectStore<unknown>,
   call: KeyedCall,
-  pending: PendingEffect,
+  answer: ResultWithEffect<unknown>,
+  token: string | undefined,
   retakes: number,
 ): Promise<CallToolResult> {
-  const { key, settings, wire } = call;
-  const { print, result, effect, token } = pending;
+  const { key, fingerprint, settings, wire } = call;
+  const { result, effect } = answer;
   const record: IdempotencyRecord = { kind: 'result', result };
-  if (await store.commit(effect, { key, fingerprint: print, record, ttlMs: settings.ttlMs, token }))
+  if (await store.commit(effect, { key, fingerprint, record, ttlMs: settings.ttlMs, token }))
     return withTxMeta(result, wire, { duplicate: false });
-  const outcome = await store.begin(key, print, settings.inProgressTtlMs);
+  const outcome = await store.begin(key, fingerprint, settings.inProgressTtlMs);
   if (outcome.status !== 'new') return answerHeld(call, outcome);
-  if (retakes > 0) return commitKeyed(store, call, { ...pending, token: outcome.token }, retakes - 1);
+  if (retakes > 0) return commitKeyed(store, call, answer, outcome.token, retakes - 1);
   await store.release(key, outcome.token);
   return answerHeld(call, { status: 'in_progress' });
 }
@@ -279,6 +258,8 @@ async function runUnkeyed(run: Run, store: IdempotencyStore): Promise<CallToolRe
   if (!answer.result.isError) await store.commit(answer.effect);
   return answer.result;
 }
+
+const resultOf = (answer: HandlerAnswer) => (isResultWithEffect(answer) ? answer.result : answer);
 
 const plainError = (text: string): CallToolResult => ({ content: [{ type: 'text', text }], isError: true });
 
