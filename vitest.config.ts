@@ -19,15 +19,28 @@ const sourceAliases = Object.entries(exports).flatMap(([subpath, target]) =>
     : [],
 );
 
+/** One project per kind of test, so that each can run alone (`npm run test:unit`, `test:package`). */
+const project = (name: string, include: string[], extra: { globalSetup?: string[]; isolate?: boolean } = {}) => ({
+  extends: true as const,
+  test: { name, include, ...extra },
+});
+
 export default defineConfig({
   resolve: { alias: sourceAliases },
   test: {
-    include: ['test/**/*.test.ts'],
     exclude: ['dist/**', 'node_modules/**'],
     pool: 'forks',
     maxWorkers: 2,
     testTimeout: 20_000,
     reporters: ['default', './test/support/summaryReporter.ts'],
-    globalSetup: ['./test/support/redisSetup.ts'],
+    projects: [
+      // In-process: the real SDK over InMemoryTransport or loopback HTTP, and virtual time. No Redis, no child process.
+      project('unit', ['test/unit/**/*.test.ts'], { isolate: false }),
+      project('redis', ['test/redis/**/*.test.ts'], { globalSetup: ['./test/support/redisSetup.ts'] }),
+      // Child processes: stdio servers, the CLI binary, crashes.
+      project('e2e', ['test/e2e/**/*.test.ts', 'test/chaos/**/*.test.ts']),
+      // The packed tarball and a git install in fresh projects (npm install: slow, run by CI on its own).
+      project('package', ['test/package/**/*.test.ts']),
+    ],
   },
 });
