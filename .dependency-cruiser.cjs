@@ -4,10 +4,9 @@
  */
 const LAYERS = [
   ['core', '^src/core/'],
-  ['config primitives', '^src/config/(validators|retryPolicy|toolInput)\\.ts$'],
+  ['config', '^src/config/'],
   ['call', '^src/call/'],
   ['parts', '^src/(idempotency|breaker|limiter|events|health|transport)/'],
-  ['config options', '^src/config/options\\.ts$'],
   ['operators and server', '^(operators|src/server)/'],
   ['client', '^src/client/'],
   ['orchestration, gateway, testing', '^src/(orchestration|gateway|testing)/'],

@@ -11,4 +11,4 @@ export { monitor } from './monitor.js';
 export { type RecordOptions, record } from './record.js';
 export { type RetryOptions, retryWithPolicy } from './retryWithPolicy.js';
 export { throttle } from './throttle.js';
-export { trace } from './trace.js';
+export { type TraceOptions, trace } from './trace.js';

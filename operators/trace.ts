@@ -1,17 +1,37 @@
 import type { Context, Span, Tracer } from '@opentelemetry/api';
 import { from, type Subscriber, switchMap, type TeardownLogic } from 'rxjs';
+import { z } from 'zod';
 import { type RetryEvent, type TxCall, withCallMeta } from '../src/call/call.js';
 import { type TxOperator, txOperator } from '../src/call/txOperator.js';
-import { type TraceOptions, TraceOptionsSchema } from '../src/config/options.js';
-import { parseOrThrow } from '../src/config/validators.js';
+import { hasMethod, parseOrThrow } from '../src/config/validators.js';
 import { TxError, TxErrorCode } from '../src/core/errors.js';
 import { loadedOtelApi, loadOtelApi, type OtelApi } from '../src/core/optionalOtel.js';
+import type { TracerLike } from '../src/core/otelTypes.js';
 import { sanitizeMessage } from '../src/core/sanitize.js';
 import { isTraceparent, type W3cTraceContext, w3cTraceContextOf } from '../src/core/traceContext.js';
 import type { TxMeta, TxRequest, TxResult } from '../src/core/types.js';
 
-/** Options of {@link trace}: a `tracer` (else the global provider's `tracerName`) and `recordArguments`. */
-export type TraceOperatorOptions = TraceOptions;
+/** Options of the `trace` operator (and of `trace` in the config). */
+export const TraceOptionsSchema = z.strictObject({
+  tracer: z
+    .custom<TracerLike>((value) => hasMethod(value, 'startSpan'), 'must be an OpenTelemetry Tracer')
+    .optional(),
+  tracerName: z.string().min(1, 'must not be empty').default('mcp-tx'),
+  recordArguments: z.boolean().default(false),
+});
+/**
+ * Options of the `trace` operator, and `trace` in {@link TxConfig} (`true` means all defaults):
+ *
+ * - `tracer` (none): the OpenTelemetry `Tracer` spans are made with; without one, the global
+ *   provider's tracer named `tracerName`.
+ * - `tracerName` (`'mcp-tx'`): the name of that global tracer.
+ * - `recordArguments` (`false`): put the call's arguments on the span as
+ *   `gen_ai.tool.call.arguments`, secrets redacted and capped at 4096 characters.
+ *
+ * @example
+ * const tx = createMcpTx(client, { trace: { tracer: provider.getTracer('agent'), recordArguments: true } });
+ */
+export type TraceOptions = z.input<typeof TraceOptionsSchema>;
 
 /** Longest recorded arguments or exception stack; the rest is cut and marked. */
 const MAX_RECORDED_LENGTH = 4_096;
@@ -31,7 +51,7 @@ const W3C_KEYS = ['traceparent', 'tracestate'] as const;
  * const tracer = provider.getTracer('agent');
  * tx.attempt$('search', { q: 'rxjs' }).pipe(retryWithPolicy(), trace({ tracer, recordArguments: true }));
  */
-export function trace(options: TraceOperatorOptions = {}): TxOperator {
+export function trace(options: TraceOptions = {}): TxOperator {
   const { tracer, tracerName, recordArguments } = parseOrThrow(TraceOptionsSchema, options, 'options');
   const apiLoad = loadOtelApi();
   const tracerOf = (api: OtelApi) => (tracer as Tracer | undefined) ?? api.trace.getTracer(tracerName);

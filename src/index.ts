@@ -6,6 +6,7 @@
  * @module mcp-tx
  */
 
+export type { TraceOptions } from '../operators/trace.js';
 export {
   type Breaker,
   type BreakerPermit,
@@ -26,13 +27,7 @@ export { extractData } from './call/result.js';
 export { type TxOperator, txCallOf, txOperator } from './call/txOperator.js';
 export { createMcpTx } from './client/client.js';
 export type { McpTx } from './client/mcpTx.js';
-export {
-  type ToolPolicy,
-  type TraceOptions,
-  type TxCallOptions,
-  type TxConfig,
-  TxConfigSchema,
-} from './config/options.js';
+export { type ToolPolicy, type TxCallOptions, type TxConfig, TxConfigSchema } from './client/options.js';
 export {
   DEFAULT_RETRY_POLICY,
   DEFAULT_RETRYABLE_ERRORS,

@@ -5,7 +5,7 @@ import { catchError, concatMap, from, map, mergeMap, type Observable, of, tap } 
 import { z } from 'zod';
 import { createMcpTx } from '../client/client.js';
 import type { McpTx } from '../client/mcpTx.js';
-import type { TxConfig } from '../config/options.js';
+import type { TxConfig } from '../client/options.js';
 import { MAX_TIMEOUT_MS } from '../config/validators.js';
 import { TxError } from '../core/errors.js';
 import { tokenBucket } from '../limiter/tokenBucket.js';

@@ -3,7 +3,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { CircuitBreaker } from '../breaker/circuitBreaker.js';
 import { createMcpTx } from '../client/client.js';
-import type { TxConfig } from '../config/options.js';
+import type { TxConfig } from '../client/options.js';
 import { HealthMonitor, type HealthReport } from '../health/healthMonitor.js';
 import { tokenBucket } from '../limiter/tokenBucket.js';
 import { runLines } from './batch.js';

@@ -5,15 +5,6 @@ import { AttemptSignal } from '../call/attemptSignal.js';
 import { type AttemptEnvironment, attemptCall, TxCall, TxCallState, withCallMeta } from '../call/call.js';
 import { cancelledBy } from '../call/cancellation.js';
 import { failureMeta } from '../call/result.js';
-import {
-  type ResolvedTxConfig,
-  type ToolPolicy,
-  ToolPolicySchema,
-  type TxCallOptions,
-  TxCallOptionsSchema,
-  type TxConfig,
-  TxConfigSchema,
-} from '../config/options.js';
 import { assertToolName } from '../config/toolInput.js';
 import { parseOrThrow } from '../config/validators.js';
 import { TxError, TxErrorCode, validationError } from '../core/errors.js';
@@ -22,6 +13,15 @@ import type { JsonObject, TxRequest, TxResult } from '../core/types.js';
 import { advertisesMcpTx } from '../core/wire.js';
 import { listAllTools } from './listTools.js';
 import type { McpTx } from './mcpTx.js';
+import {
+  type ResolvedTxConfig,
+  type ToolPolicy,
+  ToolPolicySchema,
+  type TxCallOptions,
+  TxCallOptionsSchema,
+  type TxConfig,
+  TxConfigSchema,
+} from './options.js';
 import { DefaultPipeline } from './pipeline.js';
 
 import { configuredRetryableErrors, resolveRequest } from './resolve.js';

@@ -1,7 +1,7 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { TxCall } from '../call/call.js';
-import type { ResolvedTxConfig, ToolPolicy, TxCallOptions } from '../config/options.js';
 import type { JsonObject, TxRequest, TxResult } from '../core/types.js';
+import type { ResolvedTxConfig, ToolPolicy, TxCallOptions } from './options.js';
 
 /**
  * Reliable MCP tool calls on one connected SDK `Client`. Made by {@link createMcpTx}.

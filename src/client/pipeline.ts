@@ -9,8 +9,8 @@ import { trace } from '../../operators/trace.js';
 import type { TxCall } from '../call/call.js';
 import { cancelledBy } from '../call/cancellation.js';
 import type { TxOperator } from '../call/txOperator.js';
-import type { ResolvedTxConfig, ToolPolicy, TxCallOptions } from '../config/options.js';
 import { memoryIdempotencyStore } from '../idempotency/memoryStore.js';
+import type { ResolvedTxConfig, ToolPolicy, TxCallOptions } from './options.js';
 import { type SwitchableStage, stageIsOn, toolStageSettings } from './resolve.js';
 
 /** The operators that apply to every call of one tool, built once. */

@@ -5,8 +5,6 @@
  */
 import type { SchedulerLike } from 'rxjs';
 import type { Breaker } from '../breaker/circuitBreaker.js';
-import type { ResolvedTxConfig, ToolPolicy, TxCallOptions } from '../config/options.js';
-import { TxCallOptionsSchema } from '../config/options.js';
 import { DEFAULT_RETRYABLE_ERRORS, mergeRetry, type RetryPolicy } from '../config/retryPolicy.js';
 import { assertJsonArgs } from '../config/toolInput.js';
 import { parseOrThrow } from '../config/validators.js';
@@ -14,6 +12,8 @@ import { validationError } from '../core/errors.js';
 import { newRequestId } from '../core/ids.js';
 import type { JsonObject, TxRequest } from '../core/types.js';
 import type { Limiter } from '../limiter/limiter.js';
+import type { ResolvedTxConfig, ToolPolicy, TxCallOptions } from './options.js';
+import { TxCallOptionsSchema } from './options.js';
 
 /** The per-tool stages of the default pipeline (inside the retry): what the tool's calls share. */
 export interface ToolStageSettings {

@@ -1,7 +1,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
-import { type TxCallOptions, TxCallOptionsSchema } from '../config/options.js';
+import { type TxCallOptions, TxCallOptionsSchema } from '../client/options.js';
 import { assertToolName } from '../config/toolInput.js';
 import { parseOrThrow } from '../config/validators.js';
 import { validationError } from '../core/errors.js';

@@ -11,7 +11,7 @@ import {
   takeWhile,
 } from 'rxjs';
 import type { McpTx } from '../client/mcpTx.js';
-import type { TxCallOptions } from '../config/options.js';
+import type { TxCallOptions } from '../client/options.js';
 import { isTxError, TxError, TxErrorCode } from '../core/errors.js';
 import { newRequestId } from '../core/ids.js';
 import type { JsonObject, TxResult } from '../core/types.js';

@@ -2,7 +2,7 @@ import { firstValueFrom, VirtualTimeScheduler } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { retryWithPolicy } from '../../../operators/retryWithPolicy.js';
 import { CircuitBreaker } from '../../../src/breaker/circuitBreaker.js';
-import type { TxConfig } from '../../../src/config/options.js';
+import type { TxConfig } from '../../../src/client/options.js';
 import { TxErrorCode } from '../../../src/core/errors.js';
 import { tokenBucket } from '../../../src/limiter/tokenBucket.js';
 import { connectFixture, expectFailure, type Fixture, wireOf } from '../../support/fixture.js';

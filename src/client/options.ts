@@ -1,19 +1,19 @@
 import { z } from 'zod';
+import { TraceOptionsSchema } from '../../operators/trace.js';
 import type { Breaker } from '../breaker/circuitBreaker.js';
-import type { TracerLike } from '../core/otelTypes.js';
-import type { JsonObject } from '../core/types.js';
-import type { EventStore } from '../events/eventStore.js';
-import type { HealthMonitor } from '../health/healthMonitor.js';
-import type { IdempotencyStore } from '../idempotency/store.js';
-import type { Limiter } from '../limiter/limiter.js';
-import { RetryOptionSchema } from './retryPolicy.js';
+import { RetryOptionSchema } from '../config/retryPolicy.js';
 import {
   BoundedIdSchema,
   functionSchema,
   hasMethod,
   SchedulerSchema,
   TimeoutMsSchema,
-} from './validators.js';
+} from '../config/validators.js';
+import type { JsonObject } from '../core/types.js';
+import type { EventStore } from '../events/eventStore.js';
+import type { HealthMonitor } from '../health/healthMonitor.js';
+import type { IdempotencyStore } from '../idempotency/store.js';
+import type { Limiter } from '../limiter/limiter.js';
 
 const LimiterSchema = z.custom<Limiter>(
   (value) => hasMethod(value, 'acquire'),
@@ -36,28 +36,6 @@ const orOff = <T extends z.ZodType>(schema: T, what: string) =>
   z.union([z.literal(false), schema], { message: `must be false or ${what}` });
 /** `false` turns an operator of the default pipeline off for a tool or a call. */
 const Off = z.literal(false, { message: 'can only be false (off)' });
-
-/** Options of the `trace` operator (and of `trace` in the config). */
-export const TraceOptionsSchema = z.strictObject({
-  tracer: z
-    .custom<TracerLike>((value) => hasMethod(value, 'startSpan'), 'must be an OpenTelemetry Tracer')
-    .optional(),
-  tracerName: z.string().min(1, 'must not be empty').default('mcp-tx'),
-  recordArguments: z.boolean().default(false),
-});
-/**
- * Options of the `trace` operator, and `trace` in {@link TxConfig} (`true` means all defaults):
- *
- * - `tracer` (none): the OpenTelemetry `Tracer` spans are made with; without one, the global
- *   provider's tracer named `tracerName`.
- * - `tracerName` (`'mcp-tx'`): the name of that global tracer.
- * - `recordArguments` (`false`): put the call's arguments on the span as
- *   `gen_ai.tool.call.arguments`, secrets redacted and capped at 4096 characters.
- *
- * @example
- * const tx = createMcpTx(client, { trace: { tracer: provider.getTracer('agent'), recordArguments: true } });
- */
-export type TraceOptions = z.input<typeof TraceOptionsSchema>;
 
 /** Per-tool policy registered with `tx.tool(name, policy)`; `false` turns a configured operator off. */
 export const ToolPolicySchema = z.strictObject({
