@@ -9,6 +9,7 @@ import {
 } from '../../../src/idempotency/keyedExecution.js';
 import { memoryIdempotencyStore } from '../../../src/idempotency/memoryStore.js';
 import type { BeginOutcome, IdempotencyRecord, IdempotencyStore } from '../../../src/idempotency/store.js';
+import { answeringLater } from '../../support/slowStore.js';
 import { advanceVirtual } from '../../support/virtualTime.js';
 
 // The store answers with promises: a VirtualTimeScheduler is driven one due time after another,
@@ -81,20 +82,6 @@ function world(inProgress = { waitMs: 1_000, pollMs: 100 }) {
     timer(ms, scheduler).pipe(switchMap(() => throwError(() => new Error(message))));
 
   return { scheduler, store: memory, begins, callKey, wait, watch, runUntil, valueAfter, failsAfter };
-}
-
-/** `store` whose `begin` answers only when `answer()` is called (a slow store). */
-function answeringLater(store: IdempotencyStore) {
-  const asked: Array<() => void> = [];
-  const slow: IdempotencyStore = {
-    ...store,
-    begin: (key, print, ttlMs) =>
-      new Promise((resolve) => asked.push(() => resolve(store.begin(key, print, ttlMs)))),
-  };
-  const answer = () => {
-    for (const ask of asked.splice(0)) ask();
-  };
-  return { store: slow, answer };
 }
 
 const statusOf = async (store: IdempotencyStore, print = PRINT) => (await store.begin(KEY, print, 1)).status;

@@ -8,6 +8,7 @@ import type { TxResult } from '../../../src/core/types.js';
 import { fingerprint } from '../../../src/idempotency/fingerprint.js';
 import { memoryIdempotencyStore } from '../../../src/idempotency/memoryStore.js';
 import type { BeginOutcome, IdempotencyStore } from '../../../src/idempotency/store.js';
+import { answeringLater } from '../../support/slowStore.js';
 import { okResult, virtualCall } from '../../support/virtualCall.js';
 import { advanceVirtual } from '../../support/virtualTime.js';
 
@@ -85,20 +86,6 @@ function recordingBegins(store: IdempotencyStore, scheduler: VirtualTimeSchedule
     release: (key, token) => store.release(key, token),
   };
   return { begins, store: recording };
-}
-
-/** `store` whose `begin` is only asked, and answers, when `answer()` is called (a slow store). */
-function answeringLater(store: IdempotencyStore) {
-  const asked: Array<() => void> = [];
-  const slow: IdempotencyStore = {
-    ...store,
-    begin: (key, print, ttlMs) =>
-      new Promise((resolve) => asked.push(() => resolve(store.begin(key, print, ttlMs)))),
-  };
-  const answer = () => {
-    for (const ask of asked.splice(0)) ask();
-  };
-  return { store: slow, answer };
 }
 
 /** An execution that fails with `error` after `ms` of virtual time. */
