@@ -29,7 +29,7 @@ const RedisBreakerOptionsSchema = BreakerOptionsSchema.extend({
  *   the Redis hash `{<key>}`, which is also the pub/sub channel of its transitions, and its probe
  *   lock is `{<key>}:probe` — one hash tag, so both live in one slot of a Redis Cluster.
  * - `failureThreshold`, `recoveryTimeoutMs`, `successThreshold`, `isFailure`: as in
- *   {@link CircuitBreakerOptions}, with failures counted across processes and one probe at a time.
+ *   `CircuitBreakerOptions` (from `mcp-tx`), with failures counted across processes and one probe at a time.
  * - `probeTimeoutMs` (30 000): how long a process may hold the probe before another may take it; at
  *   most 2 147 483 647. A probe that outlasts it is ignored (see {@link RedisCircuitBreaker}), so
  *   set it above the slowest call, timeout included.

@@ -41,6 +41,11 @@ const Off = z.literal(false, { message: 'can only be false (off)' });
 export const ToolPolicySchema = z.strictObject({
   retry: RetryOptionSchema.optional(),
   timeoutMs: TimeoutMsSchema.optional(),
+  /**
+   * Derives the idempotency key of a call that does not pass one from its arguments. A function that
+   * throws or returns a bad key (not a string of 1 to 255 characters) fails the call with
+   * `MCP_TX_VALIDATION` before anything is sent.
+   */
   idempotencyKey: functionSchema<(args: JsonObject) => string>('(args) => string').optional(),
   limiter: orOff(LimiterSchema, 'a Limiter').optional(),
   breaker: orOff(BreakerSchema, 'a Breaker').optional(),
@@ -55,9 +60,8 @@ export const ToolPolicySchema = z.strictObject({
  *
  * - `retry`: a {@link PartialRetryPolicy} merged over the config's, or `false` for no retry.
  * - `timeoutMs`: the per-attempt timeout of this tool's calls (1 to 2147483647 ms).
- * - `idempotencyKey`: `(args) => string`, the key of a call that does not pass one. A function that
- *   throws or returns a bad key (not a string of 1 to 255 characters) fails the call with
- *   `MCP_TX_VALIDATION` before anything is sent.
+ * - `idempotencyKey`: `(args) => string`, the key of a call that does not pass one (documented on
+ *   the field).
  * - `limiter` / `breaker`: a `Limiter` / `Breaker` for this tool in place of the config's, or
  *   `false` for none.
  * - `dedupe`, `monitor`, `record`, `trace`: `false` leaves that operator of the config out.
@@ -82,6 +86,7 @@ export const TxCallOptionsSchema = z.strictObject({
   transactionId: BoundedIdSchema.optional(),
   correlationId: BoundedIdSchema.optional(),
   signal: z.custom<AbortSignal>((value) => value instanceof AbortSignal, 'must be an AbortSignal').optional(),
+  /** Called with each progress notification the server sends: `{ progress, total?, message? }`. */
   onProgress:
     functionSchema<(progress: { progress: number; total?: number; message?: string }) => void>(
       '(progress) => void',

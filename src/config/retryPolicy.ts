@@ -36,6 +36,11 @@ const RetryPolicyFields = z.strictObject({
   jitter: JitterSchema,
   deadlineMs: TimeoutMsSchema.optional(),
   retryableErrors: z.array(z.string().min(1, 'must not be empty')),
+  /**
+   * Decides alone whether a failure is retried, in place of `retryableErrors` and the codes never
+   * retried (`attempt`: the attempts made so far, 1 after the first failure). An ambiguous failure
+   * it accepts is still retried only when a repeat is safe (see `retryAmbiguous`).
+   */
   retryOn: functionSchema<(error: unknown, attempt: number) => boolean>(
     '(error, attempt) => boolean',
   ).optional(),
@@ -69,10 +74,8 @@ export const RetryPolicySchema = RetryPolicyFields.refine(delaysOrdered, delaysO
  * - `retryableErrors` ({@link DEFAULT_RETRYABLE_ERRORS}): error codes retried, and markers that make
  *   a tool error retryable when its text contains one (case-insensitive). Errors mcp-tx marks
  *   retryable (timeouts, network errors, an unavailable store…) are retried in any case.
- * - `retryOn` (none): `(error, attempt) => boolean`, decides alone which failures are retried, in
- *   place of `retryableErrors` and the codes never retried (`attempt`: the attempts made so far, 1
- *   after the first failure). An ambiguous failure it accepts is still retried only when a repeat is
- *   safe (see `retryAmbiguous`).
+ * - `retryOn` (none): `(error, attempt) => boolean`, decides alone which failures are retried
+ *   (documented on the field).
  * - `retryAmbiguous` (`false`): retry failures that may have run the tool (timeouts, lost
  *   connections) even when the tool is not annotated idempotent and no MCP-Tx server dedupes the key.
  *
