@@ -20,7 +20,11 @@ const sourceAliases = Object.entries(exports).flatMap(([subpath, target]) =>
 );
 
 /** One project per kind of test, so that each can run alone (`npm run test:unit`, `test:package`). */
-const project = (name: string, include: string[], extra: { globalSetup?: string[]; isolate?: boolean } = {}) => ({
+const project = (
+  name: string,
+  include: string[],
+  extra: { globalSetup?: string[]; isolate?: boolean } = {},
+) => ({
   extends: true as const,
   test: { name, include, ...extra },
 });
