@@ -1,28 +1,44 @@
-import { HealthMonitor } from 'mcp-tx';
-import {
-  createGateway,
-  type ExecuteToolResponse,
-  type GatewayHealth,
-  type ProblemDetails,
-  serveGateway,
-} from 'mcp-tx/gateway';
-import { openShop } from './demo-server.js';
+import { randomUUID } from 'node:crypto';
+import { createMcpTx, HealthMonitor } from 'mcp-tx';
+import type { ExecuteToolResponse, GatewayHealth, ProblemDetails } from 'mcp-tx/gateway';
+import { createGateway, serveGateway } from 'mcp-tx/gateway';
+import { connectInProcess, createDemoShop } from './demo-server.js';
 
 /**
  * The HTTP gateway in front of the demo shop: an order placed with an `Idempotency-Key` and replayed
- * (created once), the key reused for another order (422), a bad body (400), then `GET /health`.
+ * (created once), the key reused for another order (422), a bad body (400), a request without the
+ * token (401), then `GET /health`.
  */
 export async function main(log: (line: string) => void = console.log) {
+  const shop = createDemoShop();
+  const client = await connectInProcess(shop.server);
+
+  const token = process.env.GATEWAY_TOKEN ?? randomUUID();
   const health = new HealthMonitor();
-  const { shop, tx, close } = await openShop({ monitor: health });
-  const gateway = await serveGateway(createGateway(tx, { bodyLimit: 64 * 1024 }));
+  const tx = createMcpTx(client, { monitor: health });
+  const app = createGateway(tx, {
+    auth: (c) => c.req.header('authorization') === `Bearer ${token}`,
+    bodyLimit: 256 * 1024,
+  });
+  const gateway = await serveGateway(app); // 127.0.0.1, a spare port; or { port: 8080, hostname: '0.0.0.0' }
+  const shutdown = async () => {
+    await gateway.close(); // stops accepting; the requests in flight finish (10 s at most)
+    await tx.close();
+  };
+  process.once('SIGTERM', shutdown);
   log(`gateway on ${gateway.url}`);
 
-  const send = async (body: unknown, idempotencyKey?: string) => {
+  const authorized = { Authorization: `Bearer ${token}` };
+  const send = async (
+    body: unknown,
+    idempotencyKey?: string,
+    headers: Record<string, string> = authorized,
+  ) => {
     const response = await fetch(new URL('/execute-tool', gateway.url), {
       method: 'POST',
       headers: {
         'Content-Type': 'application/json',
+        ...headers,
         ...(idempotencyKey === undefined ? {} : { 'Idempotency-Key': `"${idempotencyKey}"` }),
       },
       body: JSON.stringify(body),
@@ -37,16 +53,20 @@ export async function main(log: (line: string) => void = console.log) {
   const replayed = await send(order, 'order-1001');
   const reused = await send({ ...order, arguments: { item: 'pear', quantity: 1 } }, 'order-1001');
   const invalid = await send({ arguments: {} });
-  const checkup = (await (await fetch(new URL('/health', gateway.url))).json()) as GatewayHealth;
+  const anonymous = await send(order, 'order-1002', {});
+  const checkup = (await (
+    await fetch(new URL('/health', gateway.url), { headers: authorized })
+  ).json()) as GatewayHealth;
   log(
     `health: ${checkup.status}, ${checkup.tools.length} tools, MCP-Tx: ${checkup.server_supports_tx}, ` +
       `${checkup.health?.totals.calls} calls monitored`,
   );
 
-  await gateway.close();
-  await close();
+  process.off('SIGTERM', shutdown);
+  await shutdown();
+  await shop.server.close();
   return {
-    statuses: [placed.status, replayed.status, reused.status, invalid.status],
+    statuses: [placed.status, replayed.status, reused.status, invalid.status, anonymous.status],
     duplicate: replayed.answer.metadata?.duplicate,
     ordersCreated: shop.ordersCreated(),
   };

@@ -13,6 +13,13 @@ const examples: Record<string, () => Promise<{ main: () => Promise<unknown> }>> 
   'reactive-search': () => import('./reactive-search.js'),
   batch: () => import('./batch.js'),
   gateway: () => import('./gateway.js'),
+  stdio: () => import('./stdio/client.js'),
+  operators: () => import('./operators.js'),
+  'custom-operator': () => import('./custom-operator.js'),
+  config: () => import('./config.js'),
+  'faulty-transport': () => import('./faulty-transport.js'),
+  'streamable-http': () => import('./streamable-http.js'),
+  redis: () => import('./redis.js'),
 };
 
 const name = process.argv[2];
