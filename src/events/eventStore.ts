@@ -1,4 +1,5 @@
 import { filter, from, type Observable } from 'rxjs';
+import { z } from 'zod';
 import { newRequestId } from '../core/ids.js';
 
 /**
@@ -20,6 +21,27 @@ export interface TxEvent {
   readonly tool?: string;
   readonly data?: Readonly<Record<string, unknown>>;
 }
+
+/**
+ * The zod schema of a stored {@link TxEvent}, as a log read back must hold it: a JSON object with
+ * an `id`, a non-empty `type` and an `at` (strings), optional `requestId` / `transactionId` / `tool`
+ * strings and an optional `data` object. Other fields are kept (a newer writer may add some).
+ *
+ * @example
+ * TxEventSchema.safeParse(JSON.parse(line)).success; // false for `42`, `[]`, `null`, `{"type":""}`
+ */
+export const TxEventSchema = z.looseObject(
+  {
+    id: z.string({ error: 'must be a string' }),
+    type: z.string({ error: 'must be a string' }).min(1, 'must not be empty'),
+    at: z.string({ error: 'must be a string' }),
+    requestId: z.string({ error: 'must be a string' }).optional(),
+    transactionId: z.string({ error: 'must be a string' }).optional(),
+    tool: z.string({ error: 'must be a string' }).optional(),
+    data: z.record(z.string(), z.unknown(), { error: 'must be a JSON object' }).optional(),
+  },
+  { error: 'must be a JSON object with id, type and at' },
+);
 
 /**
  * What `append` takes: the store gives the event its id and time.

@@ -47,6 +47,24 @@ export type BeginOutcome =
   | { readonly status: 'conflict' };
 
 /**
+ * How an idempotency store is doing, for a health report: what {@link IdempotencyStore.stats}
+ * answers. `evictedEarly > 0` means the dedupe window was shortened: keys were dropped to make room
+ * before their TTL ended, and a retry of one of them ran (or would run) the call again.
+ *
+ * @example
+ * const stats = store.stats?.();
+ * if (stats && stats.evictedEarly > 0) console.warn(`${stats.evictedEarly} keys evicted before their window ended`);
+ */
+export interface IdempotencyStoreStats {
+  /** How many keys the store holds now (in progress or completed). */
+  readonly entries: number;
+  /** How many keys were evicted to make room before their TTL ended, since the store was made. */
+  readonly evictedEarly: number;
+  /** The shortest time (ms) a key evicted early had been kept; absent while none was. */
+  readonly shortestKeptMs?: number;
+}
+
+/**
  * Where idempotency keys live: one interface for the client's `dedupe` and the server's `txTool`,
  * in memory or shared (Redis).
  *
@@ -81,6 +99,11 @@ export interface IdempotencyStore {
    * again. With the `token` of the `new` outcome, only if that hold is still the key's.
    */
   release(key: string, token?: string): Promise<void>;
+  /**
+   * Optional: how the store is doing (its size, keys evicted before their window ended). The
+   * in-memory store has it; a health monitor reads it when present.
+   */
+  stats?(): IdempotencyStoreStats;
 }
 
 /**
