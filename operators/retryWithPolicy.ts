@@ -56,6 +56,14 @@ const AMBIGUOUS_HINT =
  * `idempotentHint` or `readOnlyHint`, the call has an idempotency key and the server speaks MCP-Tx,
  * or `retryAmbiguous` is set; otherwise the error says why it was not retried.
  *
+ * **Store outages**: a `MCP_TX_STORE_UNAVAILABLE` raised in this process (a Redis limiter, breaker
+ * or store inside the retry, down or stalled) is not retried unless the policy lists the code in
+ * `retryableErrors` or `retryOn` accepts it: the next attempt would wait on the same store, so by
+ * default a dead Redis fails the call within one `commandTimeoutMs`. One a server reports in its
+ * answer (`_meta.mcp_tx.error_code`: the server's own store failed) is retried like any retryable
+ * error, with backoff: each attempt costs a round trip, not a wait on a local store, and a later one
+ * may find the server's store back (a `txTool` server dedupes a keyed repeat in that store).
+ *
  * `maxAttempts` bounds the tries: one refused before anything was sent (an open breaker, a full
  * limiter queue, inside the retry) uses one up, and ends the call unless `retryOn` says otherwise.
  * `meta.attempts` counts only the attempts sent; a call that ends refused keeps the failure of its
@@ -132,8 +140,20 @@ function isRetryable(error: unknown, policy: RetryPolicy, attempt: number): bool
   if (policy.retryOn !== undefined) return policy.retryOn(error, attempt);
   if (!(error instanceof TxError) || errorCodeTraits(error.code).neverRetried) return false;
   if (policy.retryableErrors.includes(error.code)) return true;
+  if (isLocalStoreOutage(error)) return false;
   if (error.code === TxErrorCode.ToolError) return matchesRetryable(error.message, policy.retryableErrors);
   return error.retryable;
+}
+
+/**
+ * A `MCP_TX_STORE_UNAVAILABLE` of this process — its limiter's, breaker's or store's Redis failed
+ * or stalled past `commandTimeoutMs` — rather than one a server reported in its answer
+ * (`_meta.mcp_tx.error_code`, which the attempt stamps `ack: true`). Retrying it by default would
+ * only wait on the same store again (attempts × `commandTimeoutMs` plus the backoff), so it is
+ * retried only when the policy names the code or `retryOn` accepts it.
+ */
+function isLocalStoreOutage(error: TxError): boolean {
+  return error.code === TxErrorCode.StoreUnavailable && error.meta?.ack !== true;
 }
 
 /** Safe without asking the server: the user opted in, or the server dedupes on the call's key. */

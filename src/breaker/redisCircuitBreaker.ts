@@ -1,10 +1,10 @@
 import type { Redis } from 'ioredis';
 import { defer, distinctUntilChanged, Observable } from 'rxjs';
 import { z } from 'zod';
-import { parseOrThrow, TimeoutMsSchema } from '../config/validators.js';
-import { validationError } from '../core/errors.js';
+import { functionSchema, parseOrThrow, TimeoutMsSchema } from '../config/validators.js';
+import { type TxError, validationError } from '../core/errors.js';
 import { newRequestId } from '../core/ids.js';
-import { storeUnavailable, withinDeadline } from '../core/storeDeadline.js';
+import { StoreOutage, storeUnavailable, withinDeadline } from '../core/storeDeadline.js';
 import {
   type Breaker,
   type BreakerPermit,
@@ -20,6 +20,13 @@ const RedisBreakerOptionsSchema = BreakerOptionsSchema.extend({
   key: z.string().min(1, 'must not be empty'),
   probeTimeoutMs: TimeoutMsSchema.default(30_000),
   commandTimeoutMs: TimeoutMsSchema.default(2_000),
+  failOpen: z.boolean().default(false),
+  /**
+   * Told of every Redis failure of an admission or an outcome report (a `MCP_TX_STORE_UNAVAILABLE`
+   * TxError), whether the call then fails or, with `failOpen`, goes on: to log or count outages.
+   * What it throws is ignored.
+   */
+  onStoreError: functionSchema<(error: TxError) => void>('(error) => void').optional(),
 });
 
 /**
@@ -36,11 +43,26 @@ const RedisBreakerOptionsSchema = BreakerOptionsSchema.extend({
  * - `commandTimeoutMs` (2 000): how long any one Redis operation may take before it fails with
  *   `MCP_TX_STORE_UNAVAILABLE`, so a Redis that is down or stalled answers in bounded time whatever
  *   the client's own retry and offline-queue settings; at most 2 147 483 647.
+ * - `failOpen` (`false`): when Redis fails or stalls past `commandTimeoutMs`, admit the call as if
+ *   the breaker were closed instead of refusing it with `MCP_TX_STORE_UNAVAILABLE`; while Redis
+ *   stays down calls are admitted at once, without waiting on Redis (one request at a time asks
+ *   whether it is back), and their outcomes are not recorded. The trade-off: availability over the
+ *   shared breaker — during an outage nothing protects the server behind it: a breaker that was open
+ *   lets every call through, and failures do not open it, in this process or (uncounted) in any
+ *   other. Keep it `false` when hammering a failing server costs more than failing the calls. The
+ *   failures are reported to `onStoreError`, else by a process warning (code
+ *   `MCP_TX_STORE_FAIL_OPEN`) once per outage.
+ * - `onStoreError` (none): `(error) => void`, told of every Redis failure of `acquire` and of the
+ *   outcome reports, failing open or not (documented on the field); `getState()` and `state$`
+ *   report theirs to their caller.
  *
  * @example
  * const breaker = new RedisCircuitBreaker(redis, { key: 'mcp-tx:breaker:pricing', failureThreshold: 5 });
  */
 export type RedisBreakerOptions = z.input<typeof RedisBreakerOptionsSchema>;
+
+/** What a breaker failing open hands out: leave to go, whose outcome nobody records. */
+const UNCOUNTED: BreakerPermit = Object.freeze({ success() {}, failure() {}, release() {} });
 
 /**
  * A circuit breaker whose state lives in Redis, shared by every process using the same `key`: a
@@ -54,7 +76,8 @@ export type RedisBreakerOptions = z.input<typeof RedisBreakerOptionsSchema>;
  * the current probe decides, and the breaker stays half-open until it does (or, when nobody took
  * the lock, until the next caller probes). `state$` follows the transitions any process makes
  * (Redis pub/sub, so within the network round trip). A Redis that fails, or does not answer within
- * `commandTimeoutMs` (down or stalled), refuses the call with `MCP_TX_STORE_UNAVAILABLE`; calls work
+ * `commandTimeoutMs` (down or stalled), refuses the call with `MCP_TX_STORE_UNAVAILABLE` — or, with
+ * `failOpen: true`, admits it uncounted, as if closed (see {@link RedisBreakerOptions}); calls work
  * again once it answers, on the same client.
  *
  * @example
@@ -66,6 +89,7 @@ export class RedisCircuitBreaker implements Breaker {
   private readonly redis: Redis & BreakerCommands;
   private readonly stateKey: string;
   private readonly lockKey: string;
+  private readonly outage: StoreOutage;
 
   constructor(redis: Redis, options: RedisBreakerOptions) {
     if (typeof (redis as Partial<Redis> | null)?.defineCommand !== 'function') {
@@ -75,16 +99,26 @@ export class RedisCircuitBreaker implements Breaker {
     this.redis = withBreakerCommands(redis);
     this.stateKey = `{${this.settings.key}}`;
     this.lockKey = `${this.stateKey}:probe`;
+    this.outage = new StoreOutage(
+      'Circuit breaker store',
+      'calls go through as if the breaker were closed, their outcomes not counted,',
+      this.settings,
+    );
   }
 
   /**
    * Asks Redis (one script) for leave: a permit when closed, or the probe when the recovery time has
    * passed and no other process holds it; else `MCP_TX_CIRCUIT_OPEN` with `retryAfterMs`. Redis
-   * errors and timeouts fail with `MCP_TX_STORE_UNAVAILABLE` (retryable).
+   * errors and timeouts fail with `MCP_TX_STORE_UNAVAILABLE` (retryable) — or, failing open, give a
+   * permit whose outcome is not recorded (at once while Redis is known to be down).
    */
   acquire(): Observable<BreakerPermit> {
-    const { recoveryTimeoutMs, probeTimeoutMs } = this.settings;
+    const { recoveryTimeoutMs, probeTimeoutMs, failOpen } = this.settings;
     return defer(async () => {
+      if (failOpen && this.outage.isDown) {
+        this.outage.check(() => this.bounded(this.redis.hget(this.stateKey, 'state')));
+        return UNCOUNTED;
+      }
       const token = newRequestId();
       const admitting = this.redis.mcpTxBreakerAdmit(
         this.stateKey,
@@ -99,8 +133,12 @@ export class RedisCircuitBreaker implements Breaker {
           ([late]) => late === 'probe' && this.permit(token).release(),
           () => undefined,
         );
+        this.outage.failed(error);
+        if (failOpen) return undefined;
         throw error;
       });
+      if (admission === undefined) return UNCOUNTED;
+      this.outage.answered();
       return this.permitOrRefusal(admission, token);
     });
   }
@@ -174,7 +212,8 @@ export class RedisCircuitBreaker implements Breaker {
         failureThreshold,
         successThreshold,
       );
-      this.bounded(reporting).catch(() => undefined); // the probe lock expires; a lost report only delays the breaker
+      // the probe lock expires; a lost report only delays the breaker
+      this.bounded(reporting).catch((error: unknown) => this.outage.failed(error));
     });
   }
 }

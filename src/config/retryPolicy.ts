@@ -37,9 +37,10 @@ const RetryPolicyFields = z.strictObject({
   deadlineMs: TimeoutMsSchema.optional(),
   retryableErrors: z.array(z.string().min(1, 'must not be empty')),
   /**
-   * Decides alone whether a failure is retried, in place of `retryableErrors` and the codes never
-   * retried (`attempt`: the attempts made so far, 1 after the first failure). An ambiguous failure
-   * it accepts is still retried only when a repeat is safe (see `retryAmbiguous`).
+   * Decides alone whether a failure is retried, in place of `retryableErrors`, the codes never
+   * retried and the store-outage rule (`attempt`: the attempts made so far, 1 after the first
+   * failure). An ambiguous failure it accepts is still retried only when a repeat is safe (see
+   * `retryAmbiguous`).
    */
   retryOn: functionSchema<(error: unknown, attempt: number) => boolean>(
     '(error, attempt) => boolean',
@@ -73,15 +74,20 @@ export const RetryPolicySchema = RetryPolicyFields.refine(delaysOrdered, delaysO
  *   with `MCP_TX_TIMEOUT`, and a retry that would start after it is not made.
  * - `retryableErrors` ({@link DEFAULT_RETRYABLE_ERRORS}): error codes retried, and markers that make
  *   a tool error retryable when its text contains one (case-insensitive). Errors mcp-tx marks
- *   retryable (timeouts, network errors, an unavailable store…) are retried in any case.
+ *   retryable (timeouts, network errors, a server's `MCP_TX_IN_PROGRESS` or
+ *   `MCP_TX_STORE_UNAVAILABLE`…) are retried in any case — except a `MCP_TX_STORE_UNAVAILABLE` of
+ *   this process (its Redis limiter, breaker or store down or stalled), retried only when listed
+ *   here (`[...DEFAULT_RETRYABLE_ERRORS, 'MCP_TX_STORE_UNAVAILABLE']`) or accepted by `retryOn`: by
+ *   default a dead Redis fails a call within one `commandTimeoutMs` instead of after every attempt
+ *   and backoff.
  * - `retryOn` (none): `(error, attempt) => boolean`, decides alone which failures are retried
  *   (documented on the field).
  * - `retryAmbiguous` (`false`): retry failures that may have run the tool (timeouts, lost
  *   connections) even when the tool is not annotated idempotent and no MCP-Tx server dedupes the key.
  *
  * Validation errors, cancellations, idempotency conflicts, an open circuit and rate limiting are
- * never retried unless `retryOn` says so. A server's `retry_after_ms` hint replaces the
- * computed delay.
+ * never retried unless `retryOn` says so; a store outage of this process only when the policy names
+ * it (above). A server's `retry_after_ms` hint replaces the computed delay.
  *
  * @example
  * const policy: RetryPolicy = { ...DEFAULT_RETRY_POLICY, maxAttempts: 5, deadlineMs: 20_000 };

@@ -1,9 +1,15 @@
 import type { Redis } from 'ioredis';
 import { asyncScheduler, Observable, type SchedulerLike, type Subscriber, type Subscription } from 'rxjs';
 import { z } from 'zod';
-import { MaxQueueSchema, parseOrThrow, SchedulerSchema, TimeoutMsSchema } from '../config/validators.js';
+import {
+  functionSchema,
+  MaxQueueSchema,
+  parseOrThrow,
+  SchedulerSchema,
+  TimeoutMsSchema,
+} from '../config/validators.js';
 import { type TxError, validationError } from '../core/errors.js';
-import { storeUnavailable, withinDeadline } from '../core/storeDeadline.js';
+import { StoreOutage, storeUnavailable, withinDeadline } from '../core/storeDeadline.js';
 import type { Limiter, Permit } from './limiter.js';
 import { queueFullError } from './waitQueue.js';
 
@@ -19,6 +25,12 @@ const RedisRateLimiterOptionsSchema = z.strictObject({
   burst: z.number().int('must be a whole number').min(1, 'must be at least 1'),
   maxQueue: MaxQueueSchema,
   commandTimeoutMs: TimeoutMsSchema.default(2_000),
+  failOpen: z.boolean().default(false),
+  /**
+   * Told of every Redis failure (a `MCP_TX_STORE_UNAVAILABLE` TxError), whether the waiting calls
+   * then fail or, with `failOpen`, go on: to log or count outages. What it throws is ignored.
+   */
+  onStoreError: functionSchema<(error: TxError) => void>('(error) => void').optional(),
   scheduler: SchedulerSchema.optional(),
 });
 
@@ -34,8 +46,20 @@ const RedisRateLimiterOptionsSchema = z.strictObject({
  * - `maxQueue` (no bound): calls that may wait in this process; past it a call fails with
  *   `MCP_TX_RATE_LIMITED`.
  * - `commandTimeoutMs` (2000): how long a request to Redis may take; past it, or when Redis fails,
- *   every call waiting in this process fails with `MCP_TX_STORE_UNAVAILABLE` (retryable), whatever
- *   the client's own retry and offline-queue settings.
+ *   every call waiting in this process fails with `MCP_TX_STORE_UNAVAILABLE` (retryable, though
+ *   `retryWithPolicy` retries it only when the policy names the code), whatever the client's own
+ *   retry and offline-queue settings — or, with `failOpen`, goes on.
+ * - `failOpen` (`false`): when Redis fails or stalls past `commandTimeoutMs`, grant the permit
+ *   instead of failing: every call waiting then starts, and while Redis stays down calls start at
+ *   once, unthrottled, without waiting on Redis (one request at a time asks whether it is back; its
+ *   first answer restores the shared budget). The trade-off: availability over the shared limit —
+ *   during an outage this process sends calls at whatever rate they come, and so does every other
+ *   process failing open, so the API behind the limiter may see far more than `ratePerSecond`. Keep
+ *   it `false` when exceeding the limit costs more than failing the calls (a hard quota, a paid API
+ *   that bans on overuse). The failures are reported to `onStoreError`, else by a process warning
+ *   (code `MCP_TX_STORE_FAIL_OPEN`) once per outage.
+ * - `onStoreError` (none): `(error) => void`, told of every Redis failure, failing open or not
+ *   (documented on the field).
  * - `scheduler` (`asyncScheduler`): the timer that waits before asking Redis again.
  *
  * @example
@@ -71,11 +95,14 @@ interface GcraCommand {
  * clock). In each process calls wait in FIFO order, one asking Redis at a time; past `maxQueue`
  * waiting, a call fails with `MCP_TX_RATE_LIMITED`. If Redis fails or does not answer within
  * `commandTimeoutMs`, every call waiting in this process fails at once with
- * `MCP_TX_STORE_UNAVAILABLE`.
+ * `MCP_TX_STORE_UNAVAILABLE` — or, with `failOpen: true`, starts at once, and calls go on
+ * unthrottled until Redis answers again (see {@link RedisRateLimiterOptions}).
  *
  * @example
  * const limiter = redisRateLimiter(new Redis(process.env.REDIS_URL), { key: 'search-api', ratePerSecond: 20, burst: 5 });
  * const tx = createMcpTx(client, { limiter });
+ * // or, preferring availability to the shared budget while Redis is down:
+ * redisRateLimiter(redis, { key: 'search-api', ratePerSecond: 20, burst: 5, failOpen: true, onStoreError: (e) => log.warn(e.message) });
  */
 export function redisRateLimiter(redis: Redis, options: RedisRateLimiterOptions): Limiter {
   if (typeof (redis as Partial<Redis> | null)?.defineCommand !== 'function') {
@@ -90,6 +117,7 @@ class RedisRateLimiter implements Limiter {
   private readonly waiting = new Set<Subscriber<Permit>>();
   private readonly intervalUs: number;
   private readonly scheduler: SchedulerLike;
+  private readonly outage: StoreOutage;
   private asking = false;
   private wake?: Subscription;
 
@@ -99,10 +127,18 @@ class RedisRateLimiter implements Limiter {
   ) {
     this.intervalUs = Math.ceil(1_000_000 / settings.ratePerSecond);
     this.scheduler = settings.scheduler ?? asyncScheduler;
+    this.outage = new StoreOutage('Rate limiter', 'calls go on unthrottled', settings);
   }
 
   acquire(): Observable<Permit> {
     return new Observable<Permit>((subscriber) => {
+      if (this.settings.failOpen && this.outage.isDown) {
+        // Failing open: start now; one request at a time asks Redis (and takes this call's budget).
+        this.outage.check(() => this.askRedis());
+        subscriber.next(NO_RELEASE);
+        subscriber.complete();
+        return;
+      }
       if (this.waiting.size >= this.settings.maxQueue) {
         subscriber.error(queueFullError(this.waiting.size));
         return;
@@ -120,17 +156,30 @@ class RedisRateLimiter implements Limiter {
   private pump(): void {
     if (this.waiting.size === 0 || this.asking || this.wake !== undefined) return;
     this.asking = true;
-    const { key, burst, commandTimeoutMs } = this.settings;
-    withinDeadline(this.redis.mcpTxGcra(key, this.intervalUs, burst), commandTimeoutMs, 'Rate limiter').then(
+    this.askRedis().then(
       (waitMs) => {
         this.asking = false;
+        this.outage.answered();
         if (waitMs > 0) this.askAgainIn(waitMs);
         else this.admitFirst();
       },
       (error: unknown) => {
         this.asking = false;
-        this.failAll(storeUnavailable('Rate limiter', error));
+        const failure = storeUnavailable('Rate limiter', error);
+        this.outage.failed(failure);
+        if (this.settings.failOpen) this.admitAll();
+        else this.failAll(failure);
       },
+    );
+  }
+
+  /** One GCRA request: 0 when a call may start now (its budget taken), else ms to wait; bounded by `commandTimeoutMs`. */
+  private askRedis(): Promise<number> {
+    const { key, burst, commandTimeoutMs } = this.settings;
+    return withinDeadline(
+      this.redis.mcpTxGcra(key, this.intervalUs, burst),
+      commandTimeoutMs,
+      'Rate limiter',
     );
   }
 
@@ -151,6 +200,17 @@ class RedisRateLimiter implements Limiter {
       this.wake = undefined;
       this.pump();
     }, waitMs);
+  }
+
+  /** Redis failed or stalled, failing open: every call waiting here starts now. */
+  private admitAll(): void {
+    const admitted = [...this.waiting];
+    this.waiting.clear();
+    this.stopWaking();
+    for (const subscriber of admitted) {
+      subscriber.next(NO_RELEASE);
+      subscriber.complete();
+    }
   }
 
   /** Redis failed or stalled: every call waiting here would wait on it too, so all fail now. */

@@ -7,9 +7,15 @@ import { createInterface } from 'node:readline';
 import { Redis, type RedisOptions } from 'ioredis';
 import { firstValueFrom } from 'rxjs';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
-import { type BreakerPermit, type BreakerState, TxError, TxErrorCode } from '../../src/index.js';
-import { RedisCircuitBreaker, redisIdempotencyStore } from '../../src/redis.js';
-import { eventually } from '../support/fixture.js';
+import {
+  type BreakerPermit,
+  type BreakerState,
+  type TxConfig,
+  TxError,
+  TxErrorCode,
+} from '../../src/index.js';
+import { RedisCircuitBreaker, redisIdempotencyStore, redisRateLimiter } from '../../src/redis.js';
+import { connectFixture, eventually } from '../support/fixture.js';
 
 function sparePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -102,6 +108,9 @@ afterEach(async () => {
 const storeUnavailable = { code: TxErrorCode.StoreUnavailable, retryable: true };
 const timeout = new TxError(TxErrorCode.Timeout, 'timed out', { retryable: true });
 const commandTimeoutMs = 200;
+const limiterOptions = { key: 'dead:limiter', ratePerSecond: 100, burst: 10, commandTimeoutMs };
+const breakerOptions = { key: 'dead:breaker', commandTimeoutMs };
+const open = { failOpen: true, onStoreError: () => undefined };
 
 /** `operation`'s outcome, and how long it took (ms). */
 async function timed<T>(operation: Promise<T>): Promise<{ outcome: PromiseSettledResult<T>; ms: number }> {
@@ -224,6 +233,109 @@ describe('Redis paused (SIGSTOP) mid-run', () => {
     probe.success();
     await eventually(async () => (await breaker.getState()) === 'closed');
   }, 20_000);
+});
+
+describe('failing open while Redis is paused (SIGSTOP)', () => {
+  it('the breaker admits calls as if closed within commandTimeoutMs, counts none, then at once; shared again on SIGCONT', async () => {
+    const server = await throwawayRedis();
+    const redis = server.connect();
+    const reported: unknown[] = [];
+    const options = { key: 'open:breaker', failureThreshold: 2, recoveryTimeoutMs: 60_000, commandTimeoutMs };
+    const breaker = new RedisCircuitBreaker(redis, {
+      ...options,
+      failOpen: true,
+      onStoreError: (error) => reported.push(error),
+    });
+    const closed = new RedisCircuitBreaker(redis, options);
+    (await firstValueFrom(breaker.acquire())).failure(timeout);
+    (await firstValueFrom(breaker.acquire())).failure(timeout);
+    await eventually(async () => (await breaker.getState()) === 'open');
+
+    server.pause();
+    await expectUnavailableInTime(firstValueFrom(closed.acquire())); // without failOpen: refused
+    const first = await timed(firstValueFrom(breaker.acquire()));
+    expect(first.outcome.status).toBe('fulfilled'); // open in Redis, but Redis does not answer
+    expect(first.ms).toBeLessThan(commandTimeoutMs + 1_000);
+    const rest = await timed(
+      Promise.all(Array.from({ length: 10 }, () => firstValueFrom(breaker.acquire()))),
+    );
+    expect(rest.ms).toBeLessThan(100); // known down: no waiting on Redis
+    for (const permit of (rest.outcome as PromiseFulfilledResult<BreakerPermit[]>).value) permit.success();
+    expect(reported.length).toBeGreaterThanOrEqual(1);
+    expect(reported[0]).toMatchObject(storeUnavailable);
+
+    server.resume();
+    // Redis answers a check: the shared breaker decides again, still open — the successes were not counted
+    await eventually(async () =>
+      firstValueFrom(breaker.acquire()).then(
+        () => false,
+        (error: TxError) => error.code === TxErrorCode.CircuitOpen,
+      ),
+    );
+    expect(await redis.hget('{open:breaker}', 'state')).toBe('open');
+  }, 20_000);
+});
+
+describe('a dead Redis under the default pipeline (retry included)', () => {
+  /** A client of a tool server whose pipeline has `parts` on a killed Redis, and how long `counter` takes. */
+  async function callWhileRedisIsDead(parts: (redis: Redis) => TxConfig) {
+    const server = await throwawayRedis();
+    const redis = server.connect();
+    await eventually(async () => (await redis.ping().catch(() => '')) === 'PONG');
+    const fixture = await connectFixture({ config: parts(redis) });
+    onTestFinished(() => fixture.close());
+    await server.kill();
+    const { outcome, ms } = await timed(fixture.tx.call('counter', { key: 'k' }));
+    return { outcome, ms, calls: fixture.effects.get('k') ?? 0 };
+  }
+
+  it.each([
+    ['a Redis rate limiter', (redis: Redis) => ({ limiter: redisRateLimiter(redis, limiterOptions) })],
+    [
+      'a Redis circuit breaker',
+      (redis: Redis) => ({ breaker: new RedisCircuitBreaker(redis, breakerOptions) }),
+    ],
+  ])(
+    'fails a call through %s within one commandTimeoutMs: the default retry does not retry it',
+    async (_part, parts) => {
+      const { outcome, ms, calls } = await callWhileRedisIsDead(parts);
+      expect(outcome).toMatchObject({ status: 'rejected', reason: { code: TxErrorCode.StoreUnavailable } });
+      expect((outcome as PromiseRejectedResult).reason.meta).toMatchObject({ attempts: 0 });
+      // retried by default it would take 3 × 200 ms plus ~1 s and ~2 s of backoff
+      expect(ms).toBeLessThan(commandTimeoutMs + 600);
+      expect(calls).toBe(0);
+    },
+    20_000,
+  );
+
+  it('retries it when the policy names MCP_TX_STORE_UNAVAILABLE', async () => {
+    const { outcome, ms } = await callWhileRedisIsDead((redis) => ({
+      limiter: redisRateLimiter(redis, limiterOptions),
+      retry: { baseDelayMs: 10, jitter: false, retryableErrors: [TxErrorCode.StoreUnavailable] },
+    }));
+    expect(outcome).toMatchObject({ status: 'rejected', reason: { meta: { attempts: 0 } } });
+    expect(ms).toBeGreaterThanOrEqual(3 * commandTimeoutMs - 15);
+  }, 20_000);
+
+  it.each([
+    [
+      'a Redis rate limiter',
+      (redis: Redis) => ({ limiter: redisRateLimiter(redis, { ...limiterOptions, ...open }) }),
+    ],
+    [
+      'a Redis circuit breaker',
+      (redis: Redis) => ({ breaker: new RedisCircuitBreaker(redis, { ...breakerOptions, ...open }) }),
+    ],
+  ])(
+    'runs the call through %s failing open, within one commandTimeoutMs',
+    async (_part, parts) => {
+      const { outcome, ms, calls } = await callWhileRedisIsDead(parts);
+      expect(outcome.status).toBe('fulfilled');
+      expect(ms).toBeLessThan(commandTimeoutMs + 600);
+      expect(calls).toBe(1);
+    },
+    20_000,
+  );
 });
 
 describe('RedisCircuitBreaker state$ across a Redis restart', () => {

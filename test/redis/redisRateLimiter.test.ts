@@ -197,6 +197,44 @@ describe('redisRateLimiter on a real Redis', () => {
     },
   );
 
+  it.each([
+    { outage: 'paused', stop: (r: ThrowawayRedis) => r.pause(), back: (r: ThrowawayRedis) => r.resume() },
+    { outage: 'killed', stop: (r: ThrowawayRedis) => r.kill(), back: (r: ThrowawayRedis) => r.restart() },
+  ])(
+    'with failOpen, grants every waiting call within commandTimeoutMs while Redis is $outage, then every call at once; throttles again after',
+    async ({ stop, back }) => {
+      const server = throwawayRedis();
+      const reported: string[] = [];
+      const limiter = redisRateLimiter(server.client, {
+        key: 'fail-open',
+        ratePerSecond: 2,
+        burst: 1,
+        commandTimeoutMs: 300,
+        failOpen: true,
+        onStoreError: (error) => reported.push(error.code),
+      });
+      await firstValueFrom(limiter.acquire());
+      await stop(server);
+      const waiting = await failuresOf(limiter, 4); // the budget is spent: they would wait 500 ms
+      for (const call of waiting) {
+        expect(call.code).toBe('granted');
+        expect(call.ms).toBeLessThan(1_500);
+      }
+      const whileDown = await failuresOf(limiter, 20);
+      expect(whileDown.every(({ code, ms }) => code === 'granted' && ms < 100)).toBe(true);
+      expect(reported.length).toBeGreaterThanOrEqual(1);
+      expect(new Set(reported)).toEqual(new Set([TxErrorCode.StoreUnavailable]));
+
+      back(server);
+      // Once Redis answers a check, the shared budget holds again: the second of two calls waits for it.
+      await eventually(async () => {
+        await firstValueFrom(limiter.acquire());
+        const [second] = await failuresOf(limiter, 1);
+        return second !== undefined && second.code === 'granted' && second.ms > 200;
+      });
+    },
+  );
+
   it('leaves no timer behind when the only waiting call gives up while Redis answers', async () => {
     const scheduler = new VirtualTimeScheduler();
     const pending = () => scheduler.actions.filter((action) => !action.closed).length;

@@ -10,6 +10,7 @@ import {
   defaultIsFailure,
 } from '../../../src/breaker/circuitBreaker.js';
 import { TxError, TxErrorCode } from '../../../src/core/errors.js';
+import { fuzz, optionValue } from '../core/fuzz.js';
 
 const timeout = () => new TxError(TxErrorCode.Timeout, 'timed out', { retryable: true, ambiguous: true });
 const STATES = { c: 'closed', o: 'open', h: 'half-open' } as const;
@@ -268,6 +269,7 @@ describe('CircuitBreaker: export and restore', () => {
         scheduler.frame = frame;
         expect(play(restored, after)).toEqual(original);
       }),
+      fuzz(100),
     );
   });
 
@@ -284,6 +286,42 @@ describe('CircuitBreaker: export and restore', () => {
       expect.objectContaining({ code: TxErrorCode.Validation, field }),
     );
     expect(breaker.state).toBe('closed');
+  });
+
+  it('restores any snapshot read back from JSON, or refuses it naming the field and keeps its state (property)', () => {
+    const snapshot = fc.record(
+      {
+        state: fc.oneof(fc.constantFrom('closed', 'open', 'half-open'), optionValue),
+        failures: optionValue,
+        successes: optionValue,
+        openedAt: optionValue,
+        other: optionValue,
+      },
+      { requiredKeys: [] },
+    );
+    fc.assert(
+      fc.property(snapshot, fc.integer({ min: 0, max: 100_000 }), (candidate, now) => {
+        const { scheduler, breaker } = virtualBreaker({ failureThreshold: 1, recoveryTimeoutMs: 1_000 });
+        scheduler.frame = now;
+        fail(breaker);
+        const before = breaker.export();
+        try {
+          breaker.restore(candidate as never);
+        } catch (error) {
+          expect(error).toMatchObject({
+            code: TxErrorCode.Validation,
+            field: expect.stringMatching(/^snapshot/),
+          });
+          expect(breaker.export()).toEqual(before);
+          return;
+        }
+        const restored = breaker.export();
+        expect(['closed', 'open', 'half-open']).toContain(restored.state);
+        expect(acquire(breaker)).toBeDefined(); // answers at once, whatever it restored
+        breaker.dispose();
+      }),
+      fuzz(300),
+    );
   });
 });
 
@@ -422,7 +460,7 @@ describe('CircuitBreaker: invariants (property)', () => {
           expect(timers(scheduler)).toHaveLength(0);
         },
       ),
-      { numRuns: 300 },
+      fuzz(300),
     );
   });
 });
@@ -454,6 +492,36 @@ describe('CircuitBreaker: options', () => {
   ])('rejects %o, naming %s', (options, field) => {
     expect(() => new CircuitBreaker(options as CircuitBreakerOptions)).toThrowError(
       expect.objectContaining({ code: TxErrorCode.Validation, field }),
+    );
+  });
+
+  it('takes any options or refuses them with MCP_TX_VALIDATION naming the field (property)', () => {
+    const options = fc.record(
+      {
+        failureThreshold: optionValue,
+        recoveryTimeoutMs: optionValue,
+        halfOpenMaxCalls: optionValue,
+        successThreshold: optionValue,
+        isFailure: optionValue,
+        other: optionValue,
+      },
+      { requiredKeys: [] },
+    );
+    fc.assert(
+      fc.property(options, (candidate) => {
+        let breaker: CircuitBreaker;
+        try {
+          breaker = new CircuitBreaker({ ...(candidate as object), scheduler: new VirtualTimeScheduler() });
+        } catch (error) {
+          expect(error).toMatchObject({
+            code: TxErrorCode.Validation,
+            field: expect.stringMatching(/^options/),
+          });
+          return;
+        }
+        expect(acquire(breaker)).not.toBeInstanceOf(TxError);
+      }),
+      fuzz(300),
     );
   });
 });

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { TxErrorCode } from '../../../src/core/errors.js';
 import { concurrencyLimit } from '../../../src/limiter/concurrencyLimit.js';
 import type { Permit } from '../../../src/limiter/limiter.js';
+import { fuzz, optionValue } from '../core/fuzz.js';
 
 describe('concurrencyLimit', () => {
   it('never has more than maxConcurrent permits out, admits in order, and admits all (property)', () => {
@@ -33,6 +34,7 @@ describe('concurrencyLimit', () => {
           expect(limit.queued).toBe(0);
         },
       ),
+      fuzz(100),
     );
   });
 
@@ -77,6 +79,33 @@ describe('concurrencyLimit', () => {
   ])('rejects %o, naming %s', (options, field) => {
     expect(() => concurrencyLimit(options as Parameters<typeof concurrencyLimit>[0])).toThrowError(
       expect.objectContaining({ code: TxErrorCode.Validation, field }),
+    );
+  });
+
+  it('takes any options or refuses them with MCP_TX_VALIDATION naming the field; what it takes admits a first call at once (property)', () => {
+    const options = fc.record(
+      { maxConcurrent: optionValue, maxQueue: optionValue, other: optionValue },
+      { requiredKeys: [] },
+    );
+    fc.assert(
+      fc.property(options, (candidate) => {
+        let limit: ReturnType<typeof concurrencyLimit>;
+        try {
+          limit = concurrencyLimit(candidate as Parameters<typeof concurrencyLimit>[0]);
+        } catch (error) {
+          expect(error).toMatchObject({
+            code: TxErrorCode.Validation,
+            field: expect.stringMatching(/^options/),
+          });
+          return;
+        }
+        const permits: Permit[] = [];
+        limit.acquire().subscribe((permit) => permits.push(permit));
+        expect(permits).toHaveLength(1);
+        permits[0]?.release();
+        expect(limit.active).toBe(0);
+      }),
+      fuzz(300),
     );
   });
 });

@@ -4,6 +4,7 @@ import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import { TxErrorCode } from '../../../src/core/errors.js';
 import { tokenBucket } from '../../../src/limiter/tokenBucket.js';
+import { fuzz, optionValue } from '../core/fuzz.js';
 
 /** Float slack for the window bound. */
 const EPSILON = 1e-6;
@@ -124,6 +125,7 @@ describe('tokenBucket', () => {
           expect(scheduler.actions).toHaveLength(0);
         },
       ),
+      fuzz(100),
     );
   });
 
@@ -138,6 +140,35 @@ describe('tokenBucket', () => {
   ])('rejects %o, naming %s', (options, field) => {
     expect(() => tokenBucket(options as Parameters<typeof tokenBucket>[0])).toThrowError(
       expect.objectContaining({ code: TxErrorCode.Validation, field }),
+    );
+  });
+
+  it('takes any options or refuses them with MCP_TX_VALIDATION naming the field; what it takes admits a first call at once (property)', () => {
+    const options = fc.record(
+      { ratePerSecond: optionValue, burst: optionValue, maxQueue: optionValue, other: optionValue },
+      { requiredKeys: [] },
+    );
+    fc.assert(
+      fc.property(options, (candidate) => {
+        const scheduler = new VirtualTimeScheduler();
+        let bucket: ReturnType<typeof tokenBucket>;
+        try {
+          bucket = tokenBucket({ ...(candidate as object), scheduler } as unknown as Parameters<
+            typeof tokenBucket
+          >[0]);
+        } catch (error) {
+          expect(error).toMatchObject({
+            code: TxErrorCode.Validation,
+            field: expect.stringMatching(/^options/),
+          });
+          return;
+        }
+        let admitted = 0;
+        bucket.acquire().subscribe(() => admitted++);
+        expect(admitted).toBe(1);
+        expect(scheduler.actions).toHaveLength(0);
+      }),
+      fuzz(300),
     );
   });
 

@@ -1,10 +1,15 @@
-import { firstValueFrom, VirtualTimeScheduler } from 'rxjs';
+import { firstValueFrom, switchMap, throwError, timer, VirtualTimeScheduler } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { retryWithPolicy } from '../../../operators/retryWithPolicy.js';
 import { CircuitBreaker } from '../../../src/breaker/circuitBreaker.js';
 import type { TxConfig } from '../../../src/client/options.js';
-import { TxErrorCode } from '../../../src/core/errors.js';
+import { TxError, TxErrorCode } from '../../../src/core/errors.js';
+import { storeUnavailable } from '../../../src/core/storeDeadline.js';
+import { memoryIdempotencyStore } from '../../../src/idempotency/memoryStore.js';
+import type { IdempotencyStore } from '../../../src/idempotency/store.js';
 import { tokenBucket } from '../../../src/limiter/tokenBucket.js';
+import { txTool } from '../../../src/server/txTool.js';
 import { connectFixture, expectFailure, type Fixture, wireOf } from '../../support/fixture.js';
 import { advanceVirtual } from '../../support/virtualTime.js';
 
@@ -113,4 +118,61 @@ describe('retryWithPolicy counts the attempts sent, over a real MCP server', () 
       });
     },
   );
+});
+
+describe('retryWithPolicy and store outages, over a real MCP server', () => {
+  it('fails a call within one commandTimeoutMs when its limiter’s store is down: the default policy does not retry it', async () => {
+    const scheduler = new VirtualTimeScheduler();
+    const stalled = {
+      acquire: () =>
+        timer(2_000, scheduler).pipe(
+          switchMap(() => throwError(() => storeUnavailable('Rate limiter', new Error('did not answer')))),
+        ),
+    };
+    fixture = await connectFixture({ config: { scheduler, limiter: stalled } });
+    let settled = false;
+    const failure = expectFailure(fixture.tx.call('counter', { key: 'k' })).finally(() => {
+      settled = true;
+    });
+    await advanceVirtual(scheduler, 2_000);
+    expect(settled).toBe(true);
+    expect(await failure).toMatchObject({
+      code: TxErrorCode.StoreUnavailable,
+      meta: { attempts: 0, status: 'failed' },
+    });
+    expect(fixture.seen).toHaveLength(0);
+  });
+
+  it('retries the MCP_TX_STORE_UNAVAILABLE a txTool server answers when its own store failed, by default', async () => {
+    const memory = memoryIdempotencyStore();
+    let failures = 1;
+    const flaky: IdempotencyStore = {
+      begin: async (...args) => {
+        if (failures-- > 0)
+          throw new TxError(TxErrorCode.StoreUnavailable, 'store down', { retryable: true });
+        return memory.begin(...args);
+      },
+      complete: (...args) => memory.complete(...args),
+      release: (...args) => memory.release(...args),
+    };
+    let charges = 0;
+    fixture = await connectFixture({
+      config: { retry: quick },
+      register: (server) =>
+        server.registerTool(
+          'charge',
+          { inputSchema: { cents: z.number() } },
+          txTool(
+            async () => {
+              charges++;
+              return { content: [{ type: 'text', text: 'charged' }] };
+            },
+            { tool: 'charge', store: flaky },
+          ),
+        ),
+    });
+    const result = await fixture.tx.call('charge', { cents: 5 }, { idempotencyKey: 'c1' });
+    expect(result.meta).toMatchObject({ status: 'completed', attempts: 2 });
+    expect(charges).toBe(1);
+  });
 });

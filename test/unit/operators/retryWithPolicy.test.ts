@@ -1,5 +1,13 @@
 import fc from 'fast-check';
-import { asyncScheduler, type Observable, of, throwError, VirtualTimeScheduler } from 'rxjs';
+import {
+  asyncScheduler,
+  type Observable,
+  of,
+  switchMap,
+  throwError,
+  timer,
+  VirtualTimeScheduler,
+} from 'rxjs';
 import { type RunHelpers, TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import { circuitBreak } from '../../../operators/circuitBreak.js';
@@ -7,10 +15,20 @@ import { retryWithPolicy } from '../../../operators/retryWithPolicy.js';
 import { throttle } from '../../../operators/throttle.js';
 import { CircuitBreaker } from '../../../src/breaker/circuitBreaker.js';
 import type { RetryEvent } from '../../../src/call/call.js';
+import {
+  DEFAULT_RETRYABLE_ERRORS,
+  mergeRetry,
+  type PartialRetryPolicy,
+  type RetryPolicy,
+  retryDelay,
+} from '../../../src/config/retryPolicy.js';
 import { TxError, TxErrorCode } from '../../../src/core/errors.js';
+import { storeUnavailable } from '../../../src/core/storeDeadline.js';
 import type { TxResult } from '../../../src/core/types.js';
+import type { Limiter } from '../../../src/limiter/limiter.js';
 import { tokenBucket } from '../../../src/limiter/tokenBucket.js';
 import { okResult, virtualCall } from '../../support/virtualCall.js';
+import { fuzz, optionValue } from '../core/fuzz.js';
 
 const testScheduler = () => new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
 const flat = { baseDelayMs: 1_000, multiplier: 2, maxDelayMs: 30_000, jitter: false as const };
@@ -189,6 +207,63 @@ describe('retryWithPolicy in virtual time', () => {
     expect((outcome as TxError).cause).toBe(failure);
   });
 
+  /** A limiter whose store stalls: every acquire fails with `MCP_TX_STORE_UNAVAILABLE` after 2 000 ms. */
+  const stalledStoreLimiter = (): Limiter => ({
+    acquire: () =>
+      timer(2_000).pipe(
+        switchMap(() => throwError(() => storeUnavailable('Rate limiter', new Error('did not answer')))),
+      ),
+  });
+
+  it.each([
+    ['the default policy', {}, 2_000, 0],
+    ['a policy whose retryableErrors do not name it', { retryableErrors: ['OVERLOADED'] }, 2_000, 0],
+    [
+      'a policy that names MCP_TX_STORE_UNAVAILABLE',
+      { retryableErrors: [...DEFAULT_RETRYABLE_ERRORS, TxErrorCode.StoreUnavailable] },
+      2_000 + 1_000 + 2_000 + 2_000 + 2_000,
+      2,
+    ],
+    ['a retryOn that accepts it', { retryOn: () => true }, 2_000 + 1_000 + 2_000 + 2_000 + 2_000, 2],
+  ])(
+    'fails a call on a store outage of this process at once under %s, else retries it',
+    (_policy, policy, endsAt, retries) => {
+      let outcome: unknown;
+      let endedAt = -1;
+      let retried = 0;
+      testScheduler().run(({ cold }) => {
+        const call = failingCall(cold, transient(), () => undefined);
+        call.state.onRetry(() => retried++);
+        call.pipe(throttle(stalledStoreLimiter()), retryWithPolicy(policy, { random: () => 0.5 })).subscribe({
+          error: (error) => {
+            outcome = error;
+            endedAt = asyncScheduler.now();
+          },
+        });
+      });
+      expect(outcome).toMatchObject({
+        code: TxErrorCode.StoreUnavailable,
+        meta: { attempts: 0, ack: false, status: 'failed' },
+      });
+      expect([endedAt, retried]).toEqual([endsAt, retries]);
+    },
+  );
+
+  it('retries the MCP_TX_STORE_UNAVAILABLE a server reports (its own store: a later try may get through)', () => {
+    testScheduler().run(({ cold, expectObservable }) => {
+      const { meta } = okResult(1);
+      const reported = new TxError(TxErrorCode.StoreUnavailable, 'Idempotency store unavailable', {
+        retryable: true, // as classifyToolError reads a server's error_code
+        meta: { ...meta, processed: false, status: 'failed', errorCode: TxErrorCode.StoreUnavailable },
+      });
+      const call = virtualCall(
+        (n) => (n < 2 ? cold<TxResult>('-#', undefined, reported) : cold('-(a|)', { a: okResult(2) })),
+        { scheduler: asyncScheduler },
+      );
+      expectObservable(call.pipe(retryWithPolicy(flat))).toBe('1002ms (a|)', { a: okResult(2) });
+    });
+  });
+
   it('tells the call about each retry', () => {
     testScheduler().run(({ cold, flush }) => {
       const call = virtualCall(
@@ -242,6 +317,50 @@ describe('retryWithPolicy in virtual time', () => {
           expect(finishedAt).toBeLessThanOrEqual((made - 1) * (baseDelayMs + extra));
         },
       ),
+      fuzz(100),
+    );
+  });
+
+  it('takes any policy or refuses it with MCP_TX_VALIDATION naming the field; what it takes never waits past maxDelayMs (property)', () => {
+    const policy = fc.record(
+      {
+        maxAttempts: optionValue,
+        baseDelayMs: optionValue,
+        maxDelayMs: optionValue,
+        multiplier: optionValue,
+        jitter: fc.oneof(fc.constantFrom(true, false, 'full', 'equal', 'none', 'proportional'), optionValue),
+        deadlineMs: optionValue,
+        retryableErrors: fc.oneof(fc.array(fc.string({ maxLength: 6 }), { maxLength: 3 }), optionValue),
+        retryOn: optionValue,
+        retryAmbiguous: optionValue,
+        other: optionValue,
+      },
+      { requiredKeys: [] },
+    );
+    fc.assert(
+      fc.property(
+        policy,
+        fc.integer({ min: 1, max: 60 }),
+        fc.double({ min: 0, max: 1, maxExcluded: true }),
+        (candidate, retry, random) => {
+          let resolved: RetryPolicy | false;
+          try {
+            retryWithPolicy(candidate as PartialRetryPolicy);
+            resolved = mergeRetry(candidate as PartialRetryPolicy);
+          } catch (error) {
+            expect(error).toMatchObject({
+              code: TxErrorCode.Validation,
+              field: expect.stringMatching(/^retry/),
+            });
+            return;
+          }
+          if (resolved === false) throw new Error('a policy object resolves to a policy');
+          const delay = retryDelay(resolved, retry, () => random);
+          expect(delay).toBeGreaterThanOrEqual(0);
+          expect(delay).toBeLessThanOrEqual(resolved.maxDelayMs);
+        },
+      ),
+      fuzz(300),
     );
   });
 
