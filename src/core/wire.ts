@@ -20,16 +20,38 @@ export const MCP_TX_KEY = 'mcp_tx';
  *
  * @example
  * const block = client.getServerCapabilities()?.experimental?.mcp_tx as McpTxCapability | undefined;
- * console.log(block?.version, block?.features); // '0.1.0' [ 'ack', 'retry', 'idempotency', 'transactions' ]
+ * console.log(block?.version, block?.features); // '0.1.0' [ 'ack', 'retry', 'idempotency', 'transactions', 'dedupe' ]
  */
 export interface McpTxCapability {
   readonly version: string;
   readonly features: readonly string[];
 }
 
-const CAPABILITY: McpTxCapability = Object.freeze({
+/**
+ * The feature a server names in `capabilities.experimental.mcp_tx.features` when it dedupes its
+ * tools' requests (each tool of it wrapped in `txTool`, or an equivalent): it runs each
+ * `(tool, idempotency_key)` — and, for a request without a key, each `(tool, request_id)` — at most
+ * once within its window, joining a repeat while the first runs and answering it from its store
+ * after. That, and not MCP-Tx alone, is what makes an ambiguous retry (a timeout, a lost connection)
+ * of a keyed call safe: the Python MCP-Tx 0.1.0 server advertises MCP-Tx without it and runs such a
+ * retry again. Clients that do not know the name ignore it (the Python client does).
+ *
+ * @example
+ * const dedupes = (block?.features ?? []).includes(MCP_TX_DEDUPE_FEATURE);
+ */
+export const MCP_TX_DEDUPE_FEATURE = 'dedupe';
+
+/** The features of MCP-Tx 0.1.0, as both the Python client and server advertise them. */
+const BASE_FEATURES = Object.freeze(['ack', 'retry', 'idempotency', 'transactions']);
+
+const CLIENT_CAPABILITY: McpTxCapability = Object.freeze({
   version: MCP_TX_VERSION,
-  features: Object.freeze(['ack', 'retry', 'idempotency', 'transactions']),
+  features: BASE_FEATURES,
+});
+
+const DEDUPING_SERVER_CAPABILITY: McpTxCapability = Object.freeze({
+  version: MCP_TX_VERSION,
+  features: Object.freeze([...BASE_FEATURES, MCP_TX_DEDUPE_FEATURE]),
 });
 
 /**
@@ -50,6 +72,11 @@ export interface WireRequestMeta {
   expect_ack: true;
   retry_count: number;
   timeout_ms: number;
+  /**
+   * ISO 8601, when the client sent the call. mcp-tx writes UTC with `Z` and milliseconds, stamped
+   * anew on each attempt; the Python MCP-Tx 0.1.0 writes naive UTC (no `Z`) with microseconds, the
+   * first attempt's on every retry. Read it with `parseWireTimestamp`, which takes both.
+   */
   timestamp: string;
   correlation_id?: string;
 }
@@ -73,8 +100,11 @@ export interface WireResponseMeta {
   retry_after_ms?: number;
 }
 
-function withExperimental<C extends { experimental?: Record<string, object> }>(base: C): C {
-  return { ...base, experimental: { ...base.experimental, [MCP_TX_KEY]: CAPABILITY } };
+function withExperimental<C extends { experimental?: Record<string, object> }>(
+  base: C,
+  capability: McpTxCapability,
+): C {
+  return { ...base, experimental: { ...base.experimental, [MCP_TX_KEY]: capability } };
 }
 
 /**
@@ -84,17 +114,27 @@ function withExperimental<C extends { experimental?: Record<string, object> }>(b
  * const client = new Client({ name: 'agent', version: '1.0.0' }, { capabilities: mcpTxClientCapabilities() });
  */
 export function mcpTxClientCapabilities(base: ClientCapabilities = {}): ClientCapabilities {
-  return withExperimental(base);
+  return withExperimental(base, CLIENT_CAPABILITY);
 }
 
 /**
- * Server capabilities that advertise MCP-Tx, merged into `base`.
+ * Server capabilities that advertise MCP-Tx, merged into `base`: version 0.1.0 and the features
+ * `ack`, `retry`, `idempotency`, `transactions` and — unless `options.dedupe` is `false` —
+ * `dedupe` ({@link MCP_TX_DEDUPE_FEATURE}). Advertise `dedupe` only when every tool of the server
+ * that has a side effect is wrapped in `txTool`: it tells clients that a repeated request (same
+ * idempotency key, or same request id) is not run twice. A server that answers with MCP-Tx metadata
+ * but whose tools may run a repeated request again says `{ dedupe: false }`: clients then do not
+ * retry its keyed calls after an ambiguous failure (a timeout, a lost connection).
  *
  * @example
  * const server = new McpServer({ name: 'shop', version: '1.0.0' }, { capabilities: mcpTxServerCapabilities() });
+ * const plain = new McpServer({ name: 'notes', version: '1.0.0' }, { capabilities: mcpTxServerCapabilities({}, { dedupe: false }) });
  */
-export function mcpTxServerCapabilities(base: ServerCapabilities = {}): ServerCapabilities {
-  return withExperimental(base);
+export function mcpTxServerCapabilities(
+  base: ServerCapabilities = {},
+  options: { readonly dedupe?: boolean } = {},
+): ServerCapabilities {
+  return withExperimental(base, options.dedupe === false ? CLIENT_CAPABILITY : DEDUPING_SERVER_CAPABILITY);
 }
 
 /**
@@ -108,6 +148,37 @@ export function advertisesMcpTx(
 ): boolean {
   const block = capabilities?.experimental?.[MCP_TX_KEY] as Partial<McpTxCapability> | undefined;
   return typeof block?.version === 'string';
+}
+
+/**
+ * Does a peer advertise MCP-Tx with `feature` among its `features`? (A block without a `version`
+ * is no MCP-Tx at all, as for {@link advertisesMcpTx}; a `features` that is not an array names
+ * none.)
+ *
+ * @example
+ * advertisesMcpTxFeature(server.server.getClientCapabilities(), 'transactions'); // true for an MCP-Tx client
+ */
+export function advertisesMcpTxFeature(
+  capabilities: { experimental?: Record<string, unknown> } | undefined,
+  feature: string,
+): boolean {
+  if (!advertisesMcpTx(capabilities)) return false;
+  const block = capabilities?.experimental?.[MCP_TX_KEY] as { features?: unknown } | undefined;
+  return Array.isArray(block?.features) && block.features.includes(feature);
+}
+
+/**
+ * Does the server dedupe repeated requests — does it advertise MCP-Tx with the
+ * {@link MCP_TX_DEDUPE_FEATURE} feature? Only then is an ambiguous retry of a keyed call (after a
+ * timeout, a lost connection) safe: the server answers it from its store, or joins the first
+ * request still running, instead of running the tool again. A server advertising MCP-Tx without it
+ * (the Python MCP-Tx 0.1.0 server, a server whose tools are not wrapped in `txTool`) may run it twice.
+ *
+ * @example
+ * const safe = serverDedupes(client.getServerCapabilities()); // true for a txTool server
+ */
+export function serverDedupes(capabilities: { experimental?: Record<string, unknown> } | undefined): boolean {
+  return advertisesMcpTxFeature(capabilities, MCP_TX_DEDUPE_FEATURE);
 }
 
 /** The request `_meta.mcp_tx` of attempt number `retryCount` (0 for the first), sent at `timestamp` (ISO 8601). */

@@ -5,7 +5,7 @@ import { PositiveMsSchema, parseOrThrow, SchedulerSchema } from '../config/valid
 import { isTxError, TxErrorCode, validationError } from '../core/errors.js';
 import { sanitizeMessage } from '../core/sanitize.js';
 import type { TxStatus } from '../core/types.js';
-import { MCP_TX_KEY, type WireRequestMeta, type WireResponseMeta } from '../core/wire.js';
+import { MCP_TX_KEY, type WireResponseMeta } from '../core/wire.js';
 import { fingerprint, scopedKey } from '../idempotency/fingerprint.js';
 import {
   beginKey,
@@ -25,6 +25,7 @@ import {
   isEffectStore,
 } from '../idempotency/store.js';
 import { isResultWithEffect, type ResultWithEffect } from './effect.js';
+import { type TxToolRequest, txRequestOf } from './txRequest.js';
 
 const TxToolOptionsSchema = z.strictObject({
   tool: z.string().min(1, 'must not be empty'),
@@ -33,6 +34,7 @@ const TxToolOptionsSchema = z.strictObject({
     'must be an IdempotencyStore',
   ),
   ttlMs: PositiveMsSchema.optional(),
+  dedupeRequestIds: z.boolean().default(true),
   ...InProgressOptionsSchema(50),
   scheduler: SchedulerSchema.optional(),
 });
@@ -44,6 +46,9 @@ const TxToolOptionsSchema = z.strictObject({
  * - `store` (required): the {@link IdempotencyStore} (an {@link EffectStore} for handlers that
  *   answer `withEffect`).
  * - `ttlMs` (the store's `windowMs`, else 300 000): how long a completed key's result is kept.
+ * - `dedupeRequestIds` (`true`): a request without an idempotency key is deduped on its
+ *   `request_id` (the same on every retry of a logical call); `false` runs such requests every time,
+ *   without the store (for a tool a repeat cannot harm, to spare the store a record per call).
  * - `inProgressTtlMs` (120 000): how long a key stays held while its handler runs, so that a
  *   crashed server does not block it forever.
  * - `inProgress` (`{ waitMs: 30_000, pollMs: 50 }`): how long a request for a key held by another
@@ -77,17 +82,24 @@ type ToolHandler<Args, Extra extends ToolExtra> = (
 ) => HandlerAnswer | Promise<HandlerAnswer>;
 
 /**
- * Makes a tool's effect happen once per idempotency key. Wraps an `McpServer` tool callback: with a
- * `_meta.mcp_tx.idempotency_key` on the request it asks the store for `(tool, key)` with the
- * arguments' fingerprint — a completed key answers with the stored result and `duplicate: true`
- * without running the handler; a key in progress is waited for (bounded, then `MCP_TX_IN_PROGRESS`,
- * retryable); the same key with other arguments answers `MCP_TX_IDEMPOTENCY_CONFLICT`; a new key
- * runs the handler and stores its result. A handler that throws or answers `isError` releases the
- * key, so that a retry may run it again. Every answer to an MCP-Tx client carries
- * `_meta.mcp_tx = { ack, processed, duplicate, attempts, final_status }`. This is what makes the
- * effect exactly-once when a response is lost and the client retries. A server killed between the
- * handler's effect and the store's record would still run it again on the retry: for that, answer
- * {@link withEffect} and let an {@link EffectStore} commit the effect with the record.
+ * Makes a tool's effect happen once per logical call. Wraps an `McpServer` tool callback. A request's
+ * identity is its `_meta.mcp_tx.idempotency_key`, else its `_meta.mcp_tx.request_id` (which a
+ * client keeps on every retry of a call: the Python MCP-Tx retries a call without a key that way,
+ * and so does mcp-tx for read-only and idempotent tools); the key wins when both are there, since
+ * it spans request ids. For that identity the store is asked for `(tool, identity)` with the
+ * arguments' fingerprint — a completed one answers with the stored result and `duplicate: true`
+ * without running the handler; one in progress is waited for (bounded, then `MCP_TX_IN_PROGRESS`,
+ * retryable) and answered as a duplicate when it completes; the same identity with other arguments
+ * answers `MCP_TX_IDEMPOTENCY_CONFLICT`; a new one runs the handler and stores its result. A request
+ * with neither (a plain MCP client) runs the handler every time. A handler that throws or answers
+ * `isError` releases the identity, so that a retry may run it again. Every answer to an MCP-Tx
+ * client carries `_meta.mcp_tx = { ack, processed, duplicate, attempts, final_status }`. This is
+ * what makes the effect exactly-once when a response is lost and the client retries. A server killed
+ * between the handler's effect and the store's record would still run it again on the retry: for
+ * that, answer {@link withEffect} and let an {@link EffectStore} commit the effect with the record.
+ * A server whose side-effect tools are all wrapped so advertises the `dedupe` feature
+ * (`mcpTxServerCapabilities()` does by default). The handler reads the request's MCP-Tx fields with
+ * {@link txRequestOf}.
  *
  * @example
  * const store = memoryIdempotencyStore();
@@ -109,43 +121,72 @@ export function txTool<Args, Extra extends ToolExtra>(
   };
   return async (args: Args, extra: Extra) => {
     const run = () => handler(args, extra);
-    const wire = requestMetaOf(extra);
-    const key = wire?.idempotency_key;
+    const request = txRequestOf(extra);
     try {
-      if (typeof key === 'string' && key !== '' && wire !== undefined) {
-        const { store, tool } = settings;
-        const callKey = { store, key: serverKey(tool, key), fingerprint: fingerprint(args) };
-        return await runKeyed(run, { ...callKey, settings, wire, extra, idempotencyKey: key });
+      const identity = request === undefined ? undefined : identityOf(request, settings);
+      if (request !== undefined && identity !== undefined) {
+        const callKey = { store: settings.store, key: identity.storeKey, fingerprint: fingerprint(args) };
+        return await runKeyed(run, { ...callKey, settings, request, extra, identity });
       }
       const result = await runUnkeyed(run, settings.store);
-      return wire === undefined ? result : withTxMeta(result, wire, { duplicate: false });
+      return request === undefined ? result : withTxMeta(result, request, { duplicate: false });
     } catch (error) {
       if (!isTxError(error)) throw error;
       // The store failed, or cannot commit the handler's effect.
-      return wire === undefined ? plainError(error.message) : errorResult(wire, error.code, error.message);
+      return request === undefined
+        ? plainError(error.message)
+        : errorResult(request, error.code, error.message);
     }
   };
 }
 
-function requestMetaOf(extra: ToolExtra): Partial<WireRequestMeta> | undefined {
-  const block = extra._meta?.[MCP_TX_KEY];
-  return typeof block === 'object' && block !== null ? (block as Partial<WireRequestMeta>) : undefined;
+/** What a request is deduped on: the client's idempotency key, else its request id. */
+interface Identity {
+  readonly kind: 'idempotency key' | 'request id';
+  /** The key or the request id, as the client sent it. */
+  readonly text: string;
+  /** Where the store keeps it: {@link serverKey} or {@link requestIdKey}. */
+  readonly storeKey: string;
+}
+
+function identityOf(request: TxToolRequest, settings: Settings): Identity | undefined {
+  const { idempotencyKey, requestId } = request;
+  if (idempotencyKey !== undefined && idempotencyKey !== '')
+    return {
+      kind: 'idempotency key',
+      text: idempotencyKey,
+      storeKey: serverKey(settings.tool, idempotencyKey),
+    };
+  if (settings.dedupeRequestIds && requestId !== undefined && requestId !== '')
+    return { kind: 'request id', text: requestId, storeKey: requestIdKey(settings.tool, requestId) };
+  return undefined;
 }
 
 /**
- * The store key of a server-side call: the client's {@link scopedKey} after `server `. A client's
- * key never has a space before its first `:` (tool names have no whitespace), so a client's `dedupe`
- * and a server's `txTool` sharing one store (one Redis prefix) never take each other's keys.
+ * The store key of a server-side call by its idempotency key: the client's {@link scopedKey} after
+ * `server `. A client's key never has a space before its first `:` (tool names have no whitespace),
+ * so a client's `dedupe` and a server's `txTool` sharing one store (one Redis prefix) never take
+ * each other's keys.
  */
 function serverKey(tool: string, idempotencyKey: string): string {
   return `server ${scopedKey(tool, idempotencyKey)}`;
 }
 
+/**
+ * The store key of a server-side call without an idempotency key, by its request id: the
+ * {@link scopedKey} of the request id after `server-request `. It differs from every
+ * {@link serverKey} at its 7th character (`-`, not a space), so a request id never takes the record
+ * of an idempotency key of the same text, and from a client's keys as {@link serverKey} does.
+ */
+function requestIdKey(tool: string, requestId: string): string {
+  return `server-request ${scopedKey(tool, requestId)}`;
+}
+
 interface KeyedCall extends CallKey {
   readonly settings: Settings;
-  readonly wire: Partial<WireRequestMeta>;
-  /** The client's key, before {@link serverKey} scopes it. */
-  readonly idempotencyKey: string;
+  readonly request: TxToolRequest;
+  /** What the call is deduped on, before it is scoped into a store key. */
+  readonly identity: Identity;
   readonly extra: ToolExtra;
 }
 
@@ -163,17 +204,26 @@ async function runKeyed(run: Run, call: KeyedCall): Promise<CallToolResult> {
 
 /** The answer for a key this request does not get to run: stored, conflicting, or held by another. */
 function answerHeld(call: KeyedCall, outcome: Exclude<BeginOutcome, { status: 'new' }>): CallToolResult {
-  const { wire, idempotencyKey } = call;
+  const { request, identity } = call;
   const { tool } = call.settings;
+  const byKey = identity.kind === 'idempotency key';
   switch (outcome.status) {
     case 'completed':
       if (outcome.record.kind === 'result')
-        return withTxMeta(outcome.record.result, wire, { duplicate: true });
-      return errorResult(wire, outcome.record.code, outcome.record.message);
-    case 'conflict':
-      return errorResult(wire, TxErrorCode.IdempotencyConflict, conflictMessage(tool, idempotencyKey));
-    case 'in_progress':
-      return errorResult(wire, TxErrorCode.InProgress, inProgressMessage(tool, idempotencyKey));
+        return withTxMeta(outcome.record.result, request, { duplicate: true });
+      return errorResult(request, outcome.record.code, outcome.record.message);
+    case 'conflict': {
+      const message = byKey
+        ? conflictMessage(tool, identity.text)
+        : `Request id "${identity.text}" was already used for ${tool} with other arguments`;
+      return errorResult(request, TxErrorCode.IdempotencyConflict, message);
+    }
+    case 'in_progress': {
+      const message = byKey
+        ? inProgressMessage(tool, identity.text)
+        : `A call of ${tool} with request id "${identity.text}" is still in progress`;
+      return errorResult(request, TxErrorCode.InProgress, message);
+    }
   }
 }
 
@@ -195,11 +245,11 @@ async function runHolding(run: Run, call: KeyedCall, token: string | undefined):
   try {
     answer = await firstValueFrom(running);
   } catch (error) {
-    return errorResult(call.wire, TxErrorCode.ToolError, messageOf(error));
+    return errorResult(call.request, TxErrorCode.ToolError, messageOf(error));
   }
   const result = resultOf(answer);
   if (result.isError || !isResultWithEffect(answer))
-    return withTxMeta(result, call.wire, { duplicate: false });
+    return withTxMeta(result, call.request, { duplicate: false });
   if (!isEffectStore(call.store)) throw noEffectStore();
   return commitKeyed(call.store, call, answer, token, 1);
 }
@@ -233,11 +283,11 @@ async function commitKeyed(
   token: string | undefined,
   retakes: number,
 ): Promise<CallToolResult> {
-  const { key, fingerprint, settings, wire } = call;
+  const { key, fingerprint, settings, request } = call;
   const { result, effect } = answer;
   const record: IdempotencyRecord = { kind: 'result', result };
   if (await store.commit(effect, { key, fingerprint, record, ttlMs: settings.ttlMs, token }))
-    return withTxMeta(result, wire, { duplicate: false });
+    return withTxMeta(result, request, { duplicate: false });
   const outcome = await store.begin(key, fingerprint, settings.inProgressTtlMs);
   if (outcome.status !== 'new') return answerHeld(call, outcome);
   if (retakes > 0) return commitKeyed(store, call, answer, outcome.token, retakes - 1);
@@ -273,7 +323,7 @@ const noEffectStore = () =>
 
 function withTxMeta(
   result: CallToolResult,
-  wire: Partial<WireRequestMeta>,
+  request: TxToolRequest,
   outcome: { duplicate: boolean; errorCode?: string; errorMessage?: string },
 ): CallToolResult {
   const failed = result.isError === true;
@@ -282,7 +332,7 @@ function withTxMeta(
     ack: true,
     processed: !failed,
     duplicate: outcome.duplicate,
-    attempts: (typeof wire.retry_count === 'number' ? wire.retry_count : 0) + 1,
+    attempts: request.retryCount + 1,
     final_status: status,
   };
   if (outcome.errorCode !== undefined) meta.error_code = outcome.errorCode;
@@ -290,7 +340,7 @@ function withTxMeta(
   return { ...result, _meta: { ...result._meta, [MCP_TX_KEY]: meta } };
 }
 
-function errorResult(wire: Partial<WireRequestMeta>, code: string, message: string): CallToolResult {
+function errorResult(request: TxToolRequest, code: string, message: string): CallToolResult {
   const text = sanitizeMessage(message);
-  return withTxMeta(plainError(text), wire, { duplicate: false, errorCode: code, errorMessage: text });
+  return withTxMeta(plainError(text), request, { duplicate: false, errorCode: code, errorMessage: text });
 }
