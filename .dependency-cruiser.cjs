@@ -6,7 +6,7 @@ const LAYERS = [
   ['core', '^src/core/'],
   ['config', '^src/config/'],
   ['call', '^src/call/'],
-  ['parts', '^src/(idempotency|breaker|limiter|events|health|transport)/'],
+  ['parts', '^src/(idempotency|breaker|limiter|events|health|transport|connection)/'],
   ['operators and server', '^(operators|src/server)/'],
   ['client', '^src/client/'],
   ['orchestration, gateway, testing', '^src/(orchestration|gateway|testing)/'],

@@ -20,6 +20,7 @@ const examples: Record<string, () => Promise<{ main: () => Promise<unknown> }>> 
   'faulty-transport': () => import('./faulty-transport.js'),
   'streamable-http': () => import('./streamable-http.js'),
   redis: () => import('./redis.js'),
+  reconnect: () => import('./reconnect.js'),
 };
 
 const name = process.argv[2];

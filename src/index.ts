@@ -18,6 +18,7 @@ export {
 } from './breaker/circuitBreaker.js';
 export {
   type AttemptEnvironment,
+  type ConnectionGate,
   type RetryEvent,
   TxCall,
   TxCallState,
@@ -41,6 +42,13 @@ export {
 } from './config/retryPolicy.js';
 export { assertJsonArgs, assertToolName } from './config/toolInput.js';
 export { parseOrThrow } from './config/validators.js';
+export type { ConnectionState, ConnectionStatus } from './connection/connectionState.js';
+export type { TransportFactory } from './connection/managedConnection.js';
+export {
+  DEFAULT_RECONNECT_POLICY,
+  type ReconnectPolicy,
+  ReconnectPolicySchema,
+} from './connection/reconnectPolicy.js';
 export { classifyRejection, classifyToolError, matchesRetryable } from './core/classify.js';
 export {
   isTxError,

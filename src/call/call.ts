@@ -142,6 +142,33 @@ export interface AttemptEnvironment {
   readonly scheduler: SchedulerLike;
   /** The tool's annotations from `tools/list` (listed once, cached); undefined when unknown. */
   readonly toolAnnotations: (name: string) => Promise<ToolAnnotations | undefined>;
+  /**
+   * The connection mcp-tx keeps for the client (`createMcpTx(connect)`): an attempt waits for it to
+   * be connected before it is sent. None for a client the user connected.
+   */
+  readonly connection?: ConnectionGate;
+}
+
+/**
+ * Whether attempts may be sent on a connection mcp-tx keeps, and how to wait until they may. An
+ * attempt asks `connected` first (a field, on every attempt), and only when it is false waits with
+ * `whenConnected`: that wait is not an attempt, and nothing is sent before it ends.
+ *
+ * @example
+ * if (!gate.connected) {
+ *   const stop = gate.whenConnected(5_000, (error) => (error ? fail(error) : send()));
+ * }
+ */
+export interface ConnectionGate {
+  /** Whether the connection is up: an attempt is sent at once. */
+  readonly connected: boolean;
+  /**
+   * Calls `ready` once connected (no argument), or with the error that ends the wait: `timeoutMs`
+   * passed without a connection (`MCP_TX_NETWORK_ERROR`, retryable, nothing sent), or the
+   * connection was closed. May call it at once. Returns a function that stops waiting (then
+   * `ready` is not called).
+   */
+  whenConnected(timeoutMs: number, ready: (error?: TxError) => void): () => void;
 }
 
 /** A cold Observable of exactly one attempt of `request` per subscription. */
@@ -171,6 +198,44 @@ function runAttempt(
   state: TxCallState,
   subscriber: Subscriber<TxResult>,
 ): TeardownLogic {
+  const gate = env.connection;
+  if (gate === undefined || gate.connected) return sendAttempt(env, request, state, subscriber);
+  return sendWhenConnected(gate, env, request, state, subscriber);
+}
+
+/**
+ * Waits for the connection, bounded by the attempt's timeout, then sends the attempt. The wait is
+ * not an attempt: nothing is counted or stamped, and when it ends without a connection the error
+ * (nothing was sent: not ambiguous) carries the call's metadata as it was.
+ */
+function sendWhenConnected(
+  gate: ConnectionGate,
+  env: AttemptEnvironment,
+  request: TxRequest,
+  state: TxCallState,
+  subscriber: Subscriber<TxResult>,
+): TeardownLogic {
+  let cancelSend: (() => void) | undefined;
+  const stopWaiting = gate.whenConnected(request.options.timeoutMs, (error) => {
+    if (error === undefined) {
+      cancelSend = sendAttempt(env, request, state, subscriber);
+      return;
+    }
+    const meta = failureMeta(request, state, error, env.scheduler.now(), env.serverSupportsTx());
+    subscriber.error(error.withMeta(meta));
+  });
+  return () => {
+    stopWaiting();
+    cancelSend?.();
+  };
+}
+
+function sendAttempt(
+  env: AttemptEnvironment,
+  request: TxRequest,
+  state: TxCallState,
+  subscriber: Subscriber<TxResult>,
+): () => void {
   // The call's own `signal` is watched around the whole call (see cancelledBy): aborting it
   // unsubscribes this attempt, whose teardown cancels it on the wire.
   const { timeoutMs, onProgress, resetTimeoutOnProgress } = request.options;

@@ -3,13 +3,12 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { catchError, concatMap, from, map, mergeMap, type Observable, of, tap } from 'rxjs';
 import { z } from 'zod';
-import { createMcpTx } from '../client/client.js';
 import type { McpTx } from '../client/mcpTx.js';
 import type { TxConfig } from '../client/options.js';
 import { MAX_TIMEOUT_MS } from '../config/validators.js';
 import { TxError } from '../core/errors.js';
 import { tokenBucket } from '../limiter/tokenBucket.js';
-import { connectServer, type ServerTarget, splitCommand } from './connect.js';
+import { openMcpTx, type ServerTarget, serverConnection, splitCommand, watchConnection } from './connect.js';
 import { type BatchLine, parseInput } from './input.js';
 import { CliError, type CliIo, ExitCode, errorText } from './io.js';
 import { BatchJournal, type ResultLine } from './journal.js';
@@ -98,7 +97,9 @@ function sameFile(path: string | undefined, other: string | undefined): boolean 
 /**
  * `mcp-tx batch`: runs every call of a JSONL file through `tx.call$`'s default pipeline (retry,
  * dedupe; throttle with `--rate`), `--concurrency` at a time, and writes one result line per input
- * line, in the order they finish. With `--journal`, a re-run skips the lines that completed.
+ * line, in the order they finish. With `--journal`, a re-run skips the lines that completed. A
+ * server that cannot be reached at the start stops the run (exit 1); one that goes away later (a
+ * `--stdio` server that exits is started again) is reconnected to and the run carries on.
  * Resolves with the exit code: 1 if any line failed or was not a call.
  *
  * @example
@@ -112,7 +113,7 @@ export async function runBatch(options: BatchOptions, io: CliIo): Promise<ExitCo
   const resumed = lines.flatMap((line) => journal.finished(line) ?? []);
   const pending = lines.filter((line) => journal.finished(line) === undefined);
   const results: ResultLine[] = [];
-  let run: { outcome: RunOutcome; elapsedMs: number } = { outcome: 'done', elapsedMs: 0 };
+  let run: PendingRun = { outcome: 'done', elapsedMs: 0, reconnects: 0 };
   try {
     const output = openOutput(options.out, io);
     const progress = startProgress(io, 'batch', total, { done: total - pending.length, failed: bad.length });
@@ -126,7 +127,11 @@ export async function runBatch(options: BatchOptions, io: CliIo): Promise<ExitCo
         write({ line, ok: false, error: { code: 'MCP_TX_VALIDATION', message } });
       for (const result of resumed) write(result);
       if (pending.length > 0) {
-        run = await runPending(options, pending, journal, io, (result) => {
+        const notice = (text: string) => {
+          progress.clearLine();
+          io.stderr(`mcp-tx: ${text}\n`);
+        };
+        run = await runPending(options, pending, journal, io, notice, (result) => {
           write(result);
           progress.tick(result.ok);
         });
@@ -138,7 +143,7 @@ export async function runBatch(options: BatchOptions, io: CliIo): Promise<ExitCo
   } finally {
     await journal.close();
   }
-  io.stderr(formatSummary(summarize(results, run.elapsedMs)));
+  io.stderr(formatSummary({ ...summarize(results, run.elapsedMs), reconnects: run.reconnects }));
   if (run.outcome === 'interrupted') {
     const hint =
       options.journal === undefined
@@ -150,26 +155,46 @@ export async function runBatch(options: BatchOptions, io: CliIo): Promise<ExitCo
   return results.every((result) => result.ok) ? ExitCode.Ok : ExitCode.Failed;
 }
 
-/** Connects to the server the flags name and runs the lines left to run; says how long the calls took. */
+/**
+ * Connects to the server the flags name and runs the lines left to run; says how long the calls
+ * took and how many times the connection was made again. A server that goes away mid-run (a
+ * `--stdio` server that exits, an HTTP session that expires) is connected to again and the run
+ * carries on: the calls cut short are sent again when that is safe (always, with the journal's
+ * keys, on an MCP-Tx server). `notice` tells what happened to the connection.
+ */
 async function runPending(
   options: BatchOptions,
   pending: readonly BatchLine[],
   journal: BatchJournal,
   io: CliIo,
+  notice: (text: string) => void,
   onResult: (result: ResultLine) => void,
-): Promise<{ outcome: RunOutcome; elapsedMs: number }> {
+): Promise<PendingRun> {
   const target: ServerTarget =
     options.url === undefined ? { stdio: options.stdio as string } : { url: options.url };
-  const client = await connectServer(target, { timeoutMs: options.timeout, signal: io.signal });
-  const tx = createMcpTx(client, batchConfig(options));
+  const server = serverConnection(target);
+  const tx = await openMcpTx(server, batchConfig(options), { timeoutMs: options.timeout, signal: io.signal });
+  let reconnects = 0;
+  const watching = watchConnection(tx, server, (text) => {
+    if (text.startsWith('reconnected')) reconnects += 1;
+    notice(text);
+  });
   const startedAt = Date.now();
   try {
     const { concurrency } = options;
     const outcome = await runLines(tx, pending, { concurrency, journal, signal: io.signal }, onResult);
-    return { outcome, elapsedMs: Date.now() - startedAt };
+    return { outcome, elapsedMs: Date.now() - startedAt, reconnects };
   } finally {
+    watching.unsubscribe();
     await tx.close({ timeoutMs: 1_000 });
   }
+}
+
+/** How the lines left to run went: how the run ended, how long the calls took, reconnects made. */
+interface PendingRun {
+  readonly outcome: RunOutcome;
+  readonly elapsedMs: number;
+  readonly reconnects: number;
 }
 
 /** The pipeline's config from the flags: `--retry` retries after the first attempt, `--rate` a token bucket. */

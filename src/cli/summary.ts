@@ -19,6 +19,8 @@ export interface BatchSummary {
   readonly latencyMs: { readonly p50: number; readonly p95: number };
   /** This run's calls per second. */
   readonly throughput: number;
+  /** Times the connection to the server was made again during the run (shown when some were). */
+  readonly reconnects?: number;
 }
 
 /**
@@ -68,6 +70,7 @@ export function formatSummary(summary: BatchSummary): string {
       `${summary.throughput} calls/s (${summary.calls} call${summary.calls === 1 ? '' : 's'} in ${(summary.elapsedMs / 1_000).toFixed(2)} s)`,
     ],
   ];
+  if ((summary.reconnects ?? 0) > 0) rows.push(['reconnects', String(summary.reconnects)]);
   return `summary\n${table(rows)}`;
 }
 

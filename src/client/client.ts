@@ -1,16 +1,27 @@
-import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
-import { asyncScheduler, firstValueFrom, type SchedulerLike, type Subscriber } from 'rxjs';
+import { asyncScheduler, firstValueFrom, type Observable, type SchedulerLike, type Subscriber } from 'rxjs';
 import { AttemptSignal } from '../call/attemptSignal.js';
-import { type AttemptEnvironment, attemptCall, TxCall, TxCallState, withCallMeta } from '../call/call.js';
+import {
+  type AttemptEnvironment,
+  attemptCall,
+  type ConnectionGate,
+  TxCall,
+  TxCallState,
+  withCallMeta,
+} from '../call/call.js';
 import { cancelledBy } from '../call/cancellation.js';
 import { failureMeta } from '../call/result.js';
 import { assertToolName } from '../config/toolInput.js';
 import { parseOrThrow } from '../config/validators.js';
+import { ClientConnection, firstConnected, type TxConnection } from '../connection/connection.js';
+import type { ConnectionState } from '../connection/connectionState.js';
+import { ManagedConnection, type TransportFactory } from '../connection/managedConnection.js';
 import { TxError, TxErrorCode, validationError } from '../core/errors.js';
 import { newRequestId } from '../core/ids.js';
 import type { JsonObject, TxRequest, TxResult } from '../core/types.js';
-import { advertisesMcpTx } from '../core/wire.js';
+import { advertisesMcpTx, mcpTxClientCapabilities } from '../core/wire.js';
+import { defaultClientInfo } from './clientInfo.js';
 import { listAllTools } from './listTools.js';
 import type { McpTx } from './mcpTx.js';
 import {
@@ -31,8 +42,29 @@ interface ActiveCall {
 }
 
 /**
- * Wraps a connected SDK `Client` with MCP-Tx reliability. Throws `MCP_TX_VALIDATION` naming the
- * field when the config is wrong.
+ * Reliable calls on a connection mcp-tx owns: `connect` makes the transport (called again for every
+ * reconnect), mcp-tx makes the SDK `Client` (with {@link mcpTxClientCapabilities} and
+ * `config.clientInfo`), connects it, and connects it again whenever the connection is lost (the
+ * server exits, the HTTP session expires, a ping fails), with `config.reconnect`'s backoff.
+ *
+ * Returns at once, connecting in the background: calls are cold and wait for the connection
+ * (bounded by their timeout); `tx.ready` resolves, and `tx.connection$` says `connected`, once it is
+ * made. A bad `connect` (it throws, or returns something that is not a transport) closes the McpTx
+ * at the first connect with `MCP_TX_VALIDATION`. Throws `MCP_TX_VALIDATION` naming the field when
+ * the config is wrong.
+ *
+ * @example
+ * const tx = createMcpTx(() => new StdioClientTransport({ command: 'node', args: ['server.js'] }), {
+ *   reconnect: { maxDelayMs: 2_000 },
+ * });
+ * tx.connection$.subscribe(({ state, attempt }) => console.log(state, attempt));
+ * const { data } = await tx.call('search', { q: 'rxjs' }); // waits for the first connection
+ */
+export function createMcpTx(connect: TransportFactory, config?: TxConfig): McpTx;
+/**
+ * Wraps a connected SDK `Client` with MCP-Tx reliability. The client stays the user's: mcp-tx does
+ * not reconnect it (`connection$` says `connected` until `close()`). Throws `MCP_TX_VALIDATION`
+ * naming the field when the config is wrong.
  *
  * @example
  * const client = new Client({ name: 'agent', version: '1.0.0' }, { capabilities: mcpTxClientCapabilities() });
@@ -40,11 +72,34 @@ interface ActiveCall {
  * const tx = createMcpTx(client, { timeoutMs: 10_000, retry: { maxAttempts: 5 } });
  * const { data } = await tx.call('search', { q: 'rxjs' });
  */
-export function createMcpTx(client: Client, config: TxConfig = {}): McpTx {
-  if (typeof (client as Partial<Client> | null)?.callTool !== 'function') {
-    throw validationError('client', 'must be a connected MCP SDK Client');
+export function createMcpTx(client: Client, config?: TxConfig): McpTx;
+export function createMcpTx(target: Client | TransportFactory, config: TxConfig = {}): McpTx {
+  if (typeof target === 'function') {
+    const resolved = parseOrThrow(TxConfigSchema, config, 'config');
+    const client = new Client(resolved.clientInfo ?? defaultClientInfo(), {
+      capabilities: mcpTxClientCapabilities(),
+    });
+    const connection = new ManagedConnection({
+      client,
+      connect: target,
+      reconnect: resolved.reconnect,
+      pingIntervalMs: resolved.pingIntervalMs,
+      scheduler: resolved.scheduler ?? asyncScheduler,
+    });
+    return new McpTxClient(client, resolved, connection);
   }
-  return new McpTxClient(client, parseOrThrow(TxConfigSchema, config, 'config'));
+  if (typeof (target as Partial<Client> | null)?.callTool !== 'function') {
+    throw validationError(
+      'client',
+      'must be a connected MCP SDK Client, or a function that returns a Transport',
+    );
+  }
+  const resolved = parseOrThrow(TxConfigSchema, config, 'config');
+  return new McpTxClient(
+    target,
+    resolved,
+    new ClientConnection(target, resolved.scheduler ?? asyncScheduler),
+  );
 }
 
 class McpTxClient implements McpTx {
@@ -60,11 +115,22 @@ class McpTxClient implements McpTx {
    * flight. Every call in flight listens to it: a light signal, not an EventTarget.
    */
   private readonly closed = new AttemptSignal();
-  private annotations?: Promise<ReadonlyMap<string, ToolAnnotations>>;
+  /** The tool listing of one connection (by its number), done or under way. */
+  private listing?: {
+    readonly connection: number;
+    readonly annotations: Promise<ReadonlyMap<string, ToolAnnotations>>;
+  };
+  /** How many times the connection was made (a listing belongs to one). */
+  private connections = 0;
+  /** Set as `close()` starts: the connection closing then cancels every call. */
+  private shuttingDown = false;
+  readonly connection$: Observable<ConnectionState>;
+  readonly ready: Promise<void>;
 
   constructor(
     readonly client: Client,
     readonly config: ResolvedTxConfig,
+    private readonly connection: TxConnection,
   ) {
     this.scheduler = config.scheduler ?? asyncScheduler;
     this.env = {
@@ -73,6 +139,7 @@ class McpTxClient implements McpTx {
       retryableErrors: configuredRetryableErrors(config),
       scheduler: this.scheduler,
       toolAnnotations: (name) => this.toolAnnotations(name),
+      connection: connection.gate,
     };
     for (const [name, policy] of Object.entries(config.tools)) this.policies.set(name, policy);
     this.pipeline = new DefaultPipeline(
@@ -81,6 +148,24 @@ class McpTxClient implements McpTx {
       this.scheduler,
       this.closed.asAbortSignal(),
     );
+    this.connection$ = connection.state$;
+    this.ready = firstConnected(connection.state$);
+    connection.state$.subscribe((state) => this.onConnection(state));
+    connection.start();
+  }
+
+  /** Every value of `connection$`: told to the monitor; a (re)connect lists the tools again; closing ends the calls. */
+  private onConnection(state: ConnectionState): void {
+    this.config.monitor?.recordConnection(state);
+    if (state.state === 'connected') this.connections += 1;
+    if (state.state === 'closed' && this.shuttingDown) {
+      this.closed.abort(
+        new TxError(
+          TxErrorCode.Cancelled,
+          'Cancelled: the McpTx was closed while not connected to the MCP server',
+        ),
+      );
+    }
   }
 
   get serverSupportsTx(): boolean {
@@ -119,21 +204,43 @@ class McpTxClient implements McpTx {
   }
 
   close(options: { timeoutMs?: number } = {}): Promise<void> {
-    this.closing ??= this.drain(options.timeoutMs ?? this.config.closeTimeoutMs).then(() =>
-      this.client.close(),
-    );
+    this.closing ??= this.shutDown(options.timeoutMs ?? this.config.closeTimeoutMs);
     return this.closing;
   }
 
-  /** Lists the server's tools once (all pages) and caches their annotations; a failed listing is tried again later. */
+  /**
+   * Refuses new calls; not connected (or once the connection is lost), cancels the calls at once;
+   * else waits for them (cancelling them after `timeoutMs`); then closes the connection.
+   */
+  private async shutDown(timeoutMs: number): Promise<void> {
+    this.shuttingDown = true;
+    this.connection.beginClose();
+    await this.drain(timeoutMs);
+    await this.connection.close();
+  }
+
+  /**
+   * A tool's annotations, from a listing of the server's tools (all pages) made on the current
+   * connection the first time one is needed: after a reconnect they are listed again. When the
+   * connection mcp-tx keeps is lost before its tools were listed, waits for the next one (at most
+   * the config's `timeoutMs`) and lists them there. Unknown (undefined) when the listing fails; it
+   * is tried again the next time.
+   */
   private async toolAnnotations(name: string): Promise<ToolAnnotations | undefined> {
-    this.annotations ??= listAnnotations(this.client).catch((error: unknown) => {
-      this.annotations = undefined;
-      throw error;
-    });
+    if (this.listing?.connection !== this.connections) {
+      const gate = this.connection.gate;
+      if (gate !== undefined && !gate.connected && !(await connectedWithin(gate, this.config.timeoutMs))) {
+        return undefined;
+      }
+      if (this.listing?.connection !== this.connections) {
+        this.listing = { connection: this.connections, annotations: listAnnotations(this.client) };
+      }
+    }
+    const { annotations } = this.listing;
     try {
-      return (await this.annotations).get(name);
+      return (await annotations).get(name);
     } catch {
+      if (this.listing?.annotations === annotations) this.listing = undefined;
       return undefined;
     }
   }
@@ -235,4 +342,9 @@ async function listAnnotations(client: Client): Promise<ReadonlyMap<string, Tool
   for (const tool of await listAllTools(client))
     if (tool.annotations !== undefined) annotations.set(tool.name, tool.annotations);
   return annotations;
+}
+
+/** Whether `gate` is connected within `timeoutMs` (false when that passes, or it closes). */
+function connectedWithin(gate: ConnectionGate, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => gate.whenConnected(timeoutMs, (error) => resolve(error === undefined)));
 }

@@ -1,10 +1,13 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { Observable } from 'rxjs';
 import type { TxCall } from '../call/call.js';
+import type { ConnectionState } from '../connection/connectionState.js';
 import type { JsonObject, TxRequest, TxResult } from '../core/types.js';
 import type { ResolvedTxConfig, ToolPolicy, TxCallOptions } from './options.js';
 
 /**
- * Reliable MCP tool calls on one connected SDK `Client`. Made by {@link createMcpTx}.
+ * Reliable MCP tool calls on one SDK `Client`: one the user connected, or one mcp-tx connects and
+ * keeps connected from a transport factory. Made by {@link createMcpTx}.
  *
  * @example
  * const tx = createMcpTx(client, { retry: { maxAttempts: 5 } });
@@ -14,12 +17,36 @@ import type { ResolvedTxConfig, ToolPolicy, TxCallOptions } from './options.js';
  * await tx.close();
  */
 export interface McpTx {
-  /** The SDK client calls go through. */
+  /**
+   * The SDK client calls go through: the one passed to `createMcpTx`, or the one mcp-tx made for a
+   * transport factory — the same object across reconnects, so handlers set on it stay.
+   */
   readonly client: Client;
   /** The validated configuration, defaults filled in. */
   readonly config: ResolvedTxConfig;
-  /** Whether the connected server advertised `experimental.mcp_tx`. */
+  /** Whether the connected server advertised `experimental.mcp_tx` (read again on every connect). */
   readonly serverSupportsTx: boolean;
+  /**
+   * Where the connection stands: `connecting`, `connected`, `reconnecting` or `closed`, with the
+   * attempt, since when, the last error and whether the server speaks MCP-Tx (see
+   * {@link ConnectionState}). Replays the current value to each subscriber, then every change;
+   * completes after `closed`. For a client the user connected: `connected` (attempt 0) from the
+   * start, `closed` after `close()`.
+   *
+   * @example
+   * tx.connection$.subscribe(({ state, attempt, error }) => console.log(state, attempt, error?.message));
+   */
+  readonly connection$: Observable<ConnectionState>;
+  /**
+   * Resolves at the first `connected`; rejects with the `TxError` that closed the McpTx first (a bad
+   * transport factory, `maxAttempts` reached, `close()`). Left unobserved, its rejection is not an
+   * unhandled rejection.
+   *
+   * @example
+   * const tx = createMcpTx(connect);
+   * await tx.ready; // the first connection is made
+   */
+  readonly ready: Promise<void>;
   /** Logical calls in flight, by request id. */
   readonly activeRequests: ReadonlyMap<string, TxRequest>;
   /**
@@ -59,7 +86,10 @@ export interface McpTx {
   tools(): Readonly<Record<string, ToolPolicy>>;
   /**
    * Stops new calls, waits for the ones in flight (at most `timeoutMs`, default the config's
-   * `closeTimeoutMs`), cancels what is left, then closes the SDK client.
+   * `closeTimeoutMs`), cancels what is left, then closes the SDK client. While mcp-tx is
+   * (re)connecting, or when the connection is lost during the wait, it ends at once: the waiting
+   * calls fail with `MCP_TX_CANCELLED`, no timer is left and the transport is closed (a stdio
+   * server process ends).
    *
    * @example
    * await tx.close({ timeoutMs: 2_000 });

@@ -9,6 +9,7 @@ import {
   SchedulerSchema,
   TimeoutMsSchema,
 } from '../config/validators.js';
+import { ReconnectPolicySchema } from '../connection/reconnectPolicy.js';
 import type { JsonObject } from '../core/types.js';
 import type { EventStore } from '../events/eventStore.js';
 import type { HealthMonitor } from '../health/healthMonitor.js';
@@ -157,6 +158,14 @@ export const TxConfigSchema = z.strictObject({
   closeTimeoutMs: TimeoutMsSchema.default(30_000),
   tools: z.record(z.string(), ToolPolicySchema).default({}),
   scheduler: SchedulerSchema.optional(),
+  clientInfo: z
+    .looseObject({
+      name: z.string({ message: 'must be a string' }).min(1, 'must not be empty'),
+      version: z.string({ message: 'must be a string' }).min(1, 'must not be empty'),
+    })
+    .optional(),
+  reconnect: orOff(ReconnectPolicySchema, 'a reconnect policy object').prefault({}),
+  pingIntervalMs: TimeoutMsSchema.optional(),
 });
 /**
  * The configuration of {@link createMcpTx}. Every field is optional:
@@ -177,6 +186,19 @@ export const TxConfigSchema = z.strictObject({
  * - `closeTimeoutMs` (30 000): how long `tx.close()` waits for calls in flight before cancelling them.
  * - `tools` (`{}`): a {@link ToolPolicy} per tool name, as `tx.tool(name, policy)` registers.
  * - `scheduler` (`asyncScheduler`): the RxJS scheduler for timers and clocks (virtual time in tests).
+ *
+ * With a transport factory (`createMcpTx(connect, config)`), where mcp-tx owns the connection:
+ *
+ * - `clientInfo` (`{ name: 'mcp-tx', version: <mcp-tx's version> }`): the `clientInfo` the SDK
+ *   client it makes sends in `initialize`.
+ * - `reconnect` (`{}`, i.e. {@link DEFAULT_RECONNECT_POLICY}: 100 ms, ×2, 5 s cap, jitter,
+ *   unlimited attempts, 10 s per attempt): a {@link ReconnectPolicy}, or `false` for no reconnect
+ *   (a lost connection is then closed).
+ * - `pingIntervalMs` (none): ping the server this often while connected; a ping unanswered within
+ *   this time (at most `connectTimeoutMs`) counts as a lost connection.
+ *
+ * A client the user connected (`createMcpTx(client, config)`) is used as it is: these three do
+ * nothing there.
  *
  * A wrong field throws `MCP_TX_VALIDATION` naming it (`Invalid config.retry.maxAttempts: …`).
  *

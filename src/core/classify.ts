@@ -89,6 +89,14 @@ export function classifyRejection(error: unknown, aborted: boolean): TxError {
       cause: error,
     });
   }
+  if (wasNotSent(error)) {
+    // The server refused the connection, or answered that it does not know the session: it did not run the request.
+    return new TxError(TxErrorCode.NetworkError, `Not sent to the MCP server: ${message}`, {
+      retryable: true,
+      ambiguous: false,
+      cause: error,
+    });
+  }
   if (error instanceof Error && error.name === 'ZodError') {
     return new TxError(TxErrorCode.ProtocolError, `Malformed response from server: ${message}`, {
       cause: error,
@@ -121,4 +129,27 @@ function classifyMcpError(error: McpError): TxError {
         cause: error,
       });
   }
+}
+
+/**
+ * Whether a Streamable HTTP request was answered `404 Not Found` (the SDK's `StreamableHTTPError`,
+ * code 404): the server does not know the session — it expired, or the server restarted — and did
+ * not run the request. A new session needs a fresh `initialize`.
+ *
+ * @example
+ * if (isSessionNotFound(error)) console.log('session expired');
+ */
+export function isSessionNotFound(error: unknown): boolean {
+  return (
+    error instanceof Error &&
+    (error as { code?: unknown }).code === 404 &&
+    error.message.startsWith('Streamable HTTP error')
+  );
+}
+
+/** A request that never reached a server: its session was unknown there, or the connection was refused. */
+function wasNotSent(error: unknown): boolean {
+  if (isSessionNotFound(error)) return true;
+  const cause = error instanceof Error ? (error.cause as { code?: unknown } | undefined) : undefined;
+  return cause?.code === 'ECONNREFUSED';
 }

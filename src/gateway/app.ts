@@ -5,7 +5,7 @@ import { parseOrThrow, WaitMsSchema } from '../config/validators.js';
 import { validationError } from '../core/errors.js';
 import type { HealthMonitor } from '../health/healthMonitor.js';
 import { toolExecutor } from './executeTool.js';
-import { gatewayHealth } from './health.js';
+import { gatewayHealth, healthStatusCode } from './health.js';
 import { GatewayErrorCode, problemFor, problemResponse } from './problem.js';
 import { limitBody, readExecuteToolRequest, requireJson } from './request.js';
 import { ToolCatalog } from './toolCatalog.js';
@@ -94,7 +94,10 @@ export type ErrorHook = (error: unknown, c: Context) => void | Promise<void>;
  *   error answers 200 with `success: false`. With the McpTx's dedupe on (the default), a key replayed
  *   gives the stored result with `duplicate: true`, the same key with other arguments 422, and a key in
  *   flight joins that call — or, with `waitForInFlight: false`, is refused 409 while it runs here.
- * - `GET /health`: the MCP server's tools, whether it speaks MCP-Tx, and the health monitor's report.
+ * - `GET /health`: the MCP server's tools, whether it speaks MCP-Tx, the McpTx's connection, and the
+ *   health monitor's report; 503 with `status: 'reconnecting'` while the McpTx is (re)connecting to
+ *   the server (the server is not asked), 503 `unavailable` when the server does not answer or the
+ *   connection is closed.
  *
  * The body must be `application/json` (else 415), so that a web page cannot post one cross-origin
  * without a CORS preflight, which the gateway does not answer. A `tool_name` the MCP server does not
@@ -136,7 +139,7 @@ export function createGateway(tx: McpTx, options: GatewayOptions = {}): Hono {
   app.all('/execute-tool', methodNotAllowed('POST'));
   app.get('/health', async (c) => {
     const health = await gatewayHealth(tx, catalog, settings.healthMonitor ?? tx.config.monitor);
-    return c.json(health, health.status === 'unavailable' ? 503 : 200);
+    return c.json(health, healthStatusCode(health));
   });
   app.all('/health', methodNotAllowed('GET, HEAD'));
   return app;

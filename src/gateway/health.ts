@@ -1,31 +1,57 @@
 import type { McpTx } from '../client/mcpTx.js';
+import type { ConnectionState, ConnectionStatus } from '../connection/connectionState.js';
+import { isoTime } from '../core/time.js';
 import type { HealthMonitor, HealthReport } from '../health/healthMonitor.js';
 import type { ToolCatalog } from './toolCatalog.js';
 
 /**
- * What `GET /health` answers (200, or 503 when `status` is `unavailable`).
+ * What `GET /health` answers: 200, or 503 when `status` is `reconnecting` or `unavailable`.
  *
  * @example
  * const health = (await (await fetch(`${url}/health`)).json()) as GatewayHealth;
- * console.log(health.status, health.tools.length, health.active_requests);
+ * console.log(health.status, health.tools.length, health.active_requests, health.connection?.state);
  */
 export interface GatewayHealth {
-  /** `ok`; `degraded` when the health monitor alerts; `unavailable` (503) when the MCP server does not answer. */
-  readonly status: 'ok' | 'degraded' | 'unavailable';
+  /**
+   * `ok`; `degraded` when the health monitor alerts; `reconnecting` (503) while the McpTx is making
+   * its connection to the MCP server (again); `unavailable` (503) when the MCP server does not
+   * answer or the McpTx's connection is closed.
+   */
+  readonly status: 'ok' | 'degraded' | 'reconnecting' | 'unavailable';
   readonly server_supports_tx: boolean;
-  /** The MCP server's tools (`tools/list`, every page). */
+  /** The MCP server's tools (`tools/list`, every page); empty when it is not connected or does not answer. */
   readonly tools: readonly string[];
   readonly active_requests: number;
+  /**
+   * The McpTx's connection (`tx.connection$`): its state, the attempt it is on while connecting or
+   * reconnecting (0 once connected), since when (ISO 8601, the McpTx's clock), and while not
+   * connected the code of the error that ended the last connection or attempt.
+   */
+  readonly connection: GatewayConnection | null;
   readonly health: HealthReport | null;
 }
 
 /**
- * The gateway's health: the MCP server's tools (listed again), whether it speaks MCP-Tx, the calls
- * in flight and `monitor`'s report.
+ * The McpTx's connection as `GET /health` shows it.
+ *
+ * @example
+ * if (health.connection?.state === 'reconnecting') console.warn(`attempt ${health.connection.attempt}`);
+ */
+export interface GatewayConnection {
+  readonly state: ConnectionStatus;
+  readonly attempt: number;
+  readonly since: string;
+  readonly error_code?: string;
+}
+
+/**
+ * The gateway's health: where the McpTx's connection stands, the MCP server's tools (listed again,
+ * only while connected: a server being reconnected to is not asked), whether it speaks MCP-Tx, the
+ * calls in flight and `monitor`'s report.
  *
  * @example
  * const health = await gatewayHealth(tx, catalog, tx.config.monitor);
- * return c.json(health, health.status === 'unavailable' ? 503 : 200);
+ * return c.json(health, healthStatusCode(health));
  */
 export async function gatewayHealth(
   tx: McpTx,
@@ -33,13 +59,48 @@ export async function gatewayHealth(
   monitor: HealthMonitor | undefined,
 ): Promise<GatewayHealth> {
   const report = monitor?.report() ?? null;
-  const tools = await catalog.list().catch(() => undefined);
-  const status = tools === undefined ? 'unavailable' : report?.healthy === false ? 'degraded' : 'ok';
+  const connection = currentConnection(tx);
+  const down = connectionDown(connection?.state);
+  const tools = down === undefined ? await catalog.list().catch(() => undefined) : undefined;
   return {
-    status,
+    status: down ?? (tools === undefined ? 'unavailable' : report?.healthy === false ? 'degraded' : 'ok'),
     server_supports_tx: tx.serverSupportsTx,
     tools: tools === undefined ? [] : [...tools],
     active_requests: tx.activeRequests.size,
+    connection: connection === undefined ? null : describe(connection),
     health: report,
+  };
+}
+
+/** The HTTP status of a health answer: 503 while the MCP server cannot be called. */
+export function healthStatusCode(health: GatewayHealth): 200 | 503 {
+  return health.status === 'reconnecting' || health.status === 'unavailable' ? 503 : 200;
+}
+
+/** What a state that is not `connected` makes the health: `reconnecting` or `unavailable`. */
+function connectionDown(state: ConnectionStatus | undefined): GatewayHealth['status'] | undefined {
+  if (state === 'connecting' || state === 'reconnecting') return 'reconnecting';
+  if (state === 'closed') return 'unavailable';
+  return undefined;
+}
+
+/** The value `tx.connection$` replays now, if it has one (it always does; an McpTx-like stub may not). */
+function currentConnection(tx: McpTx): ConnectionState | undefined {
+  let current: ConnectionState | undefined;
+  const connection$ = (tx as Partial<McpTx>).connection$;
+  connection$
+    ?.subscribe((value) => {
+      current = value;
+    })
+    .unsubscribe();
+  return current;
+}
+
+function describe({ state, attempt, since, error }: ConnectionState): GatewayConnection {
+  return {
+    state,
+    attempt,
+    since: isoTime(since),
+    ...(state === 'connected' || error === undefined ? {} : { error_code: error.code }),
   };
 }

@@ -6,6 +6,6 @@
  */
 export { type AuthHook, createGateway, type ErrorHook, type GatewayOptions } from './app.js';
 export type { ExecuteToolResponse } from './executeTool.js';
-export type { GatewayHealth } from './health.js';
+export type { GatewayConnection, GatewayHealth } from './health.js';
 export { GatewayErrorCode, type GatewayMetadata, type ProblemDetails } from './problem.js';
 export { type ServedGateway, type ServeGatewayOptions, serveGateway } from './serve.js';

@@ -1,10 +1,15 @@
 import { asyncScheduler, type Observable, Subject } from 'rxjs';
 import { z } from 'zod';
 import { parseOrThrow, SchedulerSchema } from '../config/validators.js';
+import type { ConnectionState } from '../connection/connectionState.js';
 import type { CounterLike, HistogramLike, MeterLike } from '../core/otelTypes.js';
-import { percentile } from '../core/percentile.js';
 import { isoTime } from '../core/time.js';
 import type { TxMeta } from '../core/types.js';
+import { type ConnectionHealth, ConnectionTracker } from './connectionHealth.js';
+import { type ToolHealth, ToolWindow } from './toolWindow.js';
+
+export type { ConnectionHealth } from './connectionHealth.js';
+export type { ToolHealth } from './toolWindow.js';
 
 const HealthMonitorOptionsSchema = z.strictObject({
   alertThreshold: z.number().min(0, 'must be between 0 and 1').max(1, 'must be between 0 and 1').default(0.8),
@@ -29,35 +34,13 @@ const HealthMonitorOptionsSchema = z.strictObject({
  * - `maxTools` (1 000): how many tools it keeps figures for; past that, the tool recorded least
  *   recently is forgotten (so made-up tool names cannot grow it without bound).
  * - `meter` (none): an OpenTelemetry `Meter` to record the duration histogram and call counters on.
- * - `scheduler` (`asyncScheduler`): whose clock stamps reports (`generatedAt`) and alerts (`at`).
+ * - `scheduler` (`asyncScheduler`): whose clock stamps reports (`generatedAt`) and alerts (`at`), and
+ *   times the connection's disconnections.
  *
  * @example
  * const health = new HealthMonitor({ alertThreshold: 0.95, window: 500, meter: metrics.getMeter('agent') });
  */
 export type HealthMonitorOptions = z.input<typeof HealthMonitorOptionsSchema>;
-
-/**
- * How one tool has been doing over the monitor's window (its last `window` calls). A success is a
- * call whose status is `completed`; rates are 0 to 1 (`successRate` is 1 with no calls).
- *
- * @example
- * const charge = health.health('charge');
- * if (charge) console.log(charge.successRate, charge.averageAttempts, charge.latencyMs.p95);
- */
-export interface ToolHealth {
-  readonly tool: string;
-  readonly calls: number;
-  readonly successes: number;
-  readonly failures: number;
-  readonly successRate: number;
-  readonly averageAttempts: number;
-  /** Share of calls answered from an idempotency store. */
-  readonly duplicateRate: number;
-  /** Percentiles of the calls' `durationMs` (retries and their delays included). */
-  readonly latencyMs: { readonly p50: number; readonly p95: number; readonly p99: number };
-  /** Calls seen since the monitor started, beyond the window. */
-  readonly totalCalls: number;
-}
 
 /**
  * Emitted on `alerts$` when a tool's success rate falls under the threshold (`at`: ISO 8601).
@@ -76,31 +59,20 @@ export interface HealthAlert {
 
 /**
  * `report()`: every tool's health and the whole. `healthy` is false while some tool is alerting;
- * `totals` are weighted by each tool's calls in its window.
+ * `totals` are weighted by each tool's calls in its window. `connection` (once the monitor has been
+ * told of one with `recordConnection`) says where the McpTx's connection stands, how many times it
+ * reconnected and how long it went without a server; it does not change `healthy`.
  *
  * @example
- * const { healthy, totals, tools } = health.report();
- * console.log(healthy, totals.successRate, tools.map((tool) => tool.tool));
+ * const { healthy, totals, tools, connection } = health.report();
+ * console.log(healthy, totals.successRate, tools.map((tool) => tool.tool), connection?.reconnects);
  */
 export interface HealthReport {
   readonly generatedAt: string;
   readonly healthy: boolean;
   readonly totals: { readonly calls: number; readonly successRate: number; readonly averageAttempts: number };
   readonly tools: readonly ToolHealth[];
-}
-
-interface Outcome {
-  readonly ok: boolean;
-  readonly attempts: number;
-  readonly duplicate: boolean;
-  readonly durationMs: number;
-}
-
-class ToolWindow {
-  readonly outcomes: Outcome[] = [];
-  total = 0;
-  /** Under the threshold now: an alert was sent and is not re-armed until the rate recovers. */
-  alerting = false;
+  readonly connection?: ConnectionHealth;
 }
 
 /**
@@ -109,7 +81,9 @@ class ToolWindow {
  * recently. `alerts$` emits once when a tool's success rate
  * falls under `alertThreshold` (with at least `minCalls` in the window) and again only after it has
  * recovered. With a `meter`, also records the OpenTelemetry `mcp.client.operation.duration`
- * histogram (seconds) and the `mcp_tx.calls` and `mcp_tx.attempts` counters.
+ * histogram (seconds) and the `mcp_tx.calls`, `mcp_tx.attempts` and `mcp_tx.reconnects` counters.
+ * Told of the McpTx's connection (`recordConnection`), `report().connection` counts its reconnects
+ * and the time it spent disconnected.
  *
  * @example
  * const health = new HealthMonitor({ alertThreshold: 0.9 });
@@ -124,6 +98,8 @@ export class HealthMonitor {
   private readonly duration?: HistogramLike;
   private readonly calls?: CounterLike;
   private readonly attempts?: CounterLike;
+  private readonly reconnects?: CounterLike;
+  private readonly connection = new ConnectionTracker();
 
   /** One alert per crossing under the threshold. */
   readonly alerts$: Observable<HealthAlert> = this.alerts.asObservable();
@@ -139,20 +115,19 @@ export class HealthMonitor {
       description: 'Logical tool calls, by tool and status',
     });
     this.attempts = meter?.createCounter('mcp_tx.attempts', { description: 'Attempts made for tool calls' });
+    this.reconnects = meter?.createCounter('mcp_tx.reconnects', {
+      description: 'Times the connection to the MCP server was made again after it was lost',
+    });
   }
 
   /** Takes the outcome of one logical call (its final metadata). */
   record(meta: TxMeta): void {
     const window = this.windowOf(meta.tool);
     const ok = meta.status === 'completed';
-    window.outcomes.push({
-      ok,
-      attempts: meta.attempts,
-      duplicate: meta.duplicate,
-      durationMs: meta.durationMs,
-    });
-    if (window.outcomes.length > this.settings.window) window.outcomes.shift();
-    window.total += 1;
+    window.push(
+      { ok, attempts: meta.attempts, duplicate: meta.duplicate, durationMs: meta.durationMs },
+      this.settings.window,
+    );
     const attributes = {
       'mcp.method.name': 'tools/call',
       'gen_ai.tool.name': meta.tool,
@@ -164,24 +139,39 @@ export class HealthMonitor {
     this.checkAlert(meta.tool, window);
   }
 
+  /**
+   * Takes one value of an McpTx's `connection$` (the McpTx whose `monitor` this is calls it for
+   * each): counts a reconnect on each return to `connected` after the first, and the time spent
+   * disconnected in between, on this monitor's scheduler clock. One McpTx per monitor.
+   *
+   * @example
+   * tx.connection$.subscribe((state) => health.recordConnection(state)); // a monitor not in tx.config
+   */
+  recordConnection(state: ConnectionState): void {
+    if (this.connection.record(state, this.settings.scheduler.now())) this.reconnects?.add(1);
+  }
+
   /** The health of one tool, or undefined if it was never called. */
   health(tool: string): ToolHealth | undefined {
     const window = this.windows.get(tool);
-    return window === undefined ? undefined : summarize(tool, window);
+    return window === undefined ? undefined : window.summarize(tool);
   }
 
   /** Every tool's health (the least recently recorded first) and the totals, now. */
   report(): HealthReport {
-    const tools = [...this.windows].map(([tool, window]) => summarize(tool, window));
+    const tools = [...this.windows].map(([tool, window]) => window.summarize(tool));
     const calls = tools.reduce((sum, tool) => sum + tool.calls, 0);
     const weighted = (pick: (tool: ToolHealth) => number) =>
       calls === 0 ? 0 : tools.reduce((sum, tool) => sum + pick(tool) * tool.calls, 0) / calls;
     const successRate = calls === 0 ? 1 : weighted((tool) => tool.successRate);
+    const now = this.settings.scheduler.now();
+    const connection = this.connection.report(now);
     return {
-      generatedAt: isoTime(this.settings.scheduler.now()),
+      generatedAt: isoTime(now),
       healthy: tools.every((tool) => !this.windows.get(tool.tool)?.alerting),
       totals: { calls, successRate, averageAttempts: weighted((tool) => tool.averageAttempts) },
       tools,
+      ...(connection === undefined ? {} : { connection }),
     };
   }
 
@@ -203,7 +193,7 @@ export class HealthMonitor {
   private checkAlert(tool: string, window: ToolWindow): void {
     const { alertThreshold, minCalls } = this.settings;
     if (window.outcomes.length < minCalls) return;
-    const { successRate } = summarize(tool, window);
+    const { successRate } = window.summarize(tool);
     if (successRate >= alertThreshold) {
       window.alerting = false;
       return;
@@ -217,27 +207,4 @@ export class HealthMonitor {
       at: isoTime(this.settings.scheduler.now()),
     });
   }
-}
-
-function summarize(tool: string, window: ToolWindow): ToolHealth {
-  const { outcomes } = window;
-  const calls = outcomes.length;
-  const successes = outcomes.filter((outcome) => outcome.ok).length;
-  const share = (count: number) => (calls === 0 ? 0 : count / calls);
-  const durations = outcomes.map((outcome) => outcome.durationMs).sort((a, b) => a - b);
-  return {
-    tool,
-    calls,
-    successes,
-    failures: calls - successes,
-    successRate: calls === 0 ? 1 : successes / calls,
-    averageAttempts: share(outcomes.reduce((sum, outcome) => sum + outcome.attempts, 0)),
-    duplicateRate: share(outcomes.filter((outcome) => outcome.duplicate).length),
-    latencyMs: {
-      p50: percentile(durations, 0.5),
-      p95: percentile(durations, 0.95),
-      p99: percentile(durations, 0.99),
-    },
-    totalCalls: window.total,
-  };
 }

@@ -13,6 +13,7 @@ import { startCliHttpServer } from '../support/cliServer.js';
 import { until } from '../support/fixture.js';
 
 const stdioServer = new URL('../support/cliStdioServer.ts', import.meta.url).pathname;
+const crashingServer = new URL('../support/crashingStdioServer.ts', import.meta.url).pathname;
 
 let server: Awaited<ReturnType<typeof startCliHttpServer>>;
 let dir: string;
@@ -155,6 +156,34 @@ describe('mcp-tx batch', () => {
       { id: 's2' },
     ]);
   });
+
+  it('starts a --stdio server that keeps exiting again, and completes every line, each charge once (exit 0)', async () => {
+    const ledger = join(dir, 'crashing.ledger.jsonl');
+    const ids = Array.from({ length: 20 }, (_, n) => `x${n}`);
+    const input = await inputFile(ids.map((id) => ({ tool: 'charge', arguments: { id, ms: 5 } })));
+    const run = capture();
+    const command = `"${process.execPath}" --import tsx '${crashingServer}' --ledger '${ledger}' --exit-every 6`;
+    const args = ['--concurrency', '4', '--retry', '5', '--retry-delay', '10'];
+    const code = await main(['batch', '--input', input, '--stdio', command, ...args], run.io);
+
+    expect(run.stderr()).toContain(`mcp-tx: lost the connection to --stdio "${command}"`);
+    expect(code).toBe(0);
+    const results = byLine(parseResults(run.stdout()));
+    expect(results.map((result) => result.line)).toEqual(ids.map((_, index) => index + 1));
+    expect(results.every((result) => result.ok && result.meta?.status === 'completed')).toBe(true);
+    const lives = (await readFile(`${ledger}.lives`, 'utf8')).trim().split('\n').length;
+    expect(lives).toBeGreaterThanOrEqual(4); // 20 charges, a life ends after 6 calls
+    // The ledger holds every charge made, in every life: each id exactly once.
+    const charged = (await readFile(ledger, 'utf8'))
+      .trim()
+      .split('\n')
+      .flatMap((line) => (JSON.parse(line) as { effect?: { id: string } }).effect?.id ?? []);
+    expect([...charged].sort()).toEqual([...ids].sort());
+    // The charges cut short by an exit were sent again after the reconnect; the ledger answered them.
+    expect(results.some((result) => result.meta?.duplicate === true && result.meta.attempts > 1)).toBe(true);
+    expect(run.stderr()).toMatch(/mcp-tx: reconnected to --stdio ".*" in \d+ ms\n/);
+    expect(run.stderr()).toMatch(new RegExp(`reconnects +${lives - 1}\n`));
+  }, 60_000);
 
   it('prints plain progress lines when stderr is not a terminal', async () => {
     const input = await inputFile(Array.from({ length: 20 }, (_, n) => charge(`p${n}`)));
@@ -531,16 +560,20 @@ describe('mcp-tx demo', () => {
     const run = capture();
     expect(await main(['demo'], run.io)).toBe(0);
     const report = run.stdout();
-    expect(report).toMatch(/completed +200\n +failed +0\n +duplicates +20\n/);
+    // 20 repeated orders served by the client's dedupe, and the charge the server made just before
+    // it crashed, answered from its ledger after the reconnect.
+    expect(report).toMatch(/completed +200\n +failed +0\n +duplicates +21\n/);
     expect(report).toMatch(
       /health\n +tool +calls +success +attempts +duplicates +p50 +p95\n +charge +120 +100\.0%/,
     );
     expect(report).toMatch(/ +lookup +80 +100\.0%/);
     expect(report).toContain('healthy, success 100.0%, breaker closed');
     expect(report).toContain('120 charge requests for 100 orders: 100 charges made, each order exactly once');
+    expect(report).toMatch(/retried: [1-9]\d* charges, [1-9]\d* lookups \(after TEMPORARY_FAILURE/);
     expect(report).toMatch(
-      /retried: [1-9]\d* charges after TEMPORARY_FAILURE, [1-9]\d* lookups after a timeout/,
+      /server crashed after 60 calls; reconnected in \d+ ms, 1 charge cut short answered from its ledger\n/,
     );
+    expect(report).toMatch(/connection +1 reconnect, \d+ ms disconnected/);
     expect(run.stderr()).toMatch(/demo: 200\/200 \(100%\), 0 failed/);
   });
 });

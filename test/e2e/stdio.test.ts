@@ -1,26 +1,41 @@
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { from, lastValueFrom, mergeMap, toArray } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { createMcpTx, McpTx } from '../../src/index.js';
+import { type ConnectionState, createMcpTx, type McpTx, type TxConfig } from '../../src/index.js';
 import { type E2eStats, typeAhead } from '../support/e2eServer.js';
 import { eventually, until } from '../support/fixture.js';
-import type { Reconnector } from '../support/reconnect.js';
-import { connectStdioChild } from '../support/stdioChild.js';
 
 const serverScript = new URL('../support/stdioServer.ts', import.meta.url).pathname;
 
-/** The e2e server in a child process over stdio, with `stats` to read what it did. */
-async function connectStdio(config: Parameters<typeof createMcpTx>[1] = {}) {
-  const child = await connectStdioChild(serverScript, {
-    retry: { baseDelayMs: 5, maxDelayMs: 50, jitter: false },
-    ...config,
-  });
-  const stats = async () => (await child.tx.call('stats', {}, { dedupe: false })).data as E2eStats;
-  return { ...child, stats };
+/**
+ * The e2e server in a child process over stdio, with `stats` to read what it did: mcp-tx starts it
+ * (`createMcpTx(connect)`) and starts a new one whenever the connection drops. `transports` holds
+ * each one made, so that a test can kill the current child. Resolves once connected.
+ */
+async function connectStdio(config: TxConfig = {}) {
+  const transports: StdioClientTransport[] = [];
+  const tx = createMcpTx(
+    () => {
+      const transport = new StdioClientTransport({
+        command: process.execPath,
+        args: ['--import', 'tsx', serverScript],
+        stderr: 'ignore',
+      });
+      transports.push(transport);
+      return transport;
+    },
+    { retry: { baseDelayMs: 5, maxDelayMs: 50, jitter: false }, ...config },
+  );
+  const states: ConnectionState[] = [];
+  tx.connection$.subscribe((state) => states.push(state));
+  const stats = async () => (await tx.call('stats', {}, { dedupe: false })).data as E2eStats;
+  const connections = () => states.filter(({ state }) => state === 'connected').length;
+  await tx.ready;
+  return { tx, transports, stats, connections };
 }
 
-let open: { tx: McpTx; connection: Reconnector } | undefined;
+let open: { tx: McpTx } | undefined;
 afterEach(async () => {
-  open?.connection.stop();
   await open?.tx.close({ timeoutMs: 1_000 });
   open = undefined;
 });
@@ -66,7 +81,7 @@ describe('over stdio, with the server in a child process', () => {
     const results = await burst;
     expect(results).toHaveLength(60);
     expect(results.every((result) => result.meta.status === 'completed')).toBe(true);
-    expect(stdio.connection.connections).toBeGreaterThanOrEqual(2);
+    expect(stdio.connections()).toBeGreaterThanOrEqual(2);
   }, 30_000);
 
   it('cancels stale calls on the wire under switchMap: the server sees the cancellations', async () => {

@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
-import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { CallToolRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { Context } from 'hono';
 import { VirtualTimeScheduler } from 'rxjs';
@@ -15,7 +16,10 @@ import {
 import { httpStatusOf } from '../../../src/gateway/problem.js';
 import {
   CircuitBreaker,
+  createMcpTx,
   HealthMonitor,
+  type McpTx,
+  mcpTxServerCapabilities,
   type TxConfig,
   TxError,
   TxErrorCode,
@@ -564,6 +568,138 @@ describe('GET /health', () => {
     const reply = await request('/health');
     expect(reply.status).toBe(503);
     expect(reply.body).toMatchObject({ status: 'unavailable', tools: [] });
+  });
+});
+
+/**
+ * A `connect` factory for `createMcpTx` over InMemoryTransport: each connection gets a new McpServer
+ * (one `counter` tool); `hold()` makes the next connections wait until `release()`; `drop()` closes
+ * the current server's side. Counts the `tools/list` requests the servers received.
+ */
+function reconnectableServer() {
+  const servers: McpServer[] = [];
+  const state = { toolsLists: 0 };
+  let gate: Promise<void> | undefined;
+  let release: () => void = () => undefined;
+  const connect = async () => {
+    await gate;
+    const server = new McpServer(
+      { name: 'again', version: '1.0.0' },
+      { capabilities: mcpTxServerCapabilities() },
+    );
+    server.registerTool('counter', { inputSchema: { key: z.string() } }, async ({ key }) => ({
+      content: [{ type: 'text', text: JSON.stringify({ key }) }],
+    }));
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    await server.connect(serverSide);
+    const deliver = serverSide.onmessage;
+    serverSide.onmessage = (message, extra) => {
+      if ('method' in message && message.method === 'tools/list') state.toolsLists += 1;
+      deliver?.(message, extra);
+    };
+    servers.push(server);
+    return clientSide;
+  };
+  return {
+    connect,
+    state,
+    hold() {
+      gate = new Promise<void>((resolve) => {
+        release = () => {
+          gate = undefined;
+          resolve();
+        };
+      });
+    },
+    release: () => release(),
+    drop: () => servers.at(-1)?.close() ?? Promise.resolve(),
+    close: () => Promise.all(servers.map((server) => server.close())),
+  };
+}
+
+/** The state `tx.connection$` replays now. */
+function connectionState(tx: McpTx): string | undefined {
+  let state: string | undefined;
+  tx.connection$
+    .subscribe((value) => {
+      state = value.state;
+    })
+    .unsubscribe();
+  return state;
+}
+
+describe('GET /health while the McpTx reconnects', () => {
+  it('answers 503 reconnecting without asking the server, then ok once connected again, and counts the reconnect', async () => {
+    const upstream = reconnectableServer();
+    const monitor = new HealthMonitor();
+    upstream.hold();
+    const tx = createMcpTx(upstream.connect, {
+      monitor,
+      reconnect: { baseDelayMs: 1, maxDelayMs: 5, connectTimeoutMs: 5_000 },
+    });
+    try {
+      gateway = await serveGateway(createGateway(tx));
+      const connecting = await request('/health');
+      expect(connecting.status).toBe(503);
+      expect(connecting.body).toMatchObject({
+        status: 'reconnecting',
+        tools: [],
+        connection: { state: 'connecting', attempt: 1 },
+      });
+
+      upstream.release();
+      await tx.ready;
+      const up = await request('/health');
+      expect(up.status).toBe(200);
+      expect(up.body).toMatchObject({
+        status: 'ok',
+        tools: ['counter'],
+        connection: { state: 'connected', attempt: 0 },
+        health: { connection: { state: 'connected', reconnects: 0 } },
+      });
+      expect(upstream.state.toolsLists).toBe(1);
+
+      upstream.hold();
+      await upstream.drop();
+      await until(() => connectionState(tx) === 'reconnecting');
+      const down = await request('/health');
+      expect(down.status).toBe(503);
+      expect(down.body).toMatchObject({
+        status: 'reconnecting',
+        tools: [],
+        connection: { state: 'reconnecting' },
+        health: { connection: { state: 'reconnecting', reconnects: 0 } },
+      });
+
+      upstream.release();
+      await until(() => connectionState(tx) === 'connected');
+      expect(upstream.state.toolsLists).toBe(1); // the 503 asked nothing, now or after the reconnect
+      const again = await request('/health');
+      expect(again.status).toBe(200);
+      expect(again.body).toMatchObject({
+        status: 'ok',
+        tools: ['counter'],
+        health: { connection: { state: 'connected', reconnects: 1 } },
+      });
+      expect(upstream.state.toolsLists).toBe(2);
+      expect((await post({ tool_name: 'counter', arguments: { key: 'k' } })).body).toMatchObject({
+        success: true,
+        result: { key: 'k' },
+      });
+
+      await tx.close({ timeoutMs: 1_000 });
+      const closed = await request('/health');
+      expect(closed.status).toBe(503);
+      expect(closed.body).toMatchObject({
+        status: 'unavailable',
+        tools: [],
+        connection: { state: 'closed' },
+      });
+      expect(upstream.state.toolsLists).toBe(2);
+    } finally {
+      await tx.close({ timeoutMs: 1_000 });
+      await upstream.close();
+    }
   });
 });
 
