@@ -50,7 +50,7 @@ function ledgerServer(redis: Redis): McpServer {
  */
 export async function main(log: (line: string) => void = console.log) {
   // ioredis's defaults are fine: mcp-tx bounds every Redis operation with `commandTimeoutMs`
-  // (default 2 s), so a Redis down or stalled fails calls with MCP_TX_STORE_UNAVAILABLE (retryable)
+  // (default 2 s), so a Redis down or stalled fails calls with MCP_TX_STORE_UNAVAILABLE (not retried)
   // in bounded time instead of leaving them pending while ioredis retries (over a minute; forever when stalled).
   const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
   const reachable = await Promise.race([
