@@ -7,7 +7,7 @@ const LAYERS = [
   ['config', '^src/config/'],
   ['call', '^src/call/'],
   ['parts', '^src/(idempotency|breaker|limiter|events|health|transport|connection)/'],
-  ['operators and server', '^(operators|src/server)/'],
+  ['operators, server and tasks', '^(operators|src/(server|tasks))/'],
   ['client', '^src/client/'],
   ['orchestration, gateway, testing', '^src/(orchestration|gateway|testing)/'],
   ['cli', '^src/cli/'],

@@ -45,6 +45,8 @@ export default defineConfig({
       project('e2e', ['test/e2e/**/*.test.ts', 'test/chaos/**/*.test.ts']),
       // The packed tarball and a git install in fresh projects (npm install: slow, run by CI on its own).
       project('package', ['test/package/**/*.test.ts']),
+      // Browser bundles (esbuild) and the example page in headless Chromium (`npm run test:browser`).
+      project('browser', ['test/browser/**/*.test.ts']),
     ],
   },
 });

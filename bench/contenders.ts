@@ -16,9 +16,17 @@ import {
   timeout,
   wrap,
 } from 'cockatiel';
-import { firstValueFrom } from 'rxjs';
+import { defer, firstValueFrom, retry as rxRetry } from 'rxjs';
 import { z } from 'zod';
-import { createMcpTx, mcpTxClientCapabilities, mcpTxServerCapabilities } from '../src/index.js';
+import { circuitBreak, dedupe, throttle, trace } from '../operators/index.js';
+import {
+  CircuitBreaker,
+  createMcpTx,
+  mcpTxClientCapabilities,
+  mcpTxServerCapabilities,
+  memoryIdempotencyStore,
+  tokenBucket,
+} from '../src/index.js';
 import {
   type ComparisonSize,
   type Contender,
@@ -75,8 +83,12 @@ export async function connectInMemory(server: McpServer = echoServer()): Promise
 
 /**
  * The ways of calling `echo` that the transport benchmarks compare: the bare SDK call (the
- * baseline, named {@link BARE}), with MCP-Tx `_meta`, mcp-tx's `attempt$` and default `call$`
- * (with and without a fresh idempotency key), and cockatiel's retry + breaker + timeout wrap.
+ * baseline, named {@link BARE}), with MCP-Tx `_meta`, the floor of an RxJS wrapper (`defer` +
+ * `retry` + `firstValueFrom` around the call with `_meta`), mcp-tx's `attempt$` alone and with each
+ * stage of the default pipeline alone (a limiter with a free permit, a closed breaker, `trace` with
+ * no OpenTelemetry SDK registered, `dedupe` with a new key per call), the default `call$` (with and
+ * without a new idempotency key), and cockatiel's retry + breaker + timeout wrap. {@link CORE} names
+ * the ones the stdio comparison runs.
  *
  * @example
  * const sequential = await compare(callContenders(client), 7, (c) => sequentialMicros(c.call, 4_000));
@@ -89,6 +101,10 @@ export function callContenders(client: Client): Contender[] {
     circuitBreaker(handleAll, { halfOpenAfter: 10_000, breaker: new ConsecutiveBreaker(5) }),
     timeout(30_000, TimeoutStrategy.Aggressive),
   );
+  const freePermits = throttle(tokenBucket({ ratePerSecond: 1e9, burst: 1e9 }));
+  const closedBreaker = circuitBreak(new CircuitBreaker());
+  const traced = trace();
+  const deduped = dedupe(memoryIdempotencyStore());
   let key = 0;
   const txMeta = () => ({
     mcp_tx: {
@@ -100,13 +116,28 @@ export function callContenders(client: Client): Contender[] {
       timestamp: new Date().toISOString(),
     },
   });
+  const withMeta = () => client.callTool({ name: 'echo', arguments: args, _meta: txMeta() });
   return [
     { name: BARE, call: () => client.callTool({ name: 'echo', arguments: args }) },
-    {
-      name: 'bare callTool + MCP-Tx _meta',
-      call: () => client.callTool({ name: 'echo', arguments: args, _meta: txMeta() }),
-    },
+    { name: 'bare callTool + MCP-Tx _meta', call: withMeta },
+    { name: FLOOR, call: () => firstValueFrom(defer(withMeta).pipe(rxRetry(2))) },
     { name: 'mcp-tx attempt$ (no policies)', call: () => firstValueFrom(tx.attempt$('echo', args)) },
+    {
+      name: 'attempt$ + throttle (free permit)',
+      call: () => firstValueFrom(tx.attempt$('echo', args).pipe(freePermits)),
+    },
+    {
+      name: 'attempt$ + circuitBreak (closed)',
+      call: () => firstValueFrom(tx.attempt$('echo', args).pipe(closedBreaker)),
+    },
+    {
+      name: 'attempt$ + trace (no OTel SDK)',
+      call: () => firstValueFrom(tx.attempt$('echo', args).pipe(traced)),
+    },
+    {
+      name: 'attempt$ + dedupe (new key)',
+      call: () => firstValueFrom(tx.attempt$('echo', args, { idempotencyKey: `d${key++}` }).pipe(deduped)),
+    },
     { name: 'mcp-tx call$ (default pipeline)', call: () => firstValueFrom(tx.call$('echo', args)) },
     {
       name: 'mcp-tx call$, new idempotency key',
@@ -122,11 +153,24 @@ export function callContenders(client: Client): Contender[] {
   ];
 }
 
+/** The floor of an RxJS wrapper: `defer` + `retry` + `firstValueFrom` around the call with `_meta`. */
+export const FLOOR = 'floor: defer(callTool + _meta) + retry';
+
+/** The contenders of the stdio comparison (the others are measured in memory only). */
+export const CORE: readonly string[] = [
+  'bare client.callTool',
+  'bare callTool + MCP-Tx _meta',
+  'mcp-tx attempt$ (no policies)',
+  'mcp-tx call$ (default pipeline)',
+  'mcp-tx call$, new idempotency key',
+  'cockatiel retry+breaker+timeout',
+];
+
 /** The baseline contender's name. */
 export const BARE = 'bare client.callTool';
 
 /**
- * Measures the {@link callContenders} on `client`, closes it, and writes their comparison table to
+ * Measures the {@link callContenders} on `client` (those named in `only`, else all), closes it, and writes their comparison table to
  * bench/results/<name>.md under `heading` (how it was measured; the machine is added).
  *
  * @example
@@ -137,8 +181,9 @@ export async function writeCallComparison(
   client: Client,
   size: ComparisonSize,
   heading: string,
+  only?: readonly string[],
 ): Promise<void> {
-  const entrants = callContenders(client);
+  const entrants = callContenders(client).filter((entrant) => only?.includes(entrant.name) ?? true);
   const comparison = await measureContenders(entrants, size);
   await client.close();
   const names = entrants.map((entrant) => entrant.name);

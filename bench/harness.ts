@@ -43,13 +43,13 @@ export async function throughput(
 
 /**
  * Runs `measure` for every contender, `rounds` times in rotating order (so none always runs first or
- * on a warmer heap), and returns each contender's median.
+ * on a warmer heap), and returns each contender's samples, one per round.
  */
-export async function compare(
+export async function compareRounds(
   contenders: readonly Contender[],
   rounds: number,
   measure: (contender: Contender) => Promise<number>,
-): Promise<Map<string, number>> {
+): Promise<Map<string, number[]>> {
   const samples = new Map(contenders.map((contender) => [contender.name, [] as number[]]));
   for (let round = 0; round < rounds; round++) {
     for (let offset = 0; offset < contenders.length; offset++) {
@@ -57,7 +57,33 @@ export async function compare(
       samples.get(contender.name)?.push(await measure(contender));
     }
   }
+  return samples;
+}
+
+/** Each contender's median of {@link compareRounds}. */
+export async function compare(
+  contenders: readonly Contender[],
+  rounds: number,
+  measure: (contender: Contender) => Promise<number>,
+): Promise<Map<string, number>> {
+  const samples = await compareRounds(contenders, rounds, measure);
   return new Map([...samples].map(([name, values]) => [name, median(values)]));
+}
+
+/**
+ * The median over the rounds of `samples[name] / samples[baseline]` in the same round: a ratio that
+ * a slow round (another process on the cores) moves for both contenders alike.
+ *
+ * @example
+ * medianRatio(comparison.rounds.sequential, 'mcp-tx call$ (default pipeline)', BARE); // 1.3
+ */
+export function medianRatio(
+  samples: ReadonlyMap<string, readonly number[]>,
+  name: string,
+  baseline: string,
+): number {
+  const base = samples.get(baseline) ?? [];
+  return median((samples.get(name) ?? []).map((value, round) => value / (base[round] as number)));
 }
 
 /** A line naming the machine, for the results file. */
@@ -70,6 +96,8 @@ export function machineLine(): string {
 export interface Comparison {
   readonly sequential: Map<string, number>;
   readonly parallel: Map<string, number>;
+  /** Every round's sample, for ratios taken round by round ({@link medianRatio}). */
+  readonly rounds: { readonly sequential: Map<string, number[]>; readonly parallel: Map<string, number[]> };
 }
 
 /** How much {@link measureContenders} runs. */
@@ -96,34 +124,40 @@ export async function measureContenders(
   size: ComparisonSize,
 ): Promise<Comparison> {
   for (const contender of contenders) await sequentialMicros(contender.call, size.warmUpCalls);
-  const sequential = await compare(contenders, size.rounds, (contender) =>
+  const sequentialRounds = await compareRounds(contenders, size.rounds, (contender) =>
     sequentialMicros(contender.call, size.calls),
   );
-  const parallel = await compare(contenders, size.rounds, (contender) =>
+  const parallelRounds = await compareRounds(contenders, size.rounds, (contender) =>
     throughput(contender.call, size.parallelCalls ?? size.calls * 2, size.inFlight),
   );
-  return { sequential, parallel };
+  const medians = (samples: Map<string, number[]>) =>
+    new Map([...samples].map(([name, values]) => [name, median(values)]));
+  return {
+    sequential: medians(sequentialRounds),
+    parallel: medians(parallelRounds),
+    rounds: { sequential: sequentialRounds, parallel: parallelRounds },
+  };
 }
 
 /**
- * A markdown table of a {@link Comparison}: each contender's µs/call and calls/s, and both as a ratio
- * to the `baseline` contender's.
+ * A markdown table of a {@link Comparison}: each contender's µs/call and calls/s (medians), and both
+ * as a ratio to the `baseline` contender's (the median of the per-round ratios).
  *
  * @example
  * console.log(comparisonTable(names, await measureContenders(contenders, size), 'bare client.callTool', 64));
  */
 export function comparisonTable(
   names: readonly string[],
-  { sequential, parallel }: Comparison,
+  { sequential, parallel, rounds }: Comparison,
   baseline: string,
   inFlight: number,
 ): string {
-  const baseSequential = sequential.get(baseline) as number;
-  const baseParallel = parallel.get(baseline) as number;
   const rows = names.map((name) => {
     const micros = sequential.get(name) as number;
     const perSecond = parallel.get(name) as number;
-    return `| ${name} | ${micros.toFixed(1)} | ${(micros / baseSequential).toFixed(2)}× | ${Math.round(perSecond)} | ${(perSecond / baseParallel).toFixed(2)}× |`;
+    const sequentialRatio = medianRatio(rounds.sequential, name, baseline);
+    const parallelRatio = medianRatio(rounds.parallel, name, baseline);
+    return `| ${name} | ${micros.toFixed(1)} | ${sequentialRatio.toFixed(2)}× | ${Math.round(perSecond)} | ${parallelRatio.toFixed(2)}× |`;
   });
   return [
     `| call | sequential µs/call | vs bare | calls/s, ${inFlight} in flight | vs bare |`,

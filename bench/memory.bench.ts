@@ -4,7 +4,8 @@
  * finds the completed key) in the full store. Two record shapes, from a real call: what a server
  * (`txTool`) keeps, the result alone, and what the client (`dedupe`) keeps, the result with its
  * `data` and `meta`. Each key's record is its own objects and strings, as in real use.
- * The store's default `maxEntries` is 10 000: this one is sized for the 1 M keys.
+ * The store's default bound (512 MiB estimated, `DEFAULT_MEMORY_STORE_MAX_BYTES`) holds fewer than
+ * 1 M such keys: this one is unbounded in bytes and sized for the 1 M keys.
  * Memory is V8 heap plus array buffers (lru-cache keeps its index in typed arrays), after a full GC.
  *
  * @nodeFlags --expose-gc
@@ -85,7 +86,11 @@ interface Measured {
 /** Fills a fresh store with `KEYS` records, then looks `LOOKUPS` random keys up. */
 async function measure(makeRecord: (index: number) => IdempotencyRecord): Promise<Measured> {
   const before = retainedBytes();
-  const store = memoryIdempotencyStore({ maxEntries: KEYS, windowMs: TTL_MS });
+  const store = memoryIdempotencyStore({
+    maxEntries: KEYS,
+    maxBytes: Number.MAX_SAFE_INTEGER,
+    windowMs: TTL_MS,
+  });
   const emptyBytes = retainedBytes() - before;
   let insertNanos = 0n;
   for (let first = 0; first < KEYS; first += BATCH) {
@@ -137,7 +142,7 @@ for (const { name, template } of shapes) {
 writeResults(
   'memory',
   [
-    `memoryIdempotencyStore with maxEntries ${KEYS} (the default is 10 000), ${KEYS} completed keys like \`echo:order-123\` with a sha256 fingerprint each; insert = \`begin\` + \`complete\`, lookup = \`begin\` of a random stored key (${LOOKUPS}); heap + array buffers after a full GC; ${machineLine()}.`,
+    `memoryIdempotencyStore with maxEntries ${KEYS} and no byte bound (the default bound, 512 MiB estimated, holds fewer), ${KEYS} completed keys like \`echo:order-123\` with a sha256 fingerprint each; insert = \`begin\` + \`complete\`, lookup = \`begin\` of a random stored key (${LOOKUPS}); heap + array buffers after a full GC; ${machineLine()}.`,
     '',
     '| record kept | record JSON bytes | bytes/key | MiB at full | MiB empty store | insert µs/key | lookup µs |',
     '|---|---:|---:|---:|---:|---:|---:|',

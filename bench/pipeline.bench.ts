@@ -1,6 +1,7 @@
 /**
- * The default pipeline against a bare `client.callTool` on the same in-process server
- * (InMemoryTransport), plus cockatiel's retry + breaker + timeout wrap for comparison.
+ * The default pipeline, `attempt$` and each stage alone against a bare `client.callTool` on the same
+ * in-process server (InMemoryTransport), interleaved in one process, plus cockatiel's retry +
+ * breaker + timeout wrap for comparison. Instructions per call: bench/instructions.bench.ts.
  * Run: `npm run bench` (writes bench/results.md).
  * BENCH_CALLS / BENCH_ROUNDS size it.
  */
@@ -20,5 +21,5 @@ await writeCallComparison(
     inFlight: IN_FLIGHT,
     warmUpCalls: 500,
   },
-  `InMemoryTransport, ${CALLS} sequential calls and ${CALLS * 2} calls with ${IN_FLIGHT} in flight, median of ${ROUNDS} rounds`,
+  `InMemoryTransport, ${CALLS} sequential calls and ${CALLS * 2} calls with ${IN_FLIGHT} in flight, median of ${ROUNDS} rounds (ratios: median of the per-round ratios)`,
 );

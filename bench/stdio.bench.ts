@@ -4,7 +4,7 @@
  * Run: `npm run bench -- stdio`. BENCH_STDIO_CALLS / BENCH_STDIO_ROUNDS size it.
  */
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { connectClient, writeCallComparison } from './contenders.js';
+import { CORE, connectClient, writeCallComparison } from './contenders.js';
 
 const CALLS = Number(process.env.BENCH_STDIO_CALLS ?? 1_000);
 const ROUNDS = Number(process.env.BENCH_STDIO_ROUNDS ?? 5);
@@ -29,5 +29,6 @@ await writeCallComparison(
     inFlight: IN_FLIGHT,
     warmUpCalls: 300,
   },
-  `stdio, server in a child process (client and server share the cores), ${CALLS} sequential calls and ${PARALLEL_CALLS} calls with ${IN_FLIGHT} in flight, median of ${ROUNDS} rounds`,
+  `stdio, server in a child process (client and server share the cores), ${CALLS} sequential calls and ${PARALLEL_CALLS} calls with ${IN_FLIGHT} in flight, median of ${ROUNDS} rounds (ratios: median of the per-round ratios)`,
+  CORE,
 );

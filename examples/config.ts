@@ -1,7 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CircuitBreaker, createMcpTx, HealthMonitor, JsonlEventStore, tokenBucket } from 'mcp-tx';
+import { CircuitBreaker, createMcpTx, HealthMonitor, tokenBucket } from 'mcp-tx';
+import { JsonlEventStore } from 'mcp-tx/node';
 import { lastValueFrom, toArray } from 'rxjs';
 import { connectInProcess, createDemoShop } from './demo-server.js';
 

@@ -23,7 +23,11 @@ export interface DemoShop {
   setOutage(on: boolean): void;
 }
 
-/** A real MCP server advertising MCP-Tx, with a read-only tool, a tool with a side effect and a flaky one. */
+/**
+ * A real MCP server advertising MCP-Tx with the `dedupe` feature — every tool with a side effect is
+ * a `txTool` (once per idempotency key, else per request id) — with read-only tools, tools with a
+ * side effect and a flaky one.
+ */
 export function createDemoShop(): DemoShop {
   const server = new McpServer(
     { name: 'demo-shop', version: '1.0.0' },
@@ -60,20 +64,26 @@ export function createDemoShop(): DemoShop {
       inputSchema: { item: z.string(), quantity: z.number().int().positive() },
       outputSchema: { orderId: z.string(), item: z.string(), quantity: z.number() },
     },
-    async ({ item, quantity }) => {
-      orders += 1;
-      const order = { orderId: `ord-${orders}`, item, quantity };
-      return { content: [{ type: 'text', text: JSON.stringify(order) }], structuredContent: order };
-    },
+    txTool(
+      async ({ item, quantity }: { item: string; quantity: number }) => {
+        orders += 1;
+        const order = { orderId: `ord-${orders}`, item, quantity };
+        return { content: [{ type: 'text', text: JSON.stringify(order) }], structuredContent: order };
+      },
+      { tool: 'create_order', store },
+    ),
   );
   server.registerTool(
     'sync_inventory',
     { description: 'Fails with TEMPORARY_FAILURE every other call', inputSchema: {} },
-    async () => {
-      inventoryCalls += 1;
-      if (inventoryCalls % 2 === 1) throw new Error('TEMPORARY_FAILURE: warehouse API busy');
-      return { content: [{ type: 'text', text: JSON.stringify({ synced: Object.keys(stock).length }) }] };
-    },
+    txTool(
+      async () => {
+        inventoryCalls += 1;
+        if (inventoryCalls % 2 === 1) throw new Error('TEMPORARY_FAILURE: warehouse API busy');
+        return text({ synced: Object.keys(stock).length });
+      },
+      { tool: 'sync_inventory', store },
+    ),
   );
   server.registerTool(
     'search',
@@ -109,10 +119,13 @@ export function createDemoShop(): DemoShop {
   server.registerTool(
     'ping',
     { description: 'Answers at once', inputSchema: { n: z.number() } },
-    async ({ n }) => {
-      count('ping');
-      return text({ n });
-    },
+    txTool(
+      async ({ n }: { n: number }) => {
+        count('ping');
+        return text({ n });
+      },
+      { tool: 'ping', store },
+    ),
   );
 
   // Tools with side effects, exactly-once per idempotency key (txTool): the saga and pipeline steps.

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { JsonlEventStore } from 'mcp-tx';
+import { JsonlEventStore } from 'mcp-tx/node';
 import { lastValueFrom, toArray } from 'rxjs';
 import { openShop } from './demo-server.js';
 

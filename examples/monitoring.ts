@@ -7,6 +7,7 @@ export async function main(log: (line: string) => void = console.log) {
   const alerts: HealthAlert[] = [];
   health.alerts$.subscribe((alert) => {
     alerts.push(alert);
+    if (alert.kind !== 'tool') return log(`ALERT ${alert.kind}`);
     log(
       `ALERT ${alert.tool}: success rate ${(alert.successRate * 100).toFixed(0)} % < ${alert.threshold * 100} %`,
     );

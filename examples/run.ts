@@ -21,6 +21,7 @@ const examples: Record<string, () => Promise<{ main: () => Promise<unknown> }>> 
   'streamable-http': () => import('./streamable-http.js'),
   redis: () => import('./redis.js'),
   reconnect: () => import('./reconnect.js'),
+  'long-running-task': () => import('./long-running-task.js'),
 };
 
 const name = process.argv[2];

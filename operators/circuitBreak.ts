@@ -1,8 +1,9 @@
-import { catchError, finalize, switchMap, take, tap, throwError } from 'rxjs';
+import type { Subscriber } from 'rxjs';
 import type { Breaker, BreakerPermit } from '../src/breaker/circuitBreaker.js';
-import { withCallMeta } from '../src/call/call.js';
+import { type TxCall, withCallMeta } from '../src/call/call.js';
 import { type TxOperator, txOperator } from '../src/call/txOperator.js';
 import { validationError } from '../src/core/errors.js';
+import type { TxResult } from '../src/core/types.js';
 
 /**
  * Asks the breaker before each subscription of the source: a refusal fails the call at once with
@@ -19,32 +20,50 @@ export function circuitBreak(breaker: Breaker): TxOperator {
   if (typeof (breaker as Partial<Breaker> | null)?.acquire !== 'function') {
     throw validationError('breaker', 'must be a Breaker (new CircuitBreaker(...))');
   }
-  return txOperator('circuitBreak', (call) => {
-    return call.derive((subscriber) => {
-      let permit: BreakerPermit | undefined;
-      const report = (outcome: (granted: BreakerPermit) => void) => {
-        const granted = permit;
-        permit = undefined;
-        if (granted !== undefined) outcome(granted);
+  return txOperator('circuitBreak', (call) =>
+    call.derive((subscriber) => runWithPermit(breaker, call, subscriber)),
+  );
+}
+
+/**
+ * The first permit runs the call and hears its outcome once; a breaker that admits at once (closed)
+ * runs the call in the same turn, with no operator in between.
+ */
+function runWithPermit(breaker: Breaker, call: TxCall, subscriber: Subscriber<TxResult>) {
+  let granted = false;
+  const waiting = breaker.acquire().subscribe({
+    next: (permit: BreakerPermit) => {
+      if (granted) return;
+      granted = true;
+      let pending: BreakerPermit | undefined = permit;
+      const report = (outcome: (done: BreakerPermit) => void) => {
+        const done = pending;
+        pending = undefined;
+        if (done !== undefined) outcome(done);
       };
-      return breaker
-        .acquire()
-        .pipe(
-          take(1),
-          catchError((error: unknown) => throwError(() => withCallMeta(call, error))),
-          switchMap((granted) => {
-            permit = granted;
-            // A call emits one result: that is its success (a consumer may leave right after it).
-            return call.pipe(
-              tap({
-                next: () => report((done) => done.success()),
-                error: (error: unknown) => report((done) => done.failure(error)),
-              }),
-            );
-          }),
-          finalize(() => report((done) => done.release())),
-        )
-        .subscribe(subscriber);
-    });
+      subscriber.add(() => report((done) => done.release()));
+      subscriber.add(
+        call.subscribe({
+          // A call emits one result: that is its success (a consumer may leave right after it).
+          next: (result) => {
+            report((done) => done.success());
+            subscriber.next(result);
+          },
+          error: (error: unknown) => {
+            report((done) => done.failure(error));
+            subscriber.error(error);
+          },
+          complete: () => subscriber.complete(),
+        }),
+      );
+    },
+    error: (error: unknown) => {
+      if (!granted) subscriber.error(withCallMeta(call, error));
+    },
+    complete: () => {
+      if (!granted) subscriber.complete();
+    },
   });
+  if (granted) waiting.unsubscribe();
+  return waiting;
 }

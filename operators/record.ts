@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { withCallMeta } from '../src/call/call.js';
 import { type TxOperator, txOperator } from '../src/call/txOperator.js';
 import { parseOrThrow } from '../src/config/validators.js';
-import { TxError, TxErrorCode, validationError } from '../src/core/errors.js';
+import { isTxError, TxError, TxErrorCode, validationError } from '../src/core/errors.js';
 import type { TxMeta, TxRequest } from '../src/core/types.js';
 import type { EventStore, NewTxEvent } from '../src/events/eventStore.js';
 
@@ -67,9 +67,14 @@ export function record(store: EventStore, options: RecordOptions = {}): TxOperat
   });
 }
 
+/**
+ * The call's error when the log refused its `ToolCallRequested`: retryable (the log may be back on
+ * the next try), unless the store's own TxError says it is not (a log that failed to read refuses
+ * every append until repaired).
+ */
 function storeUnavailable(error: unknown): TxError {
   return new TxError(TxErrorCode.StoreUnavailable, `The event log could not be written: ${String(error)}`, {
-    retryable: true,
+    retryable: isTxError(error) ? error.retryable : true,
     cause: error,
   });
 }
@@ -93,7 +98,9 @@ async function appendOutcome(store: EventStore, request: TxRequest, meta: TxMeta
   try {
     await store.append({ type: completed ? 'ToolCallCompleted' : 'ToolCallFailed', ...ids(request), data });
   } catch (error) {
-    process.emitWarning(`mcp-tx record: could not log the outcome of ${request.requestId}: ${String(error)}`);
+    globalThis.process?.emitWarning?.(
+      `mcp-tx record: could not log the outcome of ${request.requestId}: ${String(error)}`,
+    );
   }
 }
 

@@ -1,13 +1,13 @@
 import {
   asyncScheduler,
-  catchError,
   from,
   type Observable,
   retry,
   type SchedulerLike,
+  Subscription,
   switchMap,
+  take,
   throwError,
-  timeout,
   timer,
 } from 'rxjs';
 import { z } from 'zod';
@@ -22,6 +22,7 @@ import {
 import { parseOrThrow, SchedulerSchema } from '../src/config/validators.js';
 import { matchesRetryable } from '../src/core/classify.js';
 import { errorCodeTraits, isTxError, TxError, TxErrorCode, validationError } from '../src/core/errors.js';
+import type { TxResult } from '../src/core/types.js';
 
 const RetryOptionsSchema = z.strictObject({
   scheduler: SchedulerSchema.optional(),
@@ -43,7 +44,7 @@ export type RetryOptions = z.input<typeof RetryOptionsSchema>;
 
 const AMBIGUOUS_HINT =
   'not retried: the request may already have run on the server and the tool is not known to be safe to repeat; ' +
-  'to allow it, call with an idempotencyKey on an MCP-Tx server, annotate the tool idempotentHint or readOnlyHint, ' +
+  'to allow it, call with an idempotencyKey on a server that dedupes (the dedupe feature, or trustServerDedupe), annotate the tool idempotentHint or readOnlyHint, ' +
   'or set retry: { retryAmbiguous: true }';
 
 /**
@@ -53,8 +54,9 @@ const AMBIGUOUS_HINT =
  * text contains one of them, and errors marked retryable); a server's retry-after hint wins over the
  * computed delay. **Retry safety**: a failure that may have run the tool (a timeout, a connection
  * lost after sending) is retried only when a repeat cannot do harm — the tool is annotated
- * `idempotentHint` or `readOnlyHint`, the call has an idempotency key and the server speaks MCP-Tx,
- * or `retryAmbiguous` is set; otherwise the error says why it was not retried.
+ * `idempotentHint` or `readOnlyHint`, the call has an idempotency key and the server dedupes (it
+ * advertises the `dedupe` feature, or the config's `trustServerDedupe` is set), or `retryAmbiguous`
+ * is set; otherwise the error says why it was not retried.
  *
  * **Store outages**: a `MCP_TX_STORE_UNAVAILABLE` raised in this process (a Redis limiter, breaker
  * or store inside the retry, down or stalled) is not retried unless the policy lists the code in
@@ -84,32 +86,66 @@ export function retryWithPolicy(policy: PartialRetryPolicy = {}, options: RetryO
   );
   return txOperator('retryWithPolicy', (call) => {
     return call.derive((subscriber) => {
-      const deadlineAt = resolved.deadlineMs === undefined ? Infinity : scheduler.now() + resolved.deadlineMs;
+      const { deadlineMs } = resolved;
+      const deadlineAt = deadlineMs === undefined ? Infinity : scheduler.now() + deadlineMs;
+      const context: RetryContext = { call, policy: resolved, scheduler, random, deadlineAt };
       let lastSentFailure: unknown;
-      const retried = call.pipe(
-        retry({
-          count: resolved.maxAttempts - 1,
-          delay: (error: unknown, retryNumber: number) => {
-            if (!isRefusal(error)) lastSentFailure = error;
-            return nextRetry({ call, policy: resolved, scheduler, random, deadlineAt }, error, retryNumber);
-          },
+      const delay = (error: unknown, retryNumber: number) => {
+        if (!isRefusal(error)) lastSentFailure = error;
+        return nextRetry(context, error, retryNumber);
+      };
+      const fail = (error: unknown) => subscriber.error(failedAfter(call, error, lastSentFailure));
+      const attempts = new Subscription();
+      let deadline: Subscription | undefined;
+      const relay = {
+        next: (result: TxResult) => {
+          deadline?.unsubscribe();
+          subscriber.next(result);
+        },
+        error: fail,
+        complete: () => subscriber.complete(),
+      };
+      attempts.add(
+        call.subscribe({
+          ...relay,
+          error: (error: unknown) =>
+            attempts.add(retriesAfter(call, resolved, delay, error).subscribe(relay)),
         }),
       );
-      const bounded =
-        resolved.deadlineMs === undefined
-          ? retried
-          : retried.pipe(
-              timeout({
-                first: resolved.deadlineMs,
-                scheduler,
-                with: () => throwError(() => deadlineError(call, resolved.deadlineMs as number)),
-              }),
-            );
-      return bounded
-        .pipe(catchError((error: unknown) => throwError(() => failedAfter(call, error, lastSentFailure))))
-        .subscribe(subscriber);
+      if (deadlineMs !== undefined && !subscriber.closed) {
+        deadline = scheduler.schedule(() => {
+          attempts.unsubscribe();
+          fail(deadlineError(call, deadlineMs));
+        }, deadlineMs);
+        subscriber.add(deadline);
+      }
+      return attempts;
     });
   });
+}
+
+/**
+ * The attempts after the first failed with `error`, as RxJS's `retry` makes them: built only then,
+ * so that a call whose first attempt succeeds (most) pays for no retry machinery.
+ */
+function retriesAfter(
+  call: TxCall,
+  policy: RetryPolicy,
+  delay: (error: unknown, retryNumber: number) => Observable<unknown>,
+  error: unknown,
+): Observable<TxResult> {
+  if (policy.maxAttempts <= 1) return throwError(() => error);
+  return delay(error, 1).pipe(
+    take(1),
+    switchMap(() =>
+      call.pipe(
+        retry({
+          count: policy.maxAttempts - 2,
+          delay: (next: unknown, retryNumber: number) => delay(next, retryNumber + 1),
+        }),
+      ),
+    ),
+  );
 }
 
 interface RetryContext {
@@ -156,9 +192,13 @@ function isLocalStoreOutage(error: TxError): boolean {
   return error.code === TxErrorCode.StoreUnavailable && error.meta?.ack !== true;
 }
 
-/** Safe without asking the server: the user opted in, or the server dedupes on the call's key. */
+/**
+ * Safe without asking the server: the user opted in, or the server dedupes on the call's key — it
+ * advertises the `dedupe` feature (or `trustServerDedupe` vouches for it); speaking MCP-Tx is not
+ * enough (a Python MCP-Tx 0.1.0 server runs a keyed repeat again).
+ */
 function repeatIsSafe(call: TxCall, policy: RetryPolicy): boolean {
-  return policy.retryAmbiguous || (call.request.idempotencyKey !== undefined && call.env.serverSupportsTx());
+  return policy.retryAmbiguous || (call.request.idempotencyKey !== undefined && call.env.serverDedupes());
 }
 
 /** Is the tool annotated safe to repeat? Unknown (or a failed lookup) is not. */

@@ -1,8 +1,9 @@
-import { catchError, finalize, switchMap, take, throwError } from 'rxjs';
-import { withCallMeta } from '../src/call/call.js';
+import type { Subscriber } from 'rxjs';
+import { type TxCall, withCallMeta } from '../src/call/call.js';
 import { type TxOperator, txOperator } from '../src/call/txOperator.js';
 import { validationError } from '../src/core/errors.js';
-import type { Limiter } from '../src/limiter/limiter.js';
+import type { TxResult } from '../src/core/types.js';
+import type { Limiter, Permit } from '../src/limiter/limiter.js';
 
 /**
  * Waits for the limiter's leave before each subscription of the source, and gives it back when the
@@ -17,16 +18,32 @@ export function throttle(limiter: Limiter): TxOperator {
   if (typeof (limiter as Partial<Limiter> | null)?.acquire !== 'function') {
     throw validationError('limiter', 'must be a Limiter (tokenBucket(...), concurrencyLimit(...))');
   }
-  return txOperator('throttle', (call) => {
-    return call.derive((subscriber) =>
-      limiter
-        .acquire()
-        .pipe(
-          take(1),
-          catchError((error: unknown) => throwError(() => withCallMeta(call, error))),
-          switchMap((permit) => call.pipe(finalize(() => permit.release()))),
-        )
-        .subscribe(subscriber),
-    );
+  return txOperator('throttle', (call) =>
+    call.derive((subscriber) => runWithPermit(limiter, call, subscriber)),
+  );
+}
+
+/**
+ * The first permit runs the call; the permit is released once the call has ended (after the
+ * subscriber heard of it) or was left. A permit given at once (a free token) runs the call in the
+ * same turn, with no operator in between.
+ */
+function runWithPermit(limiter: Limiter, call: TxCall, subscriber: Subscriber<TxResult>) {
+  let granted = false;
+  const waiting = limiter.acquire().subscribe({
+    next: (permit: Permit) => {
+      if (granted) return;
+      granted = true;
+      subscriber.add(() => permit.release());
+      call.subscribe(subscriber);
+    },
+    error: (error: unknown) => {
+      if (!granted) subscriber.error(withCallMeta(call, error));
+    },
+    complete: () => {
+      if (!granted) subscriber.complete();
+    },
   });
+  if (granted) waiting.unsubscribe();
+  return waiting;
 }

@@ -92,6 +92,11 @@ function traceSubscription(
     { kind: api.SpanKind.CLIENT, attributes: startAttributes(call.request, recordArguments) },
     parent,
   );
+  // No SDK registered and no trace to continue: nothing to record, nor to send (an all-zero
+  // traceparent is invalid), so the call runs as it is.
+  if (!span.isRecording() && !api.trace.isSpanContextValid(span.spanContext())) {
+    return call.subscribe(subscriber);
+  }
   const spanContext = api.trace.setSpan(parent, span);
   const withdrawTraceContext = shareTraceContext(
     call.state.requestMeta,
@@ -118,14 +123,15 @@ function traceSubscription(
         subscriber.error(error);
       },
       complete: () => {
-        end({ error: cancellation('ended without a result') });
+        // The cancellation is built only for a span still open (not after its result, the usual case).
+        if (open) end({ error: cancellation('ended without a result') });
         subscriber.complete();
       },
     }),
   );
   return () => {
     inner.unsubscribe();
-    end({ error: cancellation('was cancelled before it ended') });
+    if (open) end({ error: cancellation('was cancelled before it ended') });
   };
 }
 

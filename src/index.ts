@@ -1,7 +1,8 @@
 /**
  * Reliable MCP tool calls, the RxJS way: the client facade (`createMcpTx`), the call primitive,
  * errors, in-process stores, limiters and breakers, the server side (`txTool`), workflows and
- * sagas, and health. Redis-backed parts are in `mcp-tx/redis`, the HTTP gateway in `mcp-tx/gateway`.
+ * sagas, and health; browser-safe. Redis-backed parts are in `mcp-tx/redis`, the HTTP gateway in
+ * `mcp-tx/gateway`, the Node-only JSONL event store in `mcp-tx/node`.
  *
  * @module mcp-tx
  */
@@ -58,13 +59,19 @@ export {
   type TxErrorOptions,
   validationError,
 } from './core/errors.js';
+export type { MeterLike, TracerLike } from './core/otelTypes.js';
 export { MAX_ERROR_MESSAGE_LENGTH, sanitizeMessage } from './core/sanitize.js';
+export { parseWireTimestamp } from './core/time.js';
 export type { JsonObject, TxAttemptOptions, TxMeta, TxRequest, TxResult, TxStatus } from './core/types.js';
 export {
+  advertisesMcpTx,
+  advertisesMcpTxFeature,
+  MCP_TX_DEDUPE_FEATURE,
   MCP_TX_VERSION,
   type McpTxCapability,
   mcpTxClientCapabilities,
   mcpTxServerCapabilities,
+  serverDedupes,
   type WireRequestMeta,
   type WireResponseMeta,
 } from './core/wire.js';
@@ -76,23 +83,33 @@ export {
   type NewTxEvent,
   replayLog,
   type TxEvent,
+  TxEventSchema,
 } from './events/eventStore.js';
-export { JsonlEventStore } from './events/jsonlEventStore.js';
 export {
+  type ConnectionHealth,
+  type DedupeWindowAlert,
   type HealthAlert,
   HealthMonitor,
   type HealthMonitorOptions,
   type HealthReport,
+  type ToolAlert,
   type ToolHealth,
 } from './health/healthMonitor.js';
 export { canonicalJson, fingerprint, scopedKey } from './idempotency/fingerprint.js';
-export { type MemoryStoreOptions, memoryIdempotencyStore } from './idempotency/memoryStore.js';
+export {
+  DEFAULT_MEMORY_STORE_MAX_BYTES,
+  type MemoryIdempotencyStore,
+  type MemoryStoreOptions,
+  type MemoryStoreStats,
+  memoryIdempotencyStore,
+} from './idempotency/memoryStore.js';
 export {
   type BeginOutcome,
   type Completion,
   type EffectStore,
   type IdempotencyRecord,
   type IdempotencyStore,
+  type IdempotencyStoreStats,
   isEffectStore,
 } from './idempotency/store.js';
 export {
@@ -106,11 +123,21 @@ export { Saga, type SagaStep } from './orchestration/saga.js';
 export type { SagaResult } from './orchestration/sagaHistory.js';
 export {
   runWorkflow,
+  type WorkflowDefinition,
   type WorkflowState,
   type WorkflowStep,
   type WorkflowStepRecord,
   workflow$,
 } from './orchestration/workflow.js';
 export { isResultWithEffect, type ResultWithEffect, withEffect } from './server/effect.js';
+export { type TxToolRequest, txRequestOf } from './server/txRequest.js';
 export { type TxToolOptions, txTool } from './server/txTool.js';
+export type { ResumeOptions } from './tasks/taskClient.js';
+export type { PendingTask, TaskEvent, TaskOnlyOptions } from './tasks/taskOptions.js';
+export {
+  type TaskHandler,
+  type TaskHandlerExtra,
+  type TaskToolOptions,
+  taskTool,
+} from './tasks/taskTool.js';
 export { perRequestSignalFetch } from './transport/perRequestSignalFetch.js';

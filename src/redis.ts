@@ -9,3 +9,4 @@ export { type RedisBreakerOptions, RedisCircuitBreaker } from './breaker/redisCi
 export { RedisEventStore, type RedisEventStoreOptions } from './events/redisEventStore.js';
 export { type RedisEffect, type RedisStoreOptions, redisIdempotencyStore } from './idempotency/redisStore.js';
 export { type RedisRateLimiterOptions, redisRateLimiter } from './limiter/redisRateLimiter.js';
+export { RedisTaskStore, type RedisTaskStoreOptions, redisTaskStore } from './tasks/redisTaskStore.js';

@@ -7,14 +7,7 @@ import { isoTime } from '../core/time.js';
 import type { TxRequest, TxResult } from '../core/types.js';
 import { MCP_TX_KEY, readWireResponseMeta, wireRequestMeta } from '../core/wire.js';
 import { AttemptSignal } from './attemptSignal.js';
-import {
-  buildMeta,
-  buildResult,
-  type CallTiming,
-  extractData,
-  failureMeta,
-  successOutcome,
-} from './result.js';
+import { buildMeta, type CallTiming, failureMeta, lazyResult, successOutcome } from './result.js';
 
 /**
  * A retry about to happen: attempt `attempt` failed with `error`; the next starts after `delayMs`.
@@ -136,6 +129,12 @@ export interface AttemptEnvironment {
   readonly client: Client;
   /** Whether the connected server advertises MCP-Tx (`experimental.mcp_tx`), asked at each attempt. */
   readonly serverSupportsTx: () => boolean;
+  /**
+   * Whether the connected server runs a repeated request (same idempotency key) at most once: it
+   * advertises the `dedupe` feature, or the config's `trustServerDedupe` vouches for it. What makes
+   * an ambiguous retry of a keyed call safe.
+   */
+  readonly serverDedupes: () => boolean;
   /** The config's retryable error markers, used to classify tool errors. */
   readonly retryableErrors: readonly string[];
   /** The client's scheduler: its clock stamps the metadata. */
@@ -280,7 +279,7 @@ function sendAttempt(
           return;
         }
         const meta = buildMeta(request, finish(), successOutcome(wire, supportsTx));
-        subscriber.next(buildResult(response, extractData(response), meta));
+        subscriber.next(lazyResult(response, meta));
         subscriber.complete();
       },
       (error: unknown) => {

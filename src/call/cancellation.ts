@@ -14,24 +14,24 @@ export function cancelledBy(call: TxCall, signals: readonly (AbortSignal | undef
   const watched = signals.filter((signal): signal is AbortSignal => signal !== undefined);
   if (watched.length === 0) return call;
   return call.derive((subscriber) => {
-    const cancel = (signal: AbortSignal) => subscriber.error(withCallMeta(call, cancellation(signal)));
-    const aborted = watched.find((signal) => signal.aborted);
-    if (aborted !== undefined) {
-      cancel(aborted);
+    // One listener for every signal: the first aborted one says why.
+    const onAbort = () => {
+      const aborted = watched.find((signal) => signal.aborted);
+      if (aborted !== undefined) subscriber.error(withCallMeta(call, cancellation(aborted)));
+    };
+    if (watched.some((signal) => signal.aborted)) {
+      onAbort();
       return;
     }
-    const stopListening = watched.map((signal) => {
-      const onAbort = () => cancel(signal);
-      signal.addEventListener('abort', onAbort, { once: true });
-      return () => signal.removeEventListener('abort', onAbort);
-    });
-    const subscription = call.subscribe(subscriber);
+    for (const signal of watched) signal.addEventListener('abort', onAbort, ONCE);
+    call.subscribe(subscriber);
     return () => {
-      for (const stop of stopListening) stop();
-      subscription.unsubscribe();
+      for (const signal of watched) signal.removeEventListener('abort', onAbort);
     };
   });
 }
+
+const ONCE = { once: true } as const;
 
 function cancellation(signal: AbortSignal): TxError {
   if (signal.reason instanceof TxError) return signal.reason;

@@ -85,6 +85,25 @@ export function successOutcome(wire: WireResponseMeta | undefined, serverSupport
   };
 }
 
+const UNREAD: unique symbol = Symbol('unread');
+
+/**
+ * A frozen {@link TxResult} of `result` whose `data` ({@link extractData}) is worked out when first
+ * read, then kept: a result nobody reads `data` of never parses its text. `data` is still an own
+ * enumerable property (a getter), so spreads, `JSON.stringify` and deep equality see it.
+ */
+export function lazyResult(result: CallToolResult, meta: TxMeta): TxResult {
+  let data: unknown = UNREAD;
+  return Object.freeze({
+    result,
+    get data() {
+      if (data === UNREAD) data = extractData(result);
+      return data;
+    },
+    meta,
+  });
+}
+
 /** A frozen {@link TxResult}. */
 export function buildResult<R>(result: R, data: unknown, meta: TxMeta): TxResult<R> {
   return Object.freeze({ result, data, meta });

@@ -28,7 +28,7 @@ export interface ConnectOptions {
  * again after the server went away; `explain` puts a failed connection in words.
  */
 export interface ServerConnection {
-  /** The server as the messages name it: `--stdio "…"`, `--url …` (secrets redacted). */
+  /** The server as the messages name it: `--stdio "…"`, `--url …` (secrets redacted, with {@link sanitizeMessage}). */
   readonly described: string;
   /** Transports made so far (the number of the last connection). */
   readonly connections: number;
@@ -51,7 +51,7 @@ export interface ServerConnection {
 export function serverConnection(target: ServerTarget): ServerConnection {
   if ('stdio' in target) {
     const { command, args } = splitCommand(target.stdio);
-    return stdioConnection(command, () => args, `--stdio "${target.stdio}"`);
+    return stdioConnection(command, () => args, `--stdio "${sanitizeMessage(target.stdio)}"`);
   }
   const url = new URL(target.url);
   const described = `--url ${sanitizeMessage(target.url)}`;
@@ -67,7 +67,7 @@ export function serverConnection(target: ServerTarget): ServerConnection {
       last = new StreamableHTTPClientTransport(url, { fetch: perRequestSignalFetch() });
       return last;
     },
-    explain: (error) => `cannot connect to ${described}: ${sanitizeMessage(errorText(rootCause(error)))}`,
+    explain: (error) => `cannot connect to ${described}: ${causeText(error)}`,
     close: async () => {
       await last?.close().catch(() => undefined);
     },
@@ -77,7 +77,8 @@ export function serverConnection(target: ServerTarget): ServerConnection {
 /**
  * Starts `command` with the `args` of each connection (1 for the first; this process's
  * environment, no shell) and speaks to it over stdio; a connection lost (the server exited) starts
- * it again. `explain` names the server as `described` and quotes the end of the last one's stderr.
+ * it again. `explain` names the server as `described` (already sanitized) and quotes the end of the
+ * last one's stderr, with its secrets redacted.
  *
  * @example
  * const server = stdioConnection(process.execPath, () => ['server.js'], 'the demo server');
@@ -111,8 +112,8 @@ export function stdioConnection(
       return transport;
     },
     explain(error) {
-      const said = stderrTail.trim();
-      return `cannot start ${described}${said === '' ? '' : ` (its stderr: ${said})`}: ${errorText(rootCause(error))}`;
+      const said = sanitizeMessage(stderrTail.trim(), STDERR_TAIL_CHARS);
+      return `cannot start ${described}${said === '' ? '' : ` (its stderr: ${said})`}: ${causeText(error)}`;
     },
     close: async () => {
       await last?.close().catch(() => undefined);
@@ -188,11 +189,11 @@ async function closeWithin(tx: McpTx, ms: number): Promise<void> {
   clearTimeout(timer);
 }
 
-/** The error under mcp-tx's own: what the transport or the SDK said. */
-function rootCause(error: unknown): unknown {
+/** What the error under mcp-tx's own (the transport's, the SDK's) said, its secrets redacted. */
+function causeText(error: unknown): string {
   let current = error;
   while (current instanceof TxError && current.cause !== undefined) current = current.cause;
-  return current;
+  return sanitizeMessage(errorText(current));
 }
 
 /**
@@ -258,7 +259,7 @@ export function watchConnection(
   let lostAt: number | undefined;
   let connected = false;
   return tx.connection$.subscribe(({ state, error }) => {
-    const why = error === undefined ? '' : `: ${errorText(rootCause(error))}`;
+    const why = error === undefined ? '' : `: ${causeText(error)}`;
     if (state === 'connected') {
       if (lostAt !== undefined) say(`reconnected to ${server.described} in ${Date.now() - lostAt} ms`);
       connected = true;

@@ -20,7 +20,7 @@ const CALLS = 200;
 const CONCURRENCY = 16;
 const DISTINCT_ORDERS = 100;
 const RATE_PER_SECOND = 400;
-const TIMEOUT_MS = 300;
+const TIMEOUT_MS = 1_000;
 /** Enough attempts to wait out the server's restart after the crash (each waits at most TIMEOUT_MS). */
 const RETRY = { maxAttempts: 8, baseDelayMs: 25, maxDelayMs: 1_000 };
 /** The bundled server's first life ends on purpose after this many calls. */
@@ -101,7 +101,7 @@ function demoPipeline() {
   // The breaker watches the tools; the connection's outages are the reconnect's business (a crash
   // fails the calls in flight at once, and the retry sends them again once reconnected).
   const breaker = new CircuitBreaker({
-    failureThreshold: 10,
+    failureThreshold: 20,
     recoveryTimeoutMs: 1_000,
     isFailure: (error) => defaultIsFailure(error) && !isTxError(error, TxErrorCode.NetworkError),
   });

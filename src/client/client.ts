@@ -1,5 +1,5 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import type { ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
+import type { Task, ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
 import { asyncScheduler, firstValueFrom, type Observable, type SchedulerLike, type Subscriber } from 'rxjs';
 import { AttemptSignal } from '../call/attemptSignal.js';
 import {
@@ -20,11 +20,15 @@ import { ManagedConnection, type TransportFactory } from '../connection/managedC
 import { TxError, TxErrorCode, validationError } from '../core/errors.js';
 import { newRequestId } from '../core/ids.js';
 import type { JsonObject, TxRequest, TxResult } from '../core/types.js';
-import { advertisesMcpTx, mcpTxClientCapabilities } from '../core/wire.js';
+import { advertisesMcpTx, mcpTxClientCapabilities, serverDedupes } from '../core/wire.js';
+import { type ResumeOptions, TaskClient } from '../tasks/taskClient.js';
+import type { PendingTask, TaskEvent, TaskOnlyOptions } from '../tasks/taskOptions.js';
+import { withoutCancellation } from '../transport/withoutCancellation.js';
 import { defaultClientInfo } from './clientInfo.js';
 import { listAllTools } from './listTools.js';
 import type { McpTx } from './mcpTx.js';
 import {
+  CloseOptionsSchema,
   type ResolvedTxConfig,
   type ToolPolicy,
   ToolPolicySchema,
@@ -35,7 +39,23 @@ import {
 } from './options.js';
 import { DefaultPipeline } from './pipeline.js';
 
-import { configuredRetryableErrors, resolveRequest } from './resolve.js';
+import {
+  asInputError,
+  configuredRetryableErrors,
+  parseCallOptions,
+  resolveRequest,
+  stageIsOn,
+} from './resolve.js';
+
+/** A whole task's own stages: only the trace (one span) and the cancellation; its creation had the rest. */
+const TRACE_ONLY = {
+  limiter: false,
+  breaker: false,
+  retry: false,
+  dedupe: false,
+  monitor: false,
+  record: false,
+} as const;
 
 interface ActiveCall {
   readonly request: TxRequest;
@@ -81,7 +101,7 @@ export function createMcpTx(target: Client | TransportFactory, config: TxConfig 
     });
     const connection = new ManagedConnection({
       client,
-      connect: target,
+      connect: resolved.sendCancellation ? target : async () => withoutCancellation(await target()),
       reconnect: resolved.reconnect,
       pingIntervalMs: resolved.pingIntervalMs,
       scheduler: resolved.scheduler ?? asyncScheduler,
@@ -95,6 +115,7 @@ export function createMcpTx(target: Client | TransportFactory, config: TxConfig 
     );
   }
   const resolved = parseOrThrow(TxConfigSchema, config, 'config');
+  if (!resolved.sendCancellation) withoutCancellation(target.transport);
   return new McpTxClient(
     target,
     resolved,
@@ -109,6 +130,7 @@ class McpTxClient implements McpTx {
   private readonly env: AttemptEnvironment;
   private readonly scheduler: SchedulerLike;
   private readonly pipeline: DefaultPipeline;
+  private taskClient?: TaskClient<TxCallOptions>;
   private closing?: Promise<void>;
   /**
    * Aborted, with the cancellation as its reason, when `close()` stops waiting for the calls in
@@ -136,6 +158,7 @@ class McpTxClient implements McpTx {
     this.env = {
       client,
       serverSupportsTx: () => this.serverSupportsTx,
+      serverDedupes: () => this.serverDedupes,
       retryableErrors: configuredRetryableErrors(config),
       scheduler: this.scheduler,
       toolAnnotations: (name) => this.toolAnnotations(name),
@@ -172,6 +195,11 @@ class McpTxClient implements McpTx {
     return advertisesMcpTx(this.client.getServerCapabilities());
   }
 
+  get serverDedupes(): boolean {
+    const capabilities = this.client.getServerCapabilities();
+    return serverDedupes(capabilities) || (this.config.trustServerDedupe && advertisesMcpTx(capabilities));
+  }
+
   get activeRequests(): ReadonlyMap<string, TxRequest> {
     return new Map([...this.active].map((call) => [call.request.requestId, call.request]));
   }
@@ -192,6 +220,48 @@ class McpTxClient implements McpTx {
     );
   }
 
+  task$(name: string, args?: JsonObject, options?: TxCallOptions & TaskOnlyOptions): Observable<TaskEvent> {
+    return this.tasks.task$(name, args, options);
+  }
+
+  resumeTask$(
+    taskId: string,
+    options?: TxCallOptions & TaskOnlyOptions & ResumeOptions,
+  ): Observable<TaskEvent> {
+    return this.tasks.resumeTask$(taskId, options);
+  }
+
+  cancelTask(taskId: string, options?: { timeoutMs?: number }): Promise<Task> {
+    return this.tasks.cancelTask(taskId, options);
+  }
+
+  pendingTasks(): Promise<PendingTask[]> {
+    return this.tasks.pendingTasks();
+  }
+
+  /** What tasks borrow of this client: the creation through the pipeline (traced as a whole), the log. */
+  private get tasks(): TaskClient<TxCallOptions> {
+    this.taskClient ??= new TaskClient<TxCallOptions>({
+      env: this.env,
+      creation: (name, args, options, attempt) =>
+        this.make(name, args, options, (request, parsed) =>
+          this.pipeline.apply(attempt(request), { ...parsed, trace: false }),
+        ),
+      plain: (name, args, options) => this.call$(name, args, options),
+      traced: (call, options) => this.track(this.pipeline.apply(call, { ...options, ...TRACE_ONLY })),
+      resumeRequest: (name, options) =>
+        resolveRequest(this.config, this.policies.get(name), {
+          name,
+          args: {},
+          options: parseOrThrow(TxCallOptionsSchema, options ?? {}, 'options'),
+          scheduler: this.scheduler,
+        }),
+      events: (name, options) =>
+        stageIsOn('record', this.policies.get(name), options) ? this.config.events : undefined,
+    });
+    return this.taskClient;
+  }
+
   tool(name: string, policy: ToolPolicy): McpTx {
     assertToolName(name);
     this.policies.set(name, parseOrThrow(ToolPolicySchema, policy, `tools.${name}`));
@@ -204,7 +274,14 @@ class McpTxClient implements McpTx {
   }
 
   close(options: { timeoutMs?: number } = {}): Promise<void> {
-    this.closing ??= this.shutDown(options.timeoutMs ?? this.config.closeTimeoutMs);
+    let timeoutMs: number;
+    try {
+      timeoutMs =
+        parseOrThrow(CloseOptionsSchema, options, 'options').timeoutMs ?? this.config.closeTimeoutMs;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.closing ??= this.shutDown(timeoutMs);
     return this.closing;
   }
 
@@ -255,8 +332,7 @@ class McpTxClient implements McpTx {
     let call: TxCall;
     try {
       assertToolName(name);
-      const parsed =
-        options === undefined ? undefined : parseOrThrow(TxCallOptionsSchema, options, 'options');
+      const parsed = parseCallOptions(options);
       const request = resolveRequest(this.config, this.policies.get(name), {
         name,
         args: args === undefined ? {} : args,
@@ -265,7 +341,7 @@ class McpTxClient implements McpTx {
       });
       call = build(request, parsed);
     } catch (error) {
-      return this.rejectedCall(name, asInputError(error));
+      return this.rejectedCall(name, asInputError('args', error));
     }
     return this.track(call);
   }
@@ -325,16 +401,6 @@ class McpTxClient implements McpTx {
       });
     });
   }
-}
-
-/** Input checks raise TxErrors; anything else (a getter that throws while reading the arguments) is bad input too. */
-function asInputError(error: unknown): TxError {
-  if (error instanceof TxError) return error;
-  const reason = error instanceof Error ? error.message : String(error);
-  return new TxError(TxErrorCode.Validation, `Invalid args: could not be read (${reason})`, {
-    field: 'args',
-    cause: error,
-  });
 }
 
 async function listAnnotations(client: Client): Promise<ReadonlyMap<string, ToolAnnotations>> {

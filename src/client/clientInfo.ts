@@ -1,10 +1,12 @@
-import { readFileSync } from 'node:fs';
+/** `node:fs`'s `readFileSync` where the runtime has it, looked up at run time so that browser bundles import no Node built-in. */
+const readFileSync = globalThis.process?.getBuiltinModule?.('node:fs')?.readFileSync;
 
 let version: string | undefined;
 
 /**
  * mcp-tx's own version, read once from its package.json: two folders up from this file in the
- * sources (src/client/), three in the build (dist/src/client/). `0.0.0` when neither is there.
+ * sources (src/client/), three in the build (dist/src/client/). `0.0.0` when neither is there, and
+ * in a browser (no file system).
  */
 export function mcpTxVersion(): string {
   version ??=
@@ -15,6 +17,7 @@ export function mcpTxVersion(): string {
 }
 
 function readManifest(url: URL): { name?: string; version?: string } | undefined {
+  if (readFileSync === undefined) return undefined;
   try {
     return JSON.parse(readFileSync(url, 'utf8')) as { name?: string; version?: string };
   } catch {

@@ -1,8 +1,11 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { Task } from '@modelcontextprotocol/sdk/types.js';
 import type { Observable } from 'rxjs';
 import type { TxCall } from '../call/call.js';
 import type { ConnectionState } from '../connection/connectionState.js';
 import type { JsonObject, TxRequest, TxResult } from '../core/types.js';
+import type { ResumeOptions } from '../tasks/taskClient.js';
+import type { PendingTask, TaskEvent, TaskOnlyOptions } from '../tasks/taskOptions.js';
 import type { ResolvedTxConfig, ToolPolicy, TxCallOptions } from './options.js';
 
 /**
@@ -24,8 +27,18 @@ export interface McpTx {
   readonly client: Client;
   /** The validated configuration, defaults filled in. */
   readonly config: ResolvedTxConfig;
-  /** Whether the connected server advertised `experimental.mcp_tx` (read again on every connect). */
+  /**
+   * Whether the connected server advertised `experimental.mcp_tx` (read again on every connect); a
+   * block without a `version`, even `{}`, counts (read as 0.1.0, as the Python MCP-Tx client does).
+   */
   readonly serverSupportsTx: boolean;
+  /**
+   * Whether the connected server runs a repeated request at most once: it advertises MCP-Tx with the
+   * `dedupe` feature (a `txTool` server), or speaks MCP-Tx and the config's `trustServerDedupe` is
+   * set. Only then is a keyed call retried after an ambiguous failure (unless its tool is annotated
+   * idempotent, or `retryAmbiguous`), and a saga settles its unknown steps.
+   */
+  readonly serverDedupes: boolean;
   /**
    * Where the connection stands: `connecting`, `connected`, `reconnecting` or `closed`, with the
    * attempt, since when, the last error and whether the server speaks MCP-Tx (see
@@ -85,11 +98,49 @@ export interface McpTx {
   /** The registered per-tool policies. */
   tools(): Readonly<Record<string, ToolPolicy>>;
   /**
+   * A long-running call as an MCP task (spec 2025-11-25): creates it (through the pipeline's
+   * throttle, breaker, retry, dedupe, record and monitor, on the creation's idempotency key), then
+   * polls it at the server's `pollInterval`: `created`, a `status` per change, then `result` (the
+   * same `data` and `meta` as `call$`), one trace span for the whole task. Unsubscribing detaches
+   * (the task goes on; `cancelOnUnsubscribe: true` cancels it). A tool or server without task
+   * support runs as a plain call and emits only `result`. See {@link TaskOnlyOptions}.
+   *
+   * @example
+   * tx.task$('build', { ref: 'main' }, { idempotencyKey: 'build-main' }).subscribe((event) => console.log(event.type));
+   */
+  task$(name: string, args?: JsonObject, options?: TxCallOptions & TaskOnlyOptions): Observable<TaskEvent>;
+  /**
+   * Re-attaches to a task from any process by its id: its status until it ends, then its result.
+   *
+   * @example
+   * tx.resumeTask$(taskId, { tool: 'build' }).subscribe((event) => console.log(event.type));
+   */
+  resumeTask$(
+    taskId: string,
+    options?: TxCallOptions & TaskOnlyOptions & ResumeOptions,
+  ): Observable<TaskEvent>;
+  /**
+   * Cancels a task on the server (`tasks/cancel`); resolves with the task, now `cancelled`.
+   *
+   * @example
+   * await tx.cancelTask(taskId);
+   */
+  cancelTask(taskId: string, options?: { timeoutMs?: number }): Promise<Task>;
+  /**
+   * The tasks this client's event log (`config.events`) shows created and not yet seen to end: what
+   * a restarted client still waits for. Rejects with `MCP_TX_VALIDATION` without `config.events`.
+   *
+   * @example
+   * for (const { taskId, tool } of await tx.pendingTasks()) tx.resumeTask$(taskId, { tool }).subscribe();
+   */
+  pendingTasks(): Promise<PendingTask[]>;
+  /**
    * Stops new calls, waits for the ones in flight (at most `timeoutMs`, default the config's
    * `closeTimeoutMs`), cancels what is left, then closes the SDK client. While mcp-tx is
    * (re)connecting, or when the connection is lost during the wait, it ends at once: the waiting
    * calls fail with `MCP_TX_CANCELLED`, no timer is left and the transport is closed (a stdio
-   * server process ends).
+   * server process ends). A `timeoutMs` that is not a whole number from 0 to 2147483647 rejects
+   * with `MCP_TX_VALIDATION` (`options.timeoutMs`) and closes nothing.
    *
    * @example
    * await tx.close({ timeoutMs: 2_000 });

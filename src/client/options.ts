@@ -8,6 +8,7 @@ import {
   hasMethod,
   SchedulerSchema,
   TimeoutMsSchema,
+  WaitMsSchema,
 } from '../config/validators.js';
 import { ReconnectPolicySchema } from '../connection/reconnectPolicy.js';
 import type { JsonObject } from '../core/types.js';
@@ -25,7 +26,10 @@ const BreakerSchema = z.custom<Breaker>(
   'must be a Breaker (new CircuitBreaker(...))',
 );
 const HealthMonitorSchema = z.custom<HealthMonitor>(
-  (value) => hasMethod(value, 'record'),
+  (value) =>
+    hasMethod(value, 'record') &&
+    hasMethod(value, 'recordConnection') &&
+    hasMethod(value, 'watchIdempotencyStore'),
   'must be a HealthMonitor',
 );
 const EventStoreSchema = z.custom<EventStore>((value) => hasMethod(value, 'append'), 'must be an EventStore');
@@ -133,9 +137,21 @@ export type TxCallOptions = z.infer<typeof TxCallOptionsSchema>;
 
 const DedupeConfigSchema = z.strictObject({
   windowMs: TimeoutMsSchema.optional(),
+  maxBytes: z
+    .number({ message: 'must be a number of bytes' })
+    .int('must be a whole number of bytes')
+    .min(65_536, 'must be at least 65536 (64 KiB)')
+    .optional(),
   maxEntries: z.number().int().positive().max(100_000_000).optional(),
   store: StoreSchema.optional(),
 });
+
+/**
+ * The default bound of one call's request on the wire (4 MiB): under the SDK's own limits (the
+ * Streamable HTTP server reads at most 4 MiB of a request body, the stdio reader 10 MiB of buffered
+ * input), so that an over-size call fails at once instead of timing out.
+ */
+const DEFAULT_MAX_MESSAGE_BYTES = 4 * 2 ** 20;
 
 /**
  * The zod schema of {@link TxConfig}: `createMcpTx` parses its config with it, filling in the defaults.
@@ -156,6 +172,8 @@ export const TxConfigSchema = z.strictObject({
     .union([z.boolean(), TraceOptionsSchema], { message: 'must be a boolean or trace options' })
     .default(false),
   closeTimeoutMs: TimeoutMsSchema.default(30_000),
+  trustServerDedupe: z.boolean({ message: 'must be a boolean' }).default(false),
+  sendCancellation: z.boolean({ message: 'must be a boolean' }).default(true),
   tools: z.record(z.string(), ToolPolicySchema).default({}),
   scheduler: SchedulerSchema.optional(),
   clientInfo: z
@@ -166,6 +184,11 @@ export const TxConfigSchema = z.strictObject({
     .optional(),
   reconnect: orOff(ReconnectPolicySchema, 'a reconnect policy object').prefault({}),
   pingIntervalMs: TimeoutMsSchema.optional(),
+  maxMessageBytes: z
+    .number({ message: 'must be a number of bytes' })
+    .int('must be a whole number of bytes')
+    .min(65_536, 'must be at least 65536 (64 KiB)')
+    .default(DEFAULT_MAX_MESSAGE_BYTES),
 });
 /**
  * The configuration of {@link createMcpTx}. Every field is optional:
@@ -173,19 +196,37 @@ export const TxConfigSchema = z.strictObject({
  * - `timeoutMs` (30 000): the per-attempt timeout, unless a tool or call sets its own.
  * - `retry` (`{}`, i.e. {@link DEFAULT_RETRY_POLICY}: 3 attempts, 1 s base, ×2, 30 s cap, ±20 %
  *   jitter): a {@link PartialRetryPolicy} merged over the defaults, or `false` for no retry.
- * - `dedupe` (`{}`): `{ windowMs?, maxEntries?, store? }` for the calls that carry an idempotency
- *   key — by default an in-memory store keeping results 300 000 ms, at most 10 000 keys; `store`
- *   replaces it (a shared `redisIdempotencyStore`, say). `false` turns deduplication off.
+ * - `dedupe` (`{}`): `{ windowMs?, maxBytes?, maxEntries?, store? }` for the calls that carry an
+ *   idempotency key — by default an in-memory store (`memoryIdempotencyStore`) keeping results
+ *   `windowMs` (300 000 ms), bounded by `maxBytes` (512 MiB as the store estimates it, about 1.1 KB
+ *   a small result: the 5-minute window holds up to ~1 600 keyed calls/s; past that the least
+ *   recently used keys go early, counted in its `stats().evictedEarly` and reported by the
+ *   `monitor`) and by `maxEntries` (no bound); `store` replaces it (a shared
+ *   `redisIdempotencyStore`, say). `false` turns deduplication off.
  * - `limiter` (none): a `Limiter` every call waits for, attempt by attempt (`tokenBucket`,
  *   `concurrencyLimit`, `redisRateLimiter`).
  * - `breaker` (none): a `Breaker` every attempt asks (`CircuitBreaker`, `RedisCircuitBreaker`).
- * - `monitor` (none): a `HealthMonitor` told the outcome of every logical call.
+ * - `monitor` (none): a `HealthMonitor` told the outcome of every logical call; it also watches
+ *   the default dedupe store (`report().idempotency`, an alert when its window is shortened).
  * - `events` (none): an `EventStore` every call is recorded in (`ToolCallRequested`,
  *   `ToolCallCompleted`, `ToolCallFailed`).
  * - `trace` (`false`): `true` or {@link TraceOptions} for one OpenTelemetry span per logical call.
  * - `closeTimeoutMs` (30 000): how long `tx.close()` waits for calls in flight before cancelling them.
+ * - `trustServerDedupe` (`false`): treat the server as deduping repeated requests when it speaks
+ *   MCP-Tx without advertising the `dedupe` feature (a server you know wraps every tool with a side
+ *   effect, e.g. an older `txTool` server): a keyed call is then retried after an ambiguous failure
+ *   (a timeout, a lost connection), and a saga settles its unknown steps there. Never for a Python
+ *   MCP-Tx 0.1.0 server: it runs such a retry again.
+ * - `sendCancellation` (`true`): `false` sends no `notifications/cancelled` on the connection — not
+ *   on a timeout, an unsubscribe, a `signal` or `close()`; the call still ends at once here and the
+ *   server's late answer is dropped. For servers that die on the notification (python-sdk 1.12.0,
+ *   the MCP-Tx 0.1.0 era); such a server keeps running the abandoned request.
  * - `tools` (`{}`): a {@link ToolPolicy} per tool name, as `tx.tool(name, policy)` registers.
  * - `scheduler` (`asyncScheduler`): the RxJS scheduler for timers and clocks (virtual time in tests).
+ * - `maxMessageBytes` (4 MiB, under the SDK's 4 MiB HTTP and 10 MiB stdio limits): the largest
+ *   request a call may send; arguments whose JSON (UTF-8) with 8 KiB for the request envelope is
+ *   larger fail the call with `MCP_TX_VALIDATION` naming `args` and the size, nothing sent. Raise
+ *   it only as far as the server's transport reads.
  *
  * With a transport factory (`createMcpTx(connect, config)`), where mcp-tx owns the connection:
  *
@@ -212,4 +253,7 @@ export const TxConfigSchema = z.strictObject({
  * });
  */
 export type TxConfig = z.input<typeof TxConfigSchema>;
+
+/** Options of `tx.close()`: `timeoutMs`, 0 (cancel the calls in flight at once) to 2147483647 ms. */
+export const CloseOptionsSchema = z.strictObject({ timeoutMs: WaitMsSchema.optional() });
 export type ResolvedTxConfig = z.output<typeof TxConfigSchema>;

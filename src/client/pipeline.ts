@@ -30,7 +30,7 @@ interface ToolStages {
  * `signal`, and `close()`) sits inside dedupe, monitor, record and trace, which all see a
  * cancellation; dedupe outside the retry makes the retried call one execution; trace outermost makes
  * one span per logical call. Operators are built once per tool and reused; a call that overrides its
- * retry policy gets its own retry operator.
+ * retry policy gets its own retry operator. The config's `monitor` watches the dedupe store.
  *
  * @example
  * const pipeline = new DefaultPipeline(config, (tool) => policies.get(tool), asyncScheduler);
@@ -51,11 +51,10 @@ export class DefaultPipeline {
     private readonly closed?: AbortSignal,
   ) {
     if (config.dedupe !== false) {
-      const { store, windowMs, maxEntries } = config.dedupe;
-      this.dedupe = dedupe(store ?? memoryIdempotencyStore({ windowMs, maxEntries }), {
-        windowMs,
-        scheduler,
-      });
+      const { store, windowMs, maxBytes, maxEntries } = config.dedupe;
+      const dedupeStore = store ?? memoryIdempotencyStore({ windowMs, maxBytes, maxEntries });
+      config.monitor?.watchIdempotencyStore(dedupeStore);
+      this.dedupe = dedupe(dedupeStore, { windowMs, scheduler });
     }
     if (config.monitor !== undefined) this.monitor = monitor(config.monitor);
     if (config.events !== undefined) this.record = record(config.events);

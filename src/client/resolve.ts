@@ -6,9 +6,9 @@
 import type { SchedulerLike } from 'rxjs';
 import type { Breaker } from '../breaker/circuitBreaker.js';
 import { DEFAULT_RETRYABLE_ERRORS, mergeRetry, type RetryPolicy } from '../config/retryPolicy.js';
-import { assertJsonArgs } from '../config/toolInput.js';
+import { assertJsonArgs, isPlainObject } from '../config/toolInput.js';
 import { parseOrThrow } from '../config/validators.js';
-import { validationError } from '../core/errors.js';
+import { isTxError, TxError, TxErrorCode, validationError } from '../core/errors.js';
 import { newRequestId } from '../core/ids.js';
 import type { JsonObject, TxRequest } from '../core/types.js';
 import type { Limiter } from '../limiter/limiter.js';
@@ -65,7 +65,43 @@ export function stageIsOn(
 }
 
 /**
- * The frozen request every attempt of a call sends: arguments checked and deep-copied, the timeout
+ * A call's options checked by zod (none given: undefined). Throws `MCP_TX_VALIDATION` naming the
+ * bad field, or `options` when they are not a plain object (a Map, a class instance) or reading
+ * them throws (a getter, a proxy).
+ */
+export function parseCallOptions(options: unknown): TxCallOptions | undefined {
+  if (options === undefined) return undefined;
+  try {
+    if (!isPlainObject(options)) throw validationError('options', 'must be a plain object');
+    return parseOrThrow(TxCallOptionsSchema, options, 'options');
+  } catch (error) {
+    throw asInputError('options', error);
+  }
+}
+
+/**
+ * Input checks raise TxErrors; anything else thrown while reading `field` (a getter that throws, a
+ * revoked proxy) is bad input too: `MCP_TX_VALIDATION` naming it.
+ */
+export function asInputError(field: string, error: unknown): TxError {
+  if (isTxError(error)) return error;
+  const reason = error instanceof Error ? error.message : String(error);
+  return new TxError(TxErrorCode.Validation, `Invalid ${field}: could not be read (${reason})`, {
+    field,
+    cause: error,
+  });
+}
+
+/**
+ * Bytes of a request left for what surrounds its arguments: the JSON-RPC envelope, the tool name
+ * (at most 256 characters) and `_meta` with its ids (at most 255 characters each), 3 UTF-8 bytes a
+ * character at worst.
+ */
+const ENVELOPE_BYTES = 8 * 1024;
+
+/**
+ * The frozen request every attempt of a call sends: arguments checked, sized against
+ * `config.maxMessageBytes` (with {@link ENVELOPE_BYTES} for the rest) and deep-copied, the timeout
  * of the call, else the tool's, else the config's; the call's idempotency key, else the tool's
  * `idempotencyKey(args)`.
  */
@@ -76,7 +112,7 @@ export function resolveRequest(
 ): TxRequest {
   const { name, options } = call;
   assertJsonArgs(call.args);
-  const args = frozenCopy(call.args);
+  const args = frozenCopy(call.args, config.maxMessageBytes);
   const request: Record<string, unknown> = {
     name,
     args,
@@ -99,9 +135,25 @@ export function resolveRequest(
 /**
  * A deep frozen copy of arguments already checked to be plain JSON (so the JSON round trip keeps all
  * the wire would carry): what every attempt of the call sends, whatever the caller changes afterwards.
+ * Arguments too large for one message are refused here, before anything is sent.
  */
-function frozenCopy(args: JsonObject): JsonObject {
-  return deepFreeze(JSON.parse(JSON.stringify(args)) as JsonObject);
+function frozenCopy(args: JsonObject, maxMessageBytes: number): JsonObject {
+  const json = JSON.stringify(args);
+  assertFitsMessage(json, maxMessageBytes);
+  return deepFreeze(JSON.parse(json) as JsonObject);
+}
+
+/** Throws `MCP_TX_VALIDATION` naming `args` when their JSON, as UTF-8, leaves no room for the envelope. */
+function assertFitsMessage(json: string, maxMessageBytes: number): void {
+  const room = maxMessageBytes - ENVELOPE_BYTES;
+  if (json.length * 3 <= room) return; // a UTF-16 code unit is at most 3 bytes of UTF-8
+  const bytes = new TextEncoder().encode(json).byteLength;
+  if (bytes <= room) return;
+  throw validationError(
+    'args',
+    `are ${bytes} bytes of JSON (UTF-8), over the ${room} that maxMessageBytes (${maxMessageBytes}) ` +
+      `leaves after ${ENVELOPE_BYTES} for the request envelope: the transport would drop the message`,
+  );
 }
 
 function deepFreeze<T>(value: T): T {

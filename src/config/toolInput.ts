@@ -79,7 +79,8 @@ function checkJsonContainer(value: object, path: string, ancestors: Set<object>)
   ancestors.delete(value);
 }
 
-function isPlainObject(value: unknown): value is JsonObject {
+/** Whether `value` is a plain object: made by `{}` or `Object.create(null)`, not an array, a class instance or a Map. */
+export function isPlainObject(value: unknown): value is JsonObject {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const prototype = Object.getPrototypeOf(value);
   return prototype === Object.prototype || prototype === null;

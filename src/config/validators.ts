@@ -45,11 +45,17 @@ export const TimeoutMsSchema = z
   .positive('must be greater than 0')
   .max(MAX_TIMEOUT_MS, `must be at most ${MAX_TIMEOUT_MS}`);
 
-/** An idempotency key, transaction id or correlation id: 1 to {@link MAX_KEY_LENGTH} characters. */
+/**
+ * An idempotency key, transaction id or correlation id: 1 to {@link MAX_KEY_LENGTH} characters, none
+ * a control character (Unicode `Cc`: U+0000–U+001F, U+007F–U+009F), which a header or a log line
+ * could not carry. The one rule of a key given in call options, derived by a tool policy or read by
+ * the gateway.
+ */
 export const BoundedIdSchema = z
   .string({ message: 'must be a string' })
   .min(1, 'must not be empty')
-  .max(MAX_KEY_LENGTH, `must be at most ${MAX_KEY_LENGTH} characters`);
+  .max(MAX_KEY_LENGTH, `must be at most ${MAX_KEY_LENGTH} characters`)
+  .regex(/^\P{Cc}*$/u, 'must not contain control characters');
 
 /** Whether `value` has a method named `method` (how a structural option is recognised). */
 export const hasMethod = (value: unknown, method: string) =>

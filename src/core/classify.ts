@@ -34,13 +34,52 @@ export function resultText(content: ReadonlyArray<{ type: string; text?: unknown
 }
 
 /**
- * Classifies a `CallToolResult` with `isError: true`: a protocol error the SDK wrapped (unknown tool,
- * invalid arguments: never retryable), an MCP-Tx error code the server reported, or a tool error
- * (retryable when its text contains one of `retryableErrors`).
+ * The error codes of the Python MCP-Tx 0.1.0 that are not mcp-tx's, and the code each is read as
+ * when a server answers with it in `_meta.mcp_tx.error_code`. Its `MCP_TX_TIMEOUT` and
+ * `MCP_TX_NETWORK_ERROR` are mcp-tx codes too, read as such (retryable).
+ *
+ * - `MCP_TX_ERROR`, `UNKNOWN_ERROR` (what its server answers a tool that raised with): a tool
+ *   error, retryable when its text carries a retryable marker (`TEMPORARY_FAILURE: …`).
+ * - `MCP_TX_SEQUENCE_ERROR` (a request out of order in a transaction): a protocol error, never
+ *   retried — the same request is out of order again.
+ */
+const PYTHON_ERROR_CODES: Readonly<Record<string, TxErrorCode>> = Object.freeze({
+  MCP_TX_ERROR: TxErrorCode.ToolError,
+  UNKNOWN_ERROR: TxErrorCode.ToolError,
+  MCP_TX_SEQUENCE_ERROR: TxErrorCode.ProtocolError,
+});
+
+/** The code a server's `error_code` is read as: an mcp-tx code as it is, a Python one by its table. */
+function serverCodeAs(serverCode: string | undefined): TxErrorCode | undefined {
+  if (isTxErrorCode(serverCode)) return serverCode;
+  return serverCode !== undefined && Object.hasOwn(PYTHON_ERROR_CODES, serverCode)
+    ? PYTHON_ERROR_CODES[serverCode]
+    : undefined;
+}
+
+/** A protocol error the SDK wrapped in an `isError` result that repeating cannot fix (unknown tool, bad arguments). */
+function embeddedPermanentRpcError(text: string): TxErrorCode | undefined {
+  const rpcCode = EMBEDDED_RPC_ERROR.exec(text)?.[1];
+  return rpcCode !== undefined && PERMANENT_RPC_CODES.has(Number(rpcCode))
+    ? TxErrorCode.ProtocolError
+    : undefined;
+}
+
+/**
+ * Classifies a `CallToolResult` with `isError: true`. An `error_code` the server answered with
+ * decides the code: one of mcp-tx's as it is, one of the Python MCP-Tx's by its table
+ * (`MCP_TX_ERROR` and `UNKNOWN_ERROR` → `MCP_TX_TOOL_ERROR`, `MCP_TX_SEQUENCE_ERROR` →
+ * `MCP_TX_PROTOCOL_ERROR`), kept as sent in `serverErrorCode`. Without one, a protocol error the SDK
+ * wrapped (unknown tool, invalid arguments) is `MCP_TX_PROTOCOL_ERROR`, anything else
+ * `MCP_TX_TOOL_ERROR`. A tool error is retryable when its code or text contains one of
+ * `retryableErrors`; a protocol error never; another code when a later attempt can get past it
+ * (`MCP_TX_TIMEOUT`, `MCP_TX_IN_PROGRESS`…).
  *
  * @example
  * classifyToolError('MCP error -32602: Tool nope not found', undefined, DEFAULT_RETRYABLE_ERRORS).code;
  * // 'MCP_TX_PROTOCOL_ERROR'
+ * classifyToolError('TEMPORARY_FAILURE: busy', { error_code: 'UNKNOWN_ERROR' }, DEFAULT_RETRYABLE_ERRORS);
+ * // MCP_TX_TOOL_ERROR, retryable, serverErrorCode 'UNKNOWN_ERROR'
  */
 export function classifyToolError(
   text: string,
@@ -49,22 +88,13 @@ export function classifyToolError(
 ): TxError {
   const message = wire?.error_message ?? (text || 'Tool returned an error');
   const retryAfterMs = typeof wire?.retry_after_ms === 'number' ? wire.retry_after_ms : undefined;
-  const serverCode = wire?.error_code;
-  if (isTxErrorCode(serverCode)) {
-    // A code a server reports is retryable when a later attempt can get past it.
-    return new TxError(serverCode, message, {
-      retryable: errorCodeTraits(serverCode).outcomeUnknown,
-      retryAfterMs,
-    });
-  }
-  const rpcCode = EMBEDDED_RPC_ERROR.exec(text)?.[1];
-  if (rpcCode !== undefined && PERMANENT_RPC_CODES.has(Number(rpcCode))) {
-    return new TxError(TxErrorCode.ProtocolError, message, { retryable: false });
-  }
-  return new TxError(TxErrorCode.ToolError, message, {
-    retryable: matchesRetryable(`${serverCode ?? ''} ${text}`, retryableErrors),
-    retryAfterMs,
-  });
+  const serverErrorCode = typeof wire?.error_code === 'string' ? wire.error_code : undefined;
+  const code = serverCodeAs(serverErrorCode) ?? embeddedPermanentRpcError(text) ?? TxErrorCode.ToolError;
+  const retryable =
+    code === TxErrorCode.ToolError
+      ? matchesRetryable(`${serverErrorCode ?? ''} ${message} ${text}`, retryableErrors)
+      : errorCodeTraits(code).outcomeUnknown; // a code a server reports: can a later attempt get past it?
+  return new TxError(code, message, { retryable, retryAfterMs, serverErrorCode });
 }
 
 /**

@@ -145,6 +145,11 @@ export interface TxErrorOptions {
   readonly field?: string;
   /** Set on `MCP_TX_CIRCUIT_OPEN` and on server retry-after hints. */
   readonly retryAfterMs?: number;
+  /**
+   * The `_meta.mcp_tx.error_code` the server answered with, as it sent it (e.g. the Python MCP-Tx's
+   * `UNKNOWN_ERROR`, read as `MCP_TX_TOOL_ERROR`).
+   */
+  readonly serverErrorCode?: string;
 }
 
 /**
@@ -166,6 +171,8 @@ export class TxError extends Error {
   readonly meta?: TxMeta;
   readonly field?: string;
   readonly retryAfterMs?: number;
+  /** The error code the server answered with, as it sent it (see {@link TxErrorOptions}). */
+  readonly serverErrorCode?: string;
 
   constructor(code: TxErrorCode, message: string, options: TxErrorOptions = {}) {
     super(sanitizeMessage(message), options.cause === undefined ? undefined : { cause: options.cause });
@@ -175,6 +182,7 @@ export class TxError extends Error {
     if (options.meta !== undefined) this.meta = options.meta;
     if (options.field !== undefined) this.field = options.field;
     if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
+    if (options.serverErrorCode !== undefined) this.serverErrorCode = options.serverErrorCode;
   }
 
   /** The same error with other metadata (errors are values; operators do not mutate them). */
@@ -206,6 +214,7 @@ export class TxError extends Error {
       cause: this.cause,
       field: this.field,
       retryAfterMs: this.retryAfterMs,
+      serverErrorCode: this.serverErrorCode,
     };
   }
 }

@@ -15,6 +15,7 @@ export type OtelAttributes = Record<string, string | number | boolean | undefine
  * createMcpTx(client, { trace: { tracer } });
  */
 export interface TracerLike {
+  /** Starts a span named `name` (with span options and a parent context, as OpenTelemetry takes them). */
   startSpan(name: string, options?: object, context?: unknown): unknown;
 }
 
@@ -27,7 +28,9 @@ export interface TracerLike {
  * new HealthMonitor({ meter });
  */
 export interface MeterLike {
+  /** Makes the histogram named `name` (the operation duration). */
   createHistogram(name: string, options?: { description?: string; unit?: string }): HistogramLike;
+  /** Makes the counter named `name` (calls, attempts, reconnects). */
   createCounter(name: string, options?: { description?: string; unit?: string }): CounterLike;
 }
 

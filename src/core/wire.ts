@@ -137,23 +137,34 @@ export function mcpTxServerCapabilities(
   return withExperimental(base, options.dedupe === false ? CLIENT_CAPABILITY : DEDUPING_SERVER_CAPABILITY);
 }
 
+/** The peer's `experimental.mcp_tx` block, when it is an object (of any content). */
+function mcpTxBlock(
+  capabilities: { experimental?: Record<string, unknown> } | undefined,
+): { features?: unknown } | undefined {
+  const block = capabilities?.experimental?.[MCP_TX_KEY];
+  return typeof block === 'object' && block !== null && !Array.isArray(block) ? block : undefined;
+}
+
 /**
- * Does a peer's capability block advertise MCP-Tx?
+ * Does a peer's capability block advertise MCP-Tx? Yes when `experimental.mcp_tx` is an object,
+ * whatever it holds: a block without a `version` (even `{}`) is read as MCP-Tx 0.1.0, as the Python
+ * MCP-Tx client reads it. Speaking MCP-Tx only means the request `_meta.mcp_tx` is sent and the
+ * response's is read; it promises no server-side dedupe — that is the `dedupe` feature
+ * ({@link serverDedupes}), which alone makes an ambiguous retry of a keyed call safe.
  *
  * @example
  * advertisesMcpTx(client.getServerCapabilities()); // true when the server speaks MCP-Tx
+ * advertisesMcpTx({ experimental: { mcp_tx: {} } }); // true: read as 0.1.0
  */
 export function advertisesMcpTx(
   capabilities: { experimental?: Record<string, unknown> } | undefined,
 ): boolean {
-  const block = capabilities?.experimental?.[MCP_TX_KEY] as Partial<McpTxCapability> | undefined;
-  return typeof block?.version === 'string';
+  return mcpTxBlock(capabilities) !== undefined;
 }
 
 /**
- * Does a peer advertise MCP-Tx with `feature` among its `features`? (A block without a `version`
- * is no MCP-Tx at all, as for {@link advertisesMcpTx}; a `features` that is not an array names
- * none.)
+ * Does a peer advertise MCP-Tx with `feature` among its `features`? (A block without `features`,
+ * or whose `features` is not an array, names none.)
  *
  * @example
  * advertisesMcpTxFeature(server.server.getClientCapabilities(), 'transactions'); // true for an MCP-Tx client
@@ -162,9 +173,8 @@ export function advertisesMcpTxFeature(
   capabilities: { experimental?: Record<string, unknown> } | undefined,
   feature: string,
 ): boolean {
-  if (!advertisesMcpTx(capabilities)) return false;
-  const block = capabilities?.experimental?.[MCP_TX_KEY] as { features?: unknown } | undefined;
-  return Array.isArray(block?.features) && block.features.includes(feature);
+  const features = mcpTxBlock(capabilities)?.features;
+  return Array.isArray(features) && features.includes(feature);
 }
 
 /**

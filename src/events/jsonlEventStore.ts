@@ -26,7 +26,7 @@ const OptionsSchema = z.strictObject(
  * with one write; with `fsync: true` each is flushed to disk before `append` resolves. Reading while
  * the process writes is safe: a replay sees the events appended before it started.
  *
- * What a line is, on replay and before an append alike ({@link judgeLine}): a line that parses as
+ * What a line is, on replay and before an append alike (`judgeLine`): a line that parses as
  * JSON is a line, and must be an event ({@link TxEventSchema}); a last line that does not parse and
  * has no newline after it is a write cut short (a crash, a full disk): skipped on replay, cut off
  * before the next append (its `append` never resolved). A last line that parses but lost its newline

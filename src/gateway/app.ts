@@ -4,10 +4,11 @@ import type { McpTx } from '../client/mcpTx.js';
 import { parseOrThrow, WaitMsSchema } from '../config/validators.js';
 import { validationError } from '../core/errors.js';
 import type { HealthMonitor } from '../health/healthMonitor.js';
+import { markGuarded } from './bindCheck.js';
 import { toolExecutor } from './executeTool.js';
 import { gatewayHealth, healthStatusCode } from './health.js';
 import { GatewayErrorCode, problemFor, problemResponse } from './problem.js';
-import { limitBody, readExecuteToolRequest, requireJson } from './request.js';
+import { isToolName, limitBody, readExecuteToolRequest, requireJson } from './request.js';
 import { ToolCatalog } from './toolCatalog.js';
 
 /** An HTTP field value: printable ASCII, spaces and tabs inside, no CR, LF or other control character. */
@@ -37,6 +38,15 @@ const GatewayOptionsSchema = z.strictObject({
     )
     .optional(),
   relistToolsMs: WaitMsSchema.default(1_000),
+  healthToolsTtlMs: WaitMsSchema.default(5_000),
+  exposeTools: z.boolean().default(false),
+  tools: z
+    .array(
+      z.string({ message: 'must be tool names' }).refine(isToolName, 'must be tool names (no whitespace)'),
+      { message: 'must be an array of tool names' },
+    )
+    .min(1, 'must name at least one tool (leave it out to offer every tool)')
+    .optional(),
   onError: z
     .custom<ErrorHook>((value) => typeof value === 'function', 'must be a function (error, c) => void')
     .optional(),
@@ -46,20 +56,29 @@ const GatewayOptionsSchema = z.strictObject({
 /**
  * Options of {@link createGateway}, all optional:
  *
- * - `auth` (none: open): an {@link AuthHook} run before every route; anything but `true` answers
- *   401 (a hook that throws: 500).
+ * - `auth` (none: open): an {@link AuthHook} run before every route, e.g. {@link bearerAuth};
+ *   anything but `true` answers 401 (a hook that throws: 500). Without it, {@link serveGateway}
+ *   listens only on loopback unless told `allowUnauthenticated`.
  * - `authChallenge` (`'Bearer'`): the `WWW-Authenticate` header of a 401.
  * - `bodyLimit` (1 048 576): the largest request body in bytes; larger answers 413.
+ * - `exposeTools` (`false`): `GET /health` shows the tool names to anyone; otherwise only with
+ *   `auth` (every caller then passed it), and without `auth` it leaves `tools` out.
+ * - `healthToolsTtlMs` (5 000): how long `GET /health` reuses the last `tools/list` (its tools or
+ *   its failure) before asking the server again (0: every time), so that a flood of health checks
+ *   does not become a flood of upstream calls.
  * - `healthMonitor` (the McpTx's `monitor`): whose report `GET /health` shows.
  * - `onError` (none): an {@link ErrorHook} told of every error answered 500, to log it (the client
  *   never sees it).
  * - `relistToolsMs` (1 000): a `tool_name` the server did not list makes the gateway list the
  *   tools again only when the last listing is older than this (0: on every such request).
+ * - `tools` (every tool): the only tools offered; another is refused 400 like a tool the server does
+ *   not list, without a call, and `GET /health` shows only these.
  * - `waitForInFlight` (`true`): a request whose key is in flight joins that call; `false`: 409.
  *
  * @example
  * createGateway(tx, {
- *   auth: (c) => c.req.header('x-api-key') === apiKey,
+ *   auth: bearerAuth({ tokens: [process.env.GATEWAY_TOKEN as string] }),
+ *   tools: ['get_stock', 'create_order'],
  *   bodyLimit: 65_536,
  *   onError: (error, c) => logger.error({ error, path: c.req.path }, 'gateway error'),
  * });
@@ -71,7 +90,7 @@ export type GatewayOptions = z.input<typeof GatewayOptionsSchema>;
  * 401; a hook that throws answers 500.
  *
  * @example
- * const auth: AuthHook = async (c) => verifyToken(c.req.header('authorization')?.replace(/^Bearer /, ''));
+ * const auth: AuthHook = async (c) => verifyJwt(c.req.header('authorization')?.replace(/^Bearer /, ''));
  */
 export type AuthHook = (c: Context) => boolean | Promise<boolean>;
 
@@ -94,7 +113,8 @@ export type ErrorHook = (error: unknown, c: Context) => void | Promise<void>;
  *   error answers 200 with `success: false`. With the McpTx's dedupe on (the default), a key replayed
  *   gives the stored result with `duplicate: true`, the same key with other arguments 422, and a key in
  *   flight joins that call — or, with `waitForInFlight: false`, is refused 409 while it runs here.
- * - `GET /health`: the MCP server's tools, whether it speaks MCP-Tx, the McpTx's connection, and the
+ * - `GET /health`: the MCP server's tools (to authenticated callers, or with `exposeTools`; the
+ *   listing kept `healthToolsTtlMs`), whether it speaks MCP-Tx, the McpTx's connection, and the
  *   health monitor's report; 503 with `status: 'reconnecting'` while the McpTx is (re)connecting to
  *   the server (the server is not asked), 503 `unavailable` when the server does not answer or the
  *   connection is closed.
@@ -103,14 +123,14 @@ export type ErrorHook = (error: unknown, c: Context) => void | Promise<void>;
  * without a CORS preflight, which the gateway does not answer. A `tool_name` the MCP server does not
  * list (`tools/list`, asked again for a missing name at most every `relistToolsMs`) is refused 400
  * without calling it, so made-up names reach neither the server nor the health monitor. Another
- * method on a route answers 405 with `Allow`. `auth`, when given, guards every route. Every error
- * is an RFC 9457 `application/problem+json` with a `code` (a `TxErrorCode`, or a `GATEWAY_*` code)
- * and never a stack trace; `onError` is told of the 500s. A client that disconnects does not cancel
+ * method on a route answers 405 with `Allow`. `auth`, when given, guards every route; `tools`
+ * narrows the tools offered. Every error is an RFC 9457 `application/problem+json` with a `code` (a
+ * `TxErrorCode`, or a `GATEWAY_*` code) and never a stack trace; `onError` is told of the 500s. A client that disconnects does not cancel
  * its call: it completes, and with a key its result is kept for the client's retry. Throws
  * `MCP_TX_VALIDATION` naming the option when one is wrong.
  *
  * @example
- * const app = createGateway(tx, { auth: (c) => c.req.header('authorization') === `Bearer ${token}` });
+ * const app = createGateway(tx, { auth: bearerAuth({ tokens: [process.env.GATEWAY_TOKEN as string] }) });
  * const { url } = await serveGateway(app, { port: 8080 });
  * // curl -H 'Idempotency-Key: "order-42"' -d '{"tool_name":"create_order","arguments":{"item":"fig"}}' $url/execute-tool
  */
@@ -120,7 +140,15 @@ export function createGateway(tx: McpTx, options: GatewayOptions = {}): Hono {
   }
   const settings = parseOrThrow(GatewayOptionsSchema, options, 'options');
   const execute = toolExecutor(tx, settings);
-  const catalog = new ToolCatalog(tx, settings.relistToolsMs);
+  const catalog = new ToolCatalog(
+    tx,
+    settings.relistToolsMs,
+    settings.tools === undefined ? undefined : new Set(settings.tools),
+  );
+  const view = {
+    toolsTtlMs: settings.healthToolsTtlMs,
+    showTools: settings.exposeTools || settings.auth !== undefined,
+  };
   const app = new Hono();
   app.onError((error, c) => {
     const response = problemFor(error);
@@ -130,7 +158,10 @@ export function createGateway(tx: McpTx, options: GatewayOptions = {}): Hono {
   app.notFound((c) =>
     problemResponse(404, GatewayErrorCode.NotFound, `No route for ${c.req.method} ${c.req.path}`),
   );
-  if (settings.auth !== undefined) app.use(authenticate(settings.auth, settings.authChallenge));
+  if (settings.auth !== undefined) {
+    app.use(authenticate(settings.auth, settings.authChallenge));
+    markGuarded(app);
+  }
   app.post('/execute-tool', requireJson, limitBody(settings.bodyLimit), async (c) => {
     const request = await readExecuteToolRequest(c);
     await catalog.assertListed(request.tool_name);
@@ -138,7 +169,7 @@ export function createGateway(tx: McpTx, options: GatewayOptions = {}): Hono {
   });
   app.all('/execute-tool', methodNotAllowed('POST'));
   app.get('/health', async (c) => {
-    const health = await gatewayHealth(tx, catalog, settings.healthMonitor ?? tx.config.monitor);
+    const health = await gatewayHealth(tx, catalog, settings.healthMonitor ?? tx.config.monitor, view);
     return c.json(health, healthStatusCode(health));
   });
   app.all('/health', methodNotAllowed('GET, HEAD'));

@@ -9,7 +9,7 @@ import type { ToolCatalog } from './toolCatalog.js';
  *
  * @example
  * const health = (await (await fetch(`${url}/health`)).json()) as GatewayHealth;
- * console.log(health.status, health.tools.length, health.active_requests, health.connection?.state);
+ * console.log(health.status, health.tools?.length, health.active_requests, health.connection?.state);
  */
 export interface GatewayHealth {
   /**
@@ -19,8 +19,13 @@ export interface GatewayHealth {
    */
   readonly status: 'ok' | 'degraded' | 'reconnecting' | 'unavailable';
   readonly server_supports_tx: boolean;
-  /** The MCP server's tools (`tools/list`, every page); empty when it is not connected or does not answer. */
-  readonly tools: readonly string[];
+  /**
+   * The names of the tools the gateway offers (the MCP server's `tools/list`, every page, kept for
+   * `healthToolsTtlMs`; only the allowed ones with a `tools` allow list); empty when the server is
+   * not connected or does not answer. Only shown to callers who passed `auth`, or to anyone with
+   * `exposeTools: true`; absent otherwise.
+   */
+  readonly tools?: readonly string[];
   readonly active_requests: number;
   /**
    * The McpTx's connection (`tx.connection$`): its state, the attempt it is on while connecting or
@@ -45,27 +50,42 @@ export interface GatewayConnection {
 }
 
 /**
- * The gateway's health: where the McpTx's connection stands, the MCP server's tools (listed again,
- * only while connected: a server being reconnected to is not asked), whether it speaks MCP-Tx, the
- * calls in flight and `monitor`'s report.
+ * How `GET /health` shows the tools: the last listing is reused for `toolsTtlMs` (on the same
+ * connection), and the names are shown only when `showTools`.
  *
  * @example
- * const health = await gatewayHealth(tx, catalog, tx.config.monitor);
+ * const view: HealthView = { toolsTtlMs: 5_000, showTools: settings.auth !== undefined };
+ */
+export interface HealthView {
+  readonly toolsTtlMs: number;
+  readonly showTools: boolean;
+}
+
+/**
+ * The gateway's health: where the McpTx's connection stands, the MCP server's tools (listed again
+ * once the last listing on this connection is older than `toolsTtlMs`, only while connected: a
+ * server being reconnected to is not asked), whether it speaks MCP-Tx, the calls in flight and
+ * `monitor`'s report.
+ *
+ * @example
+ * const health = await gatewayHealth(tx, catalog, tx.config.monitor, { toolsTtlMs: 5_000, showTools: true });
  * return c.json(health, healthStatusCode(health));
  */
 export async function gatewayHealth(
   tx: McpTx,
   catalog: ToolCatalog,
   monitor: HealthMonitor | undefined,
+  { toolsTtlMs, showTools }: HealthView,
 ): Promise<GatewayHealth> {
   const report = monitor?.report() ?? null;
   const connection = currentConnection(tx);
   const down = connectionDown(connection?.state);
-  const tools = down === undefined ? await catalog.list().catch(() => undefined) : undefined;
+  const tools =
+    down === undefined ? await catalog.recent(toolsTtlMs, connection).catch(() => undefined) : undefined;
   return {
     status: down ?? (tools === undefined ? 'unavailable' : report?.healthy === false ? 'degraded' : 'ok'),
     server_supports_tx: tx.serverSupportsTx,
-    tools: tools === undefined ? [] : [...tools],
+    ...(showTools ? { tools: tools === undefined ? [] : [...tools] } : {}),
     active_requests: tx.activeRequests.size,
     connection: connection === undefined ? null : describe(connection),
     health: report,

@@ -5,6 +5,7 @@
  * @module mcp-tx/gateway
  */
 export { type AuthHook, createGateway, type ErrorHook, type GatewayOptions } from './app.js';
+export { type BearerAuthOptions, bearerAuth, MIN_BEARER_TOKEN_LENGTH } from './bearerAuth.js';
 export type { ExecuteToolResponse } from './executeTool.js';
 export type { GatewayConnection, GatewayHealth } from './health.js';
 export { GatewayErrorCode, type GatewayMetadata, type ProblemDetails } from './problem.js';

@@ -126,7 +126,15 @@ function parseIdempotencyKey(header: string): string {
   return parseOrThrow(IdempotencyKeySchema, key, 'Idempotency-Key');
 }
 
-function isToolName(name: string): boolean {
+/**
+ * Is `name` a tool name the gateway takes: 1 to 256 characters without whitespace or control
+ * characters?
+ *
+ * @example
+ * isToolName('get_stock'); // true
+ * isToolName('get stock'); // false
+ */
+export function isToolName(name: string): boolean {
   try {
     assertToolName(name);
     return true;

@@ -4,21 +4,27 @@ import { type Http2Bindings, type HttpBindings, serve } from '@hono/node-server'
 import type { Hono } from 'hono';
 import { z } from 'zod';
 import { parseOrThrow, WaitMsSchema } from '../config/validators.js';
+import { assertSafeBind } from './bindCheck.js';
 import { GatewayErrorCode, problemResponse } from './problem.js';
 
 const ServeOptionsSchema = z.strictObject({
   port: z.number().int('must be a whole number').min(0, 'must be 0 to 65535').max(65_535).default(0),
   hostname: z.string().min(1, 'must not be empty').default('127.0.0.1'),
   closeTimeoutMs: WaitMsSchema.default(10_000),
+  allowUnauthenticated: z.boolean().default(false),
 });
 
 /**
  * Options of {@link serveGateway}, all optional:
  *
  * - `port` (0): the port to listen on; 0 takes a spare one (`url` says which).
- * - `hostname` (`'127.0.0.1'`): the address to listen on; `'0.0.0.0'` for every interface.
+ * - `hostname` (`'127.0.0.1'`): the address to listen on; `'0.0.0.0'` for every interface. An
+ *   address other than loopback (`localhost`, 127.0.0.0/8, `::1`) needs a gateway made with `auth`,
+ *   or `allowUnauthenticated`.
  * - `closeTimeoutMs` (10 000): how long `close()` lets the requests in flight finish before it
  *   closes their connections.
+ * - `allowUnauthenticated` (`false`): serve an app without `auth` on an address other machines
+ *   reach (a private network, or an authenticating proxy in front).
  *
  * @example
  * await serveGateway(app, { port: 8080, hostname: '0.0.0.0', closeTimeoutMs: 30_000 });
@@ -48,15 +54,23 @@ export interface ServedGateway {
 
 /**
  * Serves a gateway (or any Hono app) with `@hono/node-server`, on 127.0.0.1 and a spare port unless
- * told otherwise, and resolves once it listens.
+ * told otherwise, and resolves once it listens. Refuses (`MCP_TX_VALIDATION` naming `hostname`)
+ * to listen on an address other than loopback unless the app is a gateway made with `auth` or
+ * `allowUnauthenticated` is `true`: an open gateway runs every tool for anyone who reaches it.
  *
  * @example
- * const gateway = await serveGateway(createGateway(tx), { port: 8080, hostname: '0.0.0.0' });
+ * const auth = bearerAuth({ tokens: [process.env.GATEWAY_TOKEN as string] });
+ * const gateway = await serveGateway(createGateway(tx, { auth }), { port: 8080, hostname: '0.0.0.0' });
  * console.log(`gateway on ${gateway.url}`);
  * process.on('SIGTERM', () => gateway.close().then(() => tx.close()));
  */
 export async function serveGateway(app: Hono, options: ServeGatewayOptions = {}): Promise<ServedGateway> {
-  const { port, hostname, closeTimeoutMs } = parseOrThrow(ServeOptionsSchema, options, 'options');
+  const { port, hostname, closeTimeoutMs, allowUnauthenticated } = parseOrThrow(
+    ServeOptionsSchema,
+    options,
+    'options',
+  );
+  assertSafeBind(app, hostname, allowUnauthenticated);
   let closing = false;
   const fetch = (request: Request, env: HttpBindings | Http2Bindings) =>
     closing ? shuttingDown() : app.fetch(request, env);

@@ -5,10 +5,13 @@ import type { ConnectionState } from '../connection/connectionState.js';
 import type { CounterLike, HistogramLike, MeterLike } from '../core/otelTypes.js';
 import { isoTime } from '../core/time.js';
 import type { TxMeta } from '../core/types.js';
+import type { IdempotencyStore, IdempotencyStoreStats } from '../idempotency/store.js';
 import { type ConnectionHealth, ConnectionTracker } from './connectionHealth.js';
+import { type DedupeWindowAlert, StoreWatch } from './storeWatch.js';
 import { type ToolHealth, ToolWindow } from './toolWindow.js';
 
 export type { ConnectionHealth } from './connectionHealth.js';
+export type { DedupeWindowAlert } from './storeWatch.js';
 export type { ToolHealth } from './toolWindow.js';
 
 const HealthMonitorOptionsSchema = z.strictObject({
@@ -46,11 +49,13 @@ export type HealthMonitorOptions = z.input<typeof HealthMonitorOptionsSchema>;
  * Emitted on `alerts$` when a tool's success rate falls under the threshold (`at`: ISO 8601).
  *
  * @example
- * health.alerts$.subscribe(({ tool, successRate, threshold }) =>
- *   console.warn(`${tool}: ${(successRate * 100).toFixed(0)} % < ${threshold * 100} %`),
- * );
+ * health.alerts$.subscribe((alert) => {
+ *   if (alert.kind === 'tool')
+ *     console.warn(`${alert.tool}: ${(alert.successRate * 100).toFixed(0)} % < ${alert.threshold * 100} %`);
+ * });
  */
-export interface HealthAlert {
+export interface ToolAlert {
+  readonly kind: 'tool';
   readonly tool: string;
   readonly successRate: number;
   readonly threshold: number;
@@ -58,7 +63,20 @@ export interface HealthAlert {
 }
 
 /**
- * `report()`: every tool's health and the whole. `healthy` is false while some tool is alerting;
+ * What `alerts$` emits: a {@link ToolAlert} (`kind: 'tool'`) when a tool's success rate falls under
+ * the threshold, a {@link DedupeWindowAlert} (`kind: 'dedupe_window_shortened'`) when the watched
+ * idempotency store evicted keys before their window ended.
+ *
+ * @example
+ * health.alerts$.subscribe((alert) =>
+ *   console.warn(alert.kind === 'tool' ? `${alert.tool} failing` : `dedupe window shortened (${alert.evictedEarly})`),
+ * );
+ */
+export type HealthAlert = ToolAlert | DedupeWindowAlert;
+
+/**
+ * `report()`: every tool's health and the whole. `healthy` is false while some tool is alerting,
+ * and while the watched idempotency store's window is shortened (see `watchIdempotencyStore`);
  * `totals` are weighted by each tool's calls in its window. `connection` (once the monitor has been
  * told of one with `recordConnection`) says where the McpTx's connection stands, how many times it
  * reconnected and how long it went without a server; it does not change `healthy`.
@@ -73,6 +91,8 @@ export interface HealthReport {
   readonly totals: { readonly calls: number; readonly successRate: number; readonly averageAttempts: number };
   readonly tools: readonly ToolHealth[];
   readonly connection?: ConnectionHealth;
+  /** The watched idempotency store's `stats()`, once `watchIdempotencyStore` was given one that has them. */
+  readonly idempotency?: IdempotencyStoreStats;
 }
 
 /**
@@ -83,7 +103,8 @@ export interface HealthReport {
  * recovered. With a `meter`, also records the OpenTelemetry `mcp.client.operation.duration`
  * histogram (seconds) and the `mcp_tx.calls`, `mcp_tx.attempts` and `mcp_tx.reconnects` counters.
  * Told of the McpTx's connection (`recordConnection`), `report().connection` counts its reconnects
- * and the time it spent disconnected.
+ * and the time it spent disconnected. Watching an idempotency store (`watchIdempotencyStore`), it
+ * reports the store's stats and alerts when the store's dedupe window was shortened.
  *
  * @example
  * const health = new HealthMonitor({ alertThreshold: 0.9 });
@@ -100,8 +121,9 @@ export class HealthMonitor {
   private readonly attempts?: CounterLike;
   private readonly reconnects?: CounterLike;
   private readonly connection = new ConnectionTracker();
+  private storeWatch: StoreWatch | undefined;
 
-  /** One alert per crossing under the threshold. */
+  /** One alert per tool's crossing under the threshold, and one per shortening of the watched store's window. */
   readonly alerts$: Observable<HealthAlert> = this.alerts.asObservable();
 
   constructor(options: HealthMonitorOptions = {}) {
@@ -131,12 +153,32 @@ export class HealthMonitor {
     const attributes = {
       'mcp.method.name': 'tools/call',
       'gen_ai.tool.name': meta.tool,
+      'gen_ai.operation.name': 'execute_tool',
       ...(ok ? {} : { 'error.type': meta.errorCode ?? meta.status }),
     };
     this.duration?.record(meta.durationMs / 1_000, attributes);
     this.calls?.add(1, { ...attributes, 'mcp_tx.status': meta.status, 'mcp_tx.duplicate': meta.duplicate });
     this.attempts?.add(meta.attempts, attributes);
     this.checkAlert(meta.tool, window);
+    this.checkStore(this.settings.scheduler.now());
+  }
+
+  /**
+   * Watches an idempotency store that has `stats()` (the in-memory one: an McpTx whose `monitor`
+   * this is watches its default dedupe store): `report().idempotency` is then its stats, and when
+   * its `evictedEarly` grows (keys dropped to make room before their window ended, so a retry of
+   * one would run again) `alerts$` emits one {@link DedupeWindowAlert} and `report().healthy` is
+   * false until the store's `windowMs` has passed with no further early eviction. The store is
+   * checked on each recorded call and each `report()`. One store per monitor: a later call
+   * watches the new store instead.
+   *
+   * @example
+   * const store = memoryIdempotencyStore({ maxBytes: 64 * 2 ** 20 });
+   * health.watchIdempotencyStore(store);
+   * health.report().idempotency; // { entries: 0, evictedEarly: 0, bytes: 0, maxBytes: 67108864, windowMs: 300000 }
+   */
+  watchIdempotencyStore(store: IdempotencyStore): void {
+    if (this.storeWatch?.store !== store) this.storeWatch = new StoreWatch(store);
   }
 
   /**
@@ -166,12 +208,15 @@ export class HealthMonitor {
     const successRate = calls === 0 ? 1 : weighted((tool) => tool.successRate);
     const now = this.settings.scheduler.now();
     const connection = this.connection.report(now);
+    const idempotency = this.checkStore(now);
+    const toolsHealthy = tools.every((tool) => !this.windows.get(tool.tool)?.alerting);
     return {
       generatedAt: isoTime(now),
-      healthy: tools.every((tool) => !this.windows.get(tool.tool)?.alerting),
+      healthy: toolsHealthy && !this.storeWatch?.shortened(now),
       totals: { calls, successRate, averageAttempts: weighted((tool) => tool.averageAttempts) },
       tools,
       ...(connection === undefined ? {} : { connection }),
+      ...(idempotency === undefined ? {} : { idempotency }),
     };
   }
 
@@ -190,6 +235,13 @@ export class HealthMonitor {
     return window;
   }
 
+  /** The watched store's stats at `now`; alerts when its window was just shortened. */
+  private checkStore(now: number): IdempotencyStoreStats | undefined {
+    const checked = this.storeWatch?.check(now);
+    if (checked?.alert !== undefined) this.alerts.next(checked.alert);
+    return checked?.stats;
+  }
+
   private checkAlert(tool: string, window: ToolWindow): void {
     const { alertThreshold, minCalls } = this.settings;
     if (window.outcomes.length < minCalls) return;
@@ -201,6 +253,7 @@ export class HealthMonitor {
     if (window.alerting) return;
     window.alerting = true;
     this.alerts.next({
+      kind: 'tool',
       tool,
       successRate,
       threshold: alertThreshold,

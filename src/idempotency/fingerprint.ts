@@ -1,4 +1,4 @@
-import { hash } from 'node:crypto';
+import { sha256Hex } from './sha256Hex.js';
 
 /**
  * JSON with object keys sorted at every depth (arrays keep their order), so that equal arguments
@@ -20,14 +20,15 @@ export function canonicalJson(value: unknown): string {
 }
 
 /**
- * The sha256 (hex) of the canonical JSON of a call's arguments: what tells "the same call again"
- * from "the same key with other arguments".
+ * The sha256 (hex) of the canonical JSON (UTF-8) of a call's arguments: what tells "the same call
+ * again" from "the same key with other arguments". Synchronous, native on Node and pure JS in
+ * browsers, with the same values as earlier versions (so fingerprints a Redis store holds still match).
  *
  * @example
  * fingerprint({ a: 1, b: 2 }) === fingerprint({ b: 2, a: 1 }); // true
  */
 export function fingerprint(args: unknown): string {
-  return hash('sha256', canonicalJson(args), 'hex');
+  return sha256Hex(canonicalJson(args));
 }
 
 /**

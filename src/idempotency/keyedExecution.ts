@@ -94,8 +94,13 @@ export function windowMsOf(store: IdempotencyStore, windowMs: number | undefined
 export function beginKey(callKey: CallKey, wait: KeyWait, signal?: AbortSignal): Observable<BeginOutcome> {
   const ask = askStore(callKey, wait.inProgressTtlMs);
   const { scheduler, inProgress } = wait;
+  // Most first answers are final (`new`, `completed`, `conflict`): only a held key starts polling.
   const answer = ask.pipe(
-    switchMap((first) => askWhileHeld(ask, first, scheduler.now() + inProgress.waitMs, wait)),
+    switchMap((first) =>
+      first.status === 'in_progress'
+        ? askWhileHeld(ask, first, scheduler.now() + inProgress.waitMs, wait)
+        : [first],
+    ),
   );
   if (signal === undefined) return answer;
   return answer.pipe(takeUntil(abortOf(signal)), defaultIfEmpty(IN_PROGRESS));

@@ -12,7 +12,7 @@ import {
 /**
  * The default memory bound of {@link memoryIdempotencyStore}: 512 MiB, as the store estimates it.
  *
- * Sizing rule. The store estimates a key at {@link ENTRY_OVERHEAD_BYTES} + the key's and the
+ * Sizing rule. The store estimates a key at 350 bytes (`ENTRY_OVERHEAD_BYTES`) + the key's and the
  * fingerprint's length + twice its record's JSON length; measured (`bench/memoryStoreSizing.bench.ts`,
  * Node 20, x64, 200 000 keys a shape) the estimate is 1.1 to 2.3 times the real heap, never under it:
  *

@@ -59,8 +59,8 @@ const DEFAULT_SETTLE_RETRY: PartialRetryPolicy = { maxAttempts: 5 };
  * A step whose call fails without saying whether it ran (a timeout, a lost connection, its key in
  * progress) is settled before anything is compensated: it is called again with its key (up to
  * `settleRetry`, default 5 attempts over the config's backoff), and compensated too if that answers
- * success. Only an MCP-Tx server is asked so (it dedupes the key; a plain server would run the step
- * again). If the step stays unsettled, the saga ends `unsettled`, never `compensated`.
+ * success. Only a server that dedupes is asked so (`tx.serverDedupes`: it advertises the `dedupe`
+ * feature, or `trustServerDedupe` is set; another server would run the step again). If the step stays unsettled, the saga ends `unsettled`, never `compensated`.
  *
  * @example
  * const orderSaga = new Saga(tx, new JsonlEventStore('./sagas.jsonl'), [
@@ -161,11 +161,12 @@ export class Saga {
    * Learns whether a failed step ran: calls it again with its key, which the server answers with
    * the stored result if it ran, waits for if it is still running, and runs if it never arrived.
    * A success logs the step completed (so it is compensated), a failure the server answered logs
-   * it failed for sure; anything else leaves it unsettled. Not on a server that does not dedupe.
+   * it failed for sure; anything else leaves it unsettled. Only on a server that dedupes
+   * (`tx.serverDedupes`: the `dedupe` feature, or `trustServerDedupe`): elsewhere the call would run the step again.
    */
   private async settle(sagaId: string, failure: StepFailure): Promise<void> {
     const step = this.steps.find((candidate) => candidate.name === failure.step);
-    if (step === undefined || !this.tx.serverSupportsTx) return;
+    if (step === undefined || !this.tx.serverDedupes) return;
     const outcome = await this.callStep(sagaId, step, {
       ...DEFAULT_SETTLE_RETRY,
       ...this.options.settleRetry,

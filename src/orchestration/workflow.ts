@@ -10,9 +10,11 @@ import {
   of,
   takeWhile,
 } from 'rxjs';
+import { z } from 'zod';
 import type { McpTx } from '../client/mcpTx.js';
 import type { TxCallOptions } from '../client/options.js';
-import { isTxError, TxError, TxErrorCode } from '../core/errors.js';
+import { functionSchema, hasMethod, parseOrThrow } from '../config/validators.js';
+import { isTxError, TxError, TxErrorCode, validationError } from '../core/errors.js';
 import { newRequestId } from '../core/ids.js';
 import type { JsonObject, TxResult } from '../core/types.js';
 
@@ -79,11 +81,66 @@ export interface WorkflowState {
 }
 
 /**
+ * What {@link workflow$} and {@link runWorkflow} run: the workflow id (a new request id if absent),
+ * and its steps, one at least, each name once.
+ *
+ * @example
+ * const etl: WorkflowDefinition = { id: 'etl-2026-11-25', steps: [{ name: 'extract', tool: 'extract' }] };
+ * await runWorkflow(tx, etl);
+ */
+export interface WorkflowDefinition {
+  readonly id?: string;
+  readonly steps: readonly WorkflowStep[];
+}
+
+const StepSchema = z.strictObject(
+  {
+    name: z.string({ message: 'must be a string' }).min(1, 'must not be empty'),
+    tool: z.string({ message: 'must be a string' }),
+    args: z
+      .union([z.record(z.string(), z.unknown()), functionSchema('(previous, results) => args')], {
+        message: 'must be a JSON object or a function (previous, results) => args',
+      })
+      .optional(),
+    options: z.record(z.string(), z.unknown(), { message: 'must be call options' }).optional(),
+  },
+  { message: 'must be a step { name, tool, args?, options? }' },
+);
+
+/**
+ * The definition: an object with one step at least (a workflow of none would report `completed`
+ * having done nothing, which hides a list emptied by mistake), each step named once (the name keys
+ * its result and its idempotency key `<id>:<name>`: a second step of the same name would be
+ * answered as a duplicate of the first). Its id, tools, arguments and options are checked by each
+ * step's call.
+ */
+const WorkflowSchema = z.strictObject(
+  {
+    id: z.string({ message: 'must be a string' }).optional(),
+    steps: z
+      .array(StepSchema, { message: 'must be an array of steps' })
+      .min(1, 'must have at least one step')
+      .refine((steps) => new Set(steps.map((step) => step.name)).size === steps.length, {
+        message: 'must not have two steps of the same name',
+      }),
+  },
+  { message: 'must be a workflow { id?, steps }' },
+);
+
+/** Throws `MCP_TX_VALIDATION` naming the field when `tx` or the definition is not usable. */
+function assertWorkflow(tx: unknown, definition: unknown): asserts definition is WorkflowDefinition {
+  if (!hasMethod(tx, 'call$')) throw validationError('tx', 'must be an McpTx (createMcpTx(...))');
+  parseOrThrow(WorkflowSchema, definition, 'workflow');
+}
+
+/**
  * Runs tool calls one after another as one transaction: the workflow id is every call's
  * `transaction_id`; each step's idempotency key is `<workflow id>:<step name>`, so running the same
  * workflow id again after a crash does not repeat the steps that finished (the server's `txTool`
  * or a shared `dedupe` store answers them as duplicates). A step can build its arguments from the
  * previous step's result. Emits the state after every step, and stops at the first failure.
+ * A definition that is not an object, has no steps or two steps of the same name errors on
+ * subscription with `MCP_TX_VALIDATION` naming the field (`workflow.steps`), nothing called.
  *
  * @example
  * workflow$(tx, {
@@ -94,11 +151,9 @@ export interface WorkflowState {
  *   ],
  * }).subscribe((state) => console.log(state.status, state.steps.length));
  */
-export function workflow$(
-  tx: McpTx,
-  definition: { id?: string; steps: readonly WorkflowStep[] },
-): Observable<WorkflowState> {
+export function workflow$(tx: McpTx, definition: WorkflowDefinition): Observable<WorkflowState> {
   return defer(() => {
+    assertWorkflow(tx, definition);
     const id = definition.id ?? newRequestId();
     const results: Record<string, TxResult> = {};
     let state: WorkflowState = { id, status: 'running', steps: [], totalAttempts: 0 };
@@ -126,15 +181,13 @@ export function workflow$(
 }
 
 /**
- * {@link workflow$} as a Promise of its final state (it resolves also when a step failed: see `status`).
+ * {@link workflow$} as a Promise of its final state (it resolves also when a step failed: see
+ * `status`; it rejects with `MCP_TX_VALIDATION` for a bad definition).
  *
  * @example
  * const { status, steps, totalAttempts } = await runWorkflow(tx, { id: 'wf-1', steps });
  */
-export function runWorkflow(
-  tx: McpTx,
-  definition: { id?: string; steps: readonly WorkflowStep[] },
-): Promise<WorkflowState> {
+export function runWorkflow(tx: McpTx, definition: WorkflowDefinition): Promise<WorkflowState> {
   return lastValueFrom(workflow$(tx, definition));
 }
 

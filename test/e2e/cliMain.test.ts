@@ -9,6 +9,7 @@ import { splitCommand } from '../../src/cli/connect.js';
 import type { CliIo } from '../../src/cli/io.js';
 import type { ResultLine } from '../../src/cli/journal.js';
 import { main } from '../../src/cli/program.js';
+import { sanitizeMessage } from '../../src/core/sanitize.js';
 import { startCliHttpServer } from '../support/cliServer.js';
 import { until } from '../support/fixture.js';
 
@@ -157,16 +158,20 @@ describe('mcp-tx batch', () => {
     ]);
   });
 
-  it('starts a --stdio server that keeps exiting again, and completes every line, each charge once (exit 0)', async () => {
+  it('starts a --stdio server that keeps exiting again, and completes every line, each charge once (exit 0); the reconnect lines redact the secrets of its command line', async () => {
     const ledger = join(dir, 'crashing.ledger.jsonl');
     const ids = Array.from({ length: 20 }, (_, n) => `x${n}`);
     const input = await inputFile(ids.map((id) => ({ tool: 'charge', arguments: { id, ms: 5 } })));
     const run = capture();
-    const command = `"${process.execPath}" --import tsx '${crashingServer}' --ledger '${ledger}' --exit-every 6`;
+    const server = `"${process.execPath}" --import tsx '${crashingServer}' --ledger '${ledger}' --exit-every 6`;
+    const command = `env SHOP_API_TOKEN=tok-3f9a8b7c6d5e4f ${server}`;
     const args = ['--concurrency', '4', '--retry', '5', '--retry-delay', '10'];
     const code = await main(['batch', '--input', input, '--stdio', command, ...args], run.io);
 
-    expect(run.stderr()).toContain(`mcp-tx: lost the connection to --stdio "${command}"`);
+    expect(run.stderr()).toContain(
+      `mcp-tx: lost the connection to --stdio "env SHOP_API_TOKEN=[REDACTED] ${sanitizeMessage(server)}"`,
+    );
+    expect(run.stderr()).not.toContain('tok-3f9a8b7c6d5e4f');
     expect(code).toBe(0);
     const results = byLine(parseResults(run.stdout()));
     expect(results.map((result) => result.line)).toEqual(ids.map((_, index) => index + 1));
@@ -552,6 +557,35 @@ describe('mcp-tx usage and connection errors', () => {
     const command = `"${process.execPath}" -e "console.error('no config file'); process.exit(3)"`;
     expect(await main(['batch', '--input', input, '--stdio', command], crashing.io)).toBe(1);
     expect(crashing.stderr()).toContain('(its stderr: no config file): MCP error -32000: Connection closed');
+  });
+
+  it('redacts the secrets of a failing --stdio command line and of what it printed on stderr', async () => {
+    const input = await inputFile([charge('u3')]);
+    const run = capture();
+    const printed = [
+      'connecting to postgres://admin:pg-hunter2-pw@db.internal:5432/shop',
+      'password=correct-horse-battery',
+      'token=tok_9f8e7d6c5b4a',
+    ].join('\\n');
+    const script = `console.error('${printed}'); process.exit(3)`;
+    const secrets =
+      '--api-key=sk-proj-AbCdEf0123456789XyZ --db postgres://admin:pg-hunter2-pw@db.internal/shop';
+    const command = `"${process.execPath}" -e "${script}" -- ${secrets} password=cli-s3cret-pw`;
+    expect(await main(['batch', '--input', input, '--stdio', command], run.io)).toBe(1);
+
+    const said = run.stderr();
+    expect(said).toContain('mcp-tx: cannot start --stdio "');
+    expect(said).toContain('(its stderr: connecting to postgres://[REDACTED]@db.internal:5432/shop');
+    expect(said).toContain('--api-key=[REDACTED]');
+    for (const secret of [
+      'pg-hunter2-pw',
+      'correct-horse-battery',
+      'tok_9f8e7d6c5b4a',
+      'sk-proj-',
+      'cli-s3cret-pw',
+    ]) {
+      expect(said).not.toContain(secret);
+    }
   });
 });
 

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { lastValueFrom, toArray } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { JsonlEventStore } from '../../src/index.js';
+import { JsonlEventStore } from '../../src/node.js';
 import { type HttpServer, startHttpServer } from '../support/httpServer.js';
 
 const run = promisify(execFile);

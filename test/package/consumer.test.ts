@@ -14,7 +14,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const tsc = join(root, 'node_modules/typescript/bin/tsc');
-const entries = ['mcp-tx', 'mcp-tx/operators', 'mcp-tx/testing', 'mcp-tx/gateway', 'mcp-tx/redis'] as const;
+const entries = [
+  'mcp-tx',
+  'mcp-tx/operators',
+  'mcp-tx/testing',
+  'mcp-tx/gateway',
+  'mcp-tx/redis',
+  'mcp-tx/node',
+] as const;
 /** Modules the root entry and the operators must never load: they belong to other entries or to optional peers. */
 const HEAVY = ['hono', '@hono/node-server', 'ioredis', 'commander', 'cli-progress', '@opentelemetry/'];
 

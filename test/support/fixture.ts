@@ -146,15 +146,23 @@ function registerTools(
 
 /**
  * Connects a real SDK Client and McpServer over InMemoryTransport.
- * `serverTx` says whether the server advertises MCP-Tx.
+ * `serverTx` says whether the server advertises MCP-Tx: without the `dedupe` feature, as its tools
+ * are not wrapped in `txTool` (a repeated request runs them again); `serverDedupes` advertises it
+ * all the same, for tests of what the client does with a server that says it dedupes.
  */
 export async function connectFixture(
-  options: { serverTx?: boolean; config?: TxConfig; register?: (server: McpServer) => void } = {},
+  options: {
+    serverTx?: boolean;
+    serverDedupes?: boolean;
+    config?: TxConfig;
+    register?: (server: McpServer) => void;
+  } = {},
 ): Promise<Fixture> {
   const serverTx = options.serverTx ?? true;
+  const dedupe = options.serverDedupes ?? false;
   const server = new McpServer(
     { name: 'fixture', version: '1.0.0' },
-    serverTx ? { capabilities: mcpTxServerCapabilities() } : {},
+    serverTx ? { capabilities: mcpTxServerCapabilities({}, { dedupe }) } : {},
   );
   const seen: SeenCall[] = [];
   const aborted: string[] = [];

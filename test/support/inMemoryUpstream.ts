@@ -31,7 +31,8 @@ export interface UpstreamCall {
  * server's side, `mute()` makes the current server stop answering. Tools:
  *
  * - `echo` (no annotations), `read` (`readOnlyHint`), `write` (`destructiveHint`, counts effects
- *   per `key`): each waits until `release()` when called with `hold: true`;
+ *   per `key`; a txTool: once per request id): each waits until `release()` when called with
+ *   `hold: true`;
  * - `charge` (txTool on a shared store: once per idempotency key).
  *
  * `serverTx(n)` says whether server n advertises MCP-Tx (default: all do); `echoReadOnlyFrom` makes
@@ -87,14 +88,18 @@ export function inMemoryUpstream(
         return text({ key: args.key, server: number });
       },
     );
+    // Every tool with a side effect is a txTool: the server advertises the dedupe feature honestly.
     server.registerTool(
       'write',
       { inputSchema: shape, annotations: { destructiveHint: true } },
-      async (args, extra) => {
-        const count = effect(`write:${args.key}`);
-        await hold(`write:${args.key}`, args.hold, extra.signal);
-        return text({ key: args.key, count, server: number });
-      },
+      txTool(
+        async (args: { key: string; hold?: boolean }, extra: { signal: AbortSignal }) => {
+          const count = effect(`write:${args.key}`);
+          await hold(`write:${args.key}`, args.hold, extra.signal);
+          return text({ key: args.key, count, server: number });
+        },
+        { tool: 'write', store, inProgress: { waitMs: 5_000, pollMs: 1 } },
+      ),
     );
     server.registerTool(
       'charge',

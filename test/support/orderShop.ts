@@ -40,6 +40,7 @@ export async function connectOrderShop(
       })
     : Promise.resolve();
   const fixture = await connectFixture({
+    serverDedupes: true, // its tools are txTools
     ...(options.serverTx !== undefined && { serverTx: options.serverTx }),
     ...(options.config && { config: options.config }),
     register: (server) => {

@@ -9,11 +9,11 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import {
   createMcpTx,
   type EventStore,
-  JsonlEventStore,
   mcpTxClientCapabilities,
   perRequestSignalFetch,
   Saga,
 } from '../../src/index.js';
+import { JsonlEventStore } from '../../src/node.js';
 import { orderSteps } from './orderSaga.js';
 
 const { MCP_URL, EVENTS_PATH, SAGA_ID, RESUME, CRASH_BEFORE_LOGGING } = process.env;

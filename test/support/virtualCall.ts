@@ -38,12 +38,15 @@ export function virtualCall(
     scheduler: SchedulerLike;
     request?: Partial<TxRequest>;
     serverSupportsTx?: boolean;
+    /** Whether the server dedupes (default: as `serverSupportsTx`). */
+    serverDedupes?: boolean;
     annotations?: ToolAnnotations;
   },
 ): TxCall {
   const env: AttemptEnvironment = {
     client: undefined as unknown as Client,
     serverSupportsTx: () => options.serverSupportsTx ?? true,
+    serverDedupes: () => options.serverDedupes ?? options.serverSupportsTx ?? true,
     retryableErrors: DEFAULT_RETRYABLE_ERRORS,
     scheduler: options.scheduler,
     toolAnnotations: async () => options.annotations,

@@ -59,6 +59,16 @@ const badInputs: Array<[string, unknown, unknown, unknown, string]> = [
     { idempotencyKey: 'k'.repeat(256) },
     'options.idempotencyKey',
   ],
+  ['idempotency key with a newline', 'echo', {}, { idempotencyKey: 'order\n42' }, 'options.idempotencyKey'],
+  [
+    'idempotency key with a C1 control',
+    'echo',
+    {},
+    { idempotencyKey: 'order\u008542' },
+    'options.idempotencyKey',
+  ],
+  ['transaction id with a NUL', 'echo', {}, { transactionId: 'wf\u00001' }, 'options.transactionId'],
+  ['args over maxMessageBytes (4 MiB)', 'echo', { blob: 'x'.repeat(4 * 2 ** 20) }, undefined, 'args'],
   ['unknown option', 'echo', {}, { timeout: 5 }, 'options.timeout'],
   ['signal that is not an AbortSignal', 'echo', {}, { signal: {} }, 'options.signal'],
   ['retry policy out of bounds', 'echo', {}, { retry: { maxAttempts: 0 } }, 'options.retry.maxAttempts'],
@@ -114,6 +124,9 @@ describe('bad input never reaches the wire', () => {
       [{ timeoutMs: 'soon' }, 'config.timeoutMs'],
       [{ timeout: 5 }, 'config.timeout'],
       [{ tools: { charge: { timeoutMs: -1 } } }, 'config.tools.charge.timeoutMs'],
+      [{ maxMessageBytes: 1_000 }, 'config.maxMessageBytes'],
+      [{ maxMessageBytes: Number.NaN }, 'config.maxMessageBytes'],
+      [{ dedupe: { maxBytes: 1.5 } }, 'config.dedupe.maxBytes'],
     ];
     for (const [config, field] of attempts) {
       // biome-ignore lint/suspicious/noExplicitAny: the point is to pass what the types forbid
@@ -140,7 +153,52 @@ describe('bad input never reaches the wire', () => {
       },
     });
     expect((await expectFailure(fixture.tx.call('echo', {}))).message).toContain('no id');
+    fixture.tx.tool('echo', { idempotencyKey: () => 'order\r\n42' });
+    expect(await expectFailure(fixture.tx.call('echo', {}))).toMatchObject({
+      field: 'idempotencyKey',
+      message: 'Invalid idempotencyKey: must not contain control characters',
+    });
     expect(fixture.seen).toHaveLength(0);
+  });
+
+  it('accepts a key of any printable characters, spaces and non-ASCII included', async () => {
+    fixture = await connectFixture();
+    const result = await fixture.tx.call('echo', {}, { idempotencyKey: 'commande n° 42 — 東京' });
+    expect(result.meta.status).toBe('completed');
+  });
+
+  it('refuses arguments over maxMessageBytes at once, counting UTF-8 bytes, naming args and the size', async () => {
+    fixture = await connectFixture();
+    const wide = { text: 'é'.repeat(2_200_000) }; // 2.2 M characters, 4.4 MB of UTF-8
+    const error = await expectFailure(fixture.tx.call('echo', wide));
+    expect(error).toMatchObject({ code: TxErrorCode.Validation, field: 'args', retryable: false });
+    expect(error.message).toBe(
+      'Invalid args: are 4400011 bytes of JSON (UTF-8), over the 4186112 that maxMessageBytes (4194304) ' +
+        'leaves after 8192 for the request envelope: the transport would drop the message',
+    );
+    const narrow = await fixture.tx.call('echo', { text: 'e'.repeat(2_200_000) }, { dedupe: false });
+    expect(narrow.meta.status).toBe('completed');
+    expect(fixture.seen).toHaveLength(1);
+
+    const raised = createMcpTx(fixture.client, { maxMessageBytes: 8 * 2 ** 20 });
+    expect((await raised.call('echo', wide)).meta.status).toBe('completed');
+  });
+});
+
+describe('close options', () => {
+  it('rejects a timeout that is negative, NaN, fractional or not a number, and closes nothing', async () => {
+    fixture = await connectFixture();
+    for (const timeoutMs of [-1, Number.NaN, 1.5, Infinity, '10']) {
+      // biome-ignore lint/suspicious/noExplicitAny: the point is to pass what the types forbid
+      const error = await expectFailure(fixture.tx.close({ timeoutMs } as any));
+      expect(error).toMatchObject({ code: TxErrorCode.Validation, field: 'options.timeoutMs' });
+    }
+    // biome-ignore lint/suspicious/noExplicitAny: as above
+    expect(await expectFailure(fixture.tx.close({ timeout: 5 } as any))).toMatchObject({
+      field: 'options.timeout',
+    });
+    expect((await fixture.tx.call('echo', { still: 'open' })).meta.status).toBe('completed');
+    await fixture.tx.close({ timeoutMs: 0 });
   });
 });
 

@@ -127,6 +127,24 @@ describe('the default pipeline of call$', () => {
     expect(health.health('echo')).toBeUndefined();
   });
 
+  it('lets the monitor watch the default dedupe store, bounded by dedupe.maxBytes', async () => {
+    const health = new HealthMonitor();
+    const alerts: string[] = [];
+    health.alerts$.subscribe((alert) => alerts.push(alert.kind));
+    fixture = await connect({ monitor: health, dedupe: { maxBytes: 65_536, windowMs: 60_000 } });
+    await fixture.tx.call('echo', { value: 'a' }, { idempotencyKey: 'k-a' });
+    expect(health.report()).toMatchObject({
+      healthy: true,
+      idempotency: { entries: 1, evictedEarly: 0, maxBytes: 65_536, windowMs: 60_000 },
+    });
+    const bulky = 'x'.repeat(4_000); // ~8 KB estimated a key: 64 KiB holds fewer than 10
+    for (let index = 0; index < 12; index++)
+      await fixture.tx.call('echo', { value: bulky }, { idempotencyKey: `k-${index}` });
+    expect(alerts).toEqual(['dedupe_window_shortened']);
+    expect(health.report()).toMatchObject({ healthy: false, idempotency: { maxBytes: 65_536 } });
+    expect(health.report().idempotency?.evictedEarly).toBeGreaterThan(0);
+  });
+
   it('logs every logical call to the configured event store, unless switched off', async () => {
     const events = new MemoryEventStore();
     fixture = await connect({ events });

@@ -63,13 +63,16 @@ describe('MCP-Tx capabilities', () => {
     expect(serverDedupes(demo)).toBe(false);
   });
 
-  it('sees no MCP-Tx, and so no dedupe, in a bare block, and no feature where features is no list', () => {
+  it('reads a bare block as MCP-Tx 0.1.0 without dedupe, and no feature where features is no list', () => {
     const bare = capturedCapabilities('ts-client-to-server-with-empty-mcp_tx.jsonl', 'server->client');
     expect(bare.experimental?.mcp_tx).toEqual({});
-    expect(advertisesMcpTx(bare)).toBe(false);
+    expect(advertisesMcpTx(bare)).toBe(true); // as the Python client reads it
     expect(serverDedupes(bare)).toBe(false);
-    // a feature named without a version is not MCP-Tx either
-    expect(serverDedupes({ experimental: { mcp_tx: { features: ['dedupe'] } } })).toBe(false);
+    // a block without a version is 0.1.0: its features count
+    expect(serverDedupes({ experimental: { mcp_tx: { features: ['dedupe'] } } })).toBe(true);
+    expect(advertisesMcpTx({ experimental: { mcp_tx: { features: ['ack'] } } })).toBe(true);
+    expect(advertisesMcpTx({ experimental: { mcp_tx: null } } as never)).toBe(false);
+    expect(advertisesMcpTx({ experimental: { mcp_tx: ['dedupe'] } })).toBe(false);
     expect(serverDedupes({ experimental: { mcp_tx: { version: '0.1.0', features: 'dedupe' } } })).toBe(false);
     expect(serverDedupes({ experimental: { mcp_tx: { version: '0.1.0' } } })).toBe(false);
     expect(serverDedupes({ experimental: {} })).toBe(false);

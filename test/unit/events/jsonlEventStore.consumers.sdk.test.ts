@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { lastValueFrom, toArray } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BatchJournal } from '../../../src/cli/journal.js';
-import { type EventStore, JsonlEventStore, Saga } from '../../../src/index.js';
+import { type EventStore, Saga } from '../../../src/index.js';
+import { JsonlEventStore } from '../../../src/node.js';
 import { orderSteps } from '../../support/orderSaga.js';
 import { connectOrderShop, type OrderShop } from '../../support/orderShop.js';
 

@@ -6,7 +6,9 @@ import type { Context } from 'hono';
 import { VirtualTimeScheduler } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { isLoopback } from '../../../src/gateway/bindCheck.js';
 import {
+  bearerAuth,
   createGateway,
   type GatewayOptions,
   type ServedGateway,
@@ -538,9 +540,9 @@ describe('auth and errors', () => {
 });
 
 describe('GET /health', () => {
-  it("lists the server's tools, whether it speaks MCP-Tx, and the monitor's report", async () => {
+  it("lists the server's tools (exposeTools), whether it speaks MCP-Tx, and the monitor's report", async () => {
     const monitor = new HealthMonitor();
-    await open({ config: { monitor } });
+    await open({ config: { monitor }, gateway: { exposeTools: true } });
     await post({ tool_name: 'counter', arguments: { key: 'h' } });
     const reply = await request('/health');
 
@@ -561,8 +563,8 @@ describe('GET /health', () => {
     expect((await request('/health')).body).toMatchObject({ status: 'degraded', health: { healthy: false } });
   });
 
-  it('has no report without a monitor, and is unavailable (503) when the MCP server does not answer', async () => {
-    const { fixture } = await open();
+  it('has no report without a monitor, and is unavailable (503) when the MCP server does not answer (healthToolsTtlMs 0: asked every time)', async () => {
+    const { fixture } = await open({ gateway: { exposeTools: true, healthToolsTtlMs: 0 } });
     expect((await request('/health')).body).toMatchObject({ status: 'ok', health: null });
     await fixture.server.close();
     const reply = await request('/health');
@@ -638,7 +640,7 @@ describe('GET /health while the McpTx reconnects', () => {
       reconnect: { baseDelayMs: 1, maxDelayMs: 5, connectTimeoutMs: 5_000 },
     });
     try {
-      gateway = await serveGateway(createGateway(tx));
+      gateway = await serveGateway(createGateway(tx, { exposeTools: true }));
       const connecting = await request('/health');
       expect(connecting.status).toBe(503);
       expect(connecting.body).toMatchObject({
@@ -785,5 +787,168 @@ describe('serveGateway close()', () => {
     await expect(serveGateway(createGateway(fixture.tx), { closeTimeoutMs: -1 })).rejects.toThrow(
       'Invalid options.closeTimeoutMs: must be at least 0',
     );
+  });
+});
+
+describe('security: bearerAuth, the bind check, /health and the tools allow list', () => {
+  const token = 'gw-token-0123456789abcdef';
+  const rotated = 'gw-token-fedcba9876543210';
+  const call = { tool_name: 'counter', arguments: { key: 'auth' } };
+
+  it('refuses `Bearer undefined` and every other wrong or missing token (401, no call); lets each configured token in', async () => {
+    const { fixture } = await open({ gateway: { auth: bearerAuth({ tokens: [token, rotated] }) } });
+    const wrong = [
+      undefined,
+      'Bearer undefined',
+      'Bearer ',
+      'Bearer',
+      `Basic ${Buffer.from(`user:${token}`).toString('base64')}`,
+      `Bearer ${token.slice(0, -1)}`,
+      `Bearer ${token}x`,
+      `Bearer ${token} ${rotated}`,
+      token,
+    ];
+    for (const authorization of wrong) {
+      const reply = await post(call, authorization === undefined ? {} : { Authorization: authorization });
+      expectProblem(reply, 401, 'GATEWAY_UNAUTHORIZED');
+      expect(reply.headers.get('www-authenticate')).toBe('Bearer');
+    }
+    expect(fixture.seen).toEqual([]);
+
+    expect((await post(call, { Authorization: `Bearer ${token}` })).status).toBe(200);
+    expect((await post(call, { Authorization: `bearer ${rotated}` })).status).toBe(200);
+    expect(fixture.seen).toHaveLength(2);
+  });
+
+  it('bearerAuth refuses no token, an unset, empty or short one at construction, naming tokens', () => {
+    const unset = process.env.MCP_TX_TEST_SURELY_UNSET_TOKEN;
+    expect(() => bearerAuth({ tokens: [unset as string] })).toThrow(
+      'Invalid options.tokens.0: must be strings (is a token variable unset?)',
+    );
+    expect(() => bearerAuth({ tokens: [`${unset}`] })).toThrow(
+      'Invalid options.tokens.0: must be at least 16 characters',
+    );
+    expect(() => bearerAuth({ tokens: [''] })).toThrow('Invalid options.tokens.0');
+    expect(() => bearerAuth({ tokens: [token, 'short'] })).toThrow('Invalid options.tokens.1');
+    expect(() => bearerAuth({ tokens: ['a token with spaces in it'] })).toThrow(
+      'Invalid options.tokens.0: must be bearer tokens',
+    );
+    expect(() => bearerAuth({ tokens: [] })).toThrow('Invalid options.tokens: must hold at least one token');
+    expect(() => bearerAuth({} as never)).toThrow('Invalid options.tokens');
+    expect(() => bearerAuth({ tokens: [token], extra: 1 } as never)).toThrow(
+      'Invalid options.extra: is not a known option',
+    );
+  });
+
+  it('refuses to listen on 0.0.0.0 without auth (MCP_TX_VALIDATION naming hostname); starts with auth, with allowUnauthenticated, or on loopback', async () => {
+    fixture = await connectFixture();
+    const open = createGateway(fixture.tx);
+    const refusal = await serveGateway(open, { hostname: '0.0.0.0' }).catch((error: unknown) => error);
+    expect(refusal).toBeInstanceOf(TxError);
+    expect(refusal).toMatchObject({ code: TxErrorCode.Validation, field: 'options.hostname' });
+    expect((refusal as TxError).message).toContain('an auth hook, e.g. bearerAuth({ tokens: [...] })');
+    expect((refusal as TxError).message).toContain('allowUnauthenticated: true');
+    await expect(serveGateway(open, { hostname: '192.168.1.10' })).rejects.toThrow(
+      'Invalid options.hostname',
+    );
+
+    const guarded = await serveGateway(createGateway(fixture.tx, { auth: bearerAuth({ tokens: [token] }) }), {
+      hostname: '0.0.0.0',
+    });
+    await guarded.close();
+    const allowed = await serveGateway(open, { hostname: '0.0.0.0', allowUnauthenticated: true });
+    await allowed.close();
+    const local = await serveGateway(open, { hostname: 'localhost' });
+    await local.close();
+    await expect(serveGateway(open, { allowUnauthenticated: 'yes' as never })).rejects.toThrow(
+      'Invalid options.allowUnauthenticated',
+    );
+  });
+
+  it('takes 127.0.0.0/8, ::1 and localhost as loopback, and nothing else', () => {
+    const loopback = ['127.0.0.1', '127.1.2.3', 'localhost', 'LOCALHOST', '::1', '[::1]', '0:0:0:0:0:0:0:1'];
+    const reachable = [
+      '0.0.0.0',
+      '::',
+      '192.168.1.10',
+      '10.0.0.1',
+      '128.0.0.1',
+      'example.com',
+      '::2',
+      '1::1',
+    ];
+    expect(loopback.filter((host) => !isLoopback(host))).toEqual([]);
+    expect(['::ffff:127.0.0.1'].every(isLoopback)).toBe(true);
+    expect(reachable.filter(isLoopback)).toEqual([]);
+    expect(isLoopback('::ffff:10.0.0.1')).toBe(false);
+  });
+
+  it('asks the server tools/list once per healthToolsTtlMs however many /health checks come', async () => {
+    const scheduler = new VirtualTimeScheduler();
+    const { fixture } = await open({ config: { scheduler }, gateway: { healthToolsTtlMs: 5_000 } });
+    const listings = () =>
+      fixture.received.filter((message) => 'method' in message && message.method === 'tools/list').length;
+    const before = listings();
+
+    const checks = await Promise.all(Array.from({ length: 20 }, () => request('/health')));
+    for (let n = 0; n < 20; n++) expect((await request('/health')).status).toBe(200);
+    expect(new Set(checks.map((reply) => reply.status))).toEqual(new Set([200]));
+    expect(listings()).toBe(before + 1);
+
+    await advanceVirtual(scheduler, 4_999);
+    await request('/health');
+    expect(listings()).toBe(before + 1);
+    await advanceVirtual(scheduler, 1);
+    await request('/health');
+    expect(listings()).toBe(before + 2);
+  });
+
+  it('shows the tool names only to callers who passed auth, or to anyone with exposeTools', async () => {
+    await open();
+    const anonymous = await request('/health');
+    expect(anonymous.body).toMatchObject({ status: 'ok' });
+    expect(anonymous.body).not.toHaveProperty('tools');
+    await gateway?.close();
+
+    gateway = await serveGateway(
+      createGateway(fixture?.tx as McpTx, { auth: bearerAuth({ tokens: [token] }) }),
+    );
+    expectProblem(await request('/health'), 401, 'GATEWAY_UNAUTHORIZED');
+    const authorized = await request('/health', { headers: { Authorization: `Bearer ${token}` } });
+    expect(authorized.body.tools).toEqual(expect.arrayContaining(['counter', 'echo']));
+    await gateway.close();
+
+    gateway = await serveGateway(createGateway(fixture?.tx as McpTx, { exposeTools: true }));
+    expect((await request('/health')).body.tools).toEqual(expect.arrayContaining(['counter', 'echo']));
+  });
+
+  it('refuses a tool off the allow list like a tool the server does not list, without a call; /health shows only the allowed', async () => {
+    const { fixture } = await open({ gateway: { tools: ['counter', 'echo'], exposeTools: true } });
+    expect((await post(call)).status).toBe(200);
+    const listings = () =>
+      fixture.received.filter((message) => 'method' in message && message.method === 'tools/list').length;
+    const listed = listings();
+
+    const offList = expectProblem(
+      await post({ tool_name: 'greet', arguments: { name: 'x' } }),
+      400,
+      'MCP_TX_VALIDATION',
+    );
+    const unknown = expectProblem(await post({ tool_name: 'nope', arguments: {} }), 400, 'MCP_TX_VALIDATION');
+    expect(offList).toEqual({ ...unknown, detail: String(unknown.detail).replace('nope', 'greet') });
+    expect(listings()).toBe(listed);
+    expect(fixture.seen.map((seen) => seen.tool)).toEqual(['counter']);
+    expect([...((await request('/health')).body.tools as string[])].sort()).toEqual(['counter', 'echo']);
+  });
+
+  it('validates the new options, naming the field', () => {
+    const tx = { call: () => undefined } as unknown as McpTx;
+    expect(() => createGateway(tx, { tools: [] })).toThrow(
+      'Invalid options.tools: must name at least one tool',
+    );
+    expect(() => createGateway(tx, { tools: ['get stock'] })).toThrow('Invalid options.tools.0');
+    expect(() => createGateway(tx, { tools: 'counter' as never })).toThrow('Invalid options.tools');
+    expect(() => createGateway(tx, { healthToolsTtlMs: -1 })).toThrow('Invalid options.healthToolsTtlMs');
+    expect(() => createGateway(tx, { exposeTools: 'yes' as never })).toThrow('Invalid options.exposeTools');
   });
 });

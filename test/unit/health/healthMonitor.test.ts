@@ -66,7 +66,9 @@ describe('HealthMonitor', () => {
     health.alerts$.subscribe((alert) => alerts.push(alert));
     const sequence = [false, false, false, false, true, true, true, false, false, false];
     for (const ok of sequence) health.record(outcome(ok));
-    expect(alerts.map((alert) => alert.successRate)).toEqual([0, 0.25]);
+    expect(alerts.map((alert) => (alert.kind === 'tool' ? alert.successRate : alert.kind))).toEqual([
+      0, 0.25,
+    ]);
     expect(health.report().healthy).toBe(false);
   });
 

@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, fingerprint, scopedKey } from '../../../src/idempotency/fingerprint.js';
+import { portableSha256Hex, sha256Hex } from '../../../src/idempotency/sha256Hex.js';
+import { fuzz } from '../core/fuzz.js';
 
 describe('fingerprint', () => {
   it('ignores key order at every depth but not array order', () => {
@@ -38,6 +40,25 @@ describe('fingerprint', () => {
         expect(fingerprint(left) === fingerprint(right)).toBe(sameValue);
       }),
     );
+  });
+
+  it('keeps the values of earlier versions (sha256 hex of the canonical JSON): stores hold them', () => {
+    expect(fingerprint({ order: 'o-42', amount: 1999 })).toBe(
+      '6fc8ea07a4deff05ff30e1968a56a588f7d98c47eb67d09e7a017c26921823d7',
+    );
+    expect(fingerprint({ q: 'héllo ✓ 😀' })).toBe(
+      'a01c9bd95766a3a7808c5ef00b752ae3ea357804512245a658b62b82fca26bb5',
+    );
+  });
+
+  it('hashes the same in pure JS (browsers) as natively on Node, whatever the text (property)', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ unit: 'binary' }), fc.jsonValue().map(canonicalJson)), (text) => {
+        expect(portableSha256Hex(text)).toBe(sha256Hex(text));
+      }),
+      fuzz(300),
+    );
+    expect(portableSha256Hex('x'.repeat(100_000))).toBe(sha256Hex('x'.repeat(100_000)));
   });
 
   it('scopes keys by tool', () => {

@@ -21,7 +21,7 @@ describe('monitor over a real MCP server', () => {
     fixture = await connectFixture();
     const health = new HealthMonitor({ alertThreshold: 0.6, minCalls: 3 });
     const alerts: string[] = [];
-    health.alerts$.subscribe((alert) => alerts.push(alert.tool));
+    health.alerts$.subscribe((alert) => alerts.push(alert.kind === 'tool' ? alert.tool : alert.kind));
     const quick = { baseDelayMs: 1, maxDelayMs: 2, jitter: false as const };
     await firstValueFrom(
       fixture.tx.attempt$('flaky', { key: 'm', failTimes: 1 }).pipe(retryWithPolicy(quick), monitor(health)),
@@ -57,6 +57,7 @@ describe('monitor over a real MCP server', () => {
     expect(metric?.dataPoints[0]?.attributes).toMatchObject({
       'gen_ai.tool.name': 'echo',
       'mcp.method.name': 'tools/call',
+      'gen_ai.operation.name': 'execute_tool',
     });
     await provider.shutdown();
   });

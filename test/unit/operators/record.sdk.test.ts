@@ -1,8 +1,12 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { firstValueFrom, lastValueFrom, toArray } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { record } from '../../../operators/record.js';
 import { retryWithPolicy } from '../../../operators/retryWithPolicy.js';
 import { type EventStore, MemoryEventStore } from '../../../src/events/eventStore.js';
+import { JsonlEventStore } from '../../../src/events/jsonlEventStore.js';
 import { TxErrorCode } from '../../../src/index.js';
 import { connectFixture, expectFailure, type Fixture } from '../../support/fixture.js';
 
@@ -62,5 +66,23 @@ describe('record over a real MCP server', () => {
     const error = await expectFailure(firstValueFrom(fixture.tx.attempt$('echo', {}).pipe(record(broken))));
     expect(error).toMatchObject({ code: TxErrorCode.StoreUnavailable, retryable: true });
     expect(fixture.seen).toHaveLength(0);
+  });
+
+  it('keeps the store’s own retryable: false (a JSONL log that failed to read refuses appends)', async () => {
+    fixture = await connectFixture();
+    const dir = await mkdtemp(join(tmpdir(), 'mcp-tx-record-'));
+    try {
+      const path = join(dir, 'events.jsonl');
+      await writeFile(path, 'not an event\n{"also":"not"}\n');
+      const store = new JsonlEventStore(path);
+      await expectFailure(events(store));
+      const error = await expectFailure(firstValueFrom(fixture.tx.attempt$('echo', {}).pipe(record(store))));
+      expect(error).toMatchObject({ code: TxErrorCode.StoreUnavailable, retryable: false });
+      expect(error.message).toContain(`${path}:1`);
+      expect(fixture.seen).toHaveLength(0);
+      await store.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -54,16 +54,22 @@ describe('retryWithPolicy over a real MCP server', () => {
   });
 
   it.each([
-    ['slow_idempotent', {}, true],
-    ['slow_read', {}, true],
-    ['slow_effect', { idempotencyKey: 'k' }, true],
-    ['slow_effect', {}, false],
-  ] as const)('retries a timeout of %s %o on a MCP-Tx server: %s', async (tool, options, retried) => {
-    fixture = await connectFixture();
-    const call = fixture.tx.attempt$(tool, { key: 'c', ms: 100 }, { timeoutMs: 15, ...options });
-    await expectFailure(firstValueFrom(call.pipe(retryWithPolicy({ ...quick, maxAttempts: 2 }))));
-    expect(fixture.effects.get('c')).toBe(retried ? 2 : 1);
-  });
+    ['slow_idempotent', {}, {}, true],
+    ['slow_read', {}, {}, true],
+    // speaking MCP-Tx does not make a keyed repeat safe: the dedupe feature (or trustServerDedupe) does
+    ['slow_effect', { idempotencyKey: 'k' }, {}, false],
+    ['slow_effect', { idempotencyKey: 'k' }, { serverDedupes: true }, true],
+    ['slow_effect', { idempotencyKey: 'k' }, { config: { trustServerDedupe: true } }, true],
+    ['slow_effect', {}, { serverDedupes: true }, false],
+  ] as const)(
+    'retries a timeout of %s %o on a MCP-Tx server %o: %s',
+    async (tool, options, server, retried) => {
+      fixture = await connectFixture(server);
+      const call = fixture.tx.attempt$(tool, { key: 'c', ms: 100 }, { timeoutMs: 15, ...options });
+      await expectFailure(firstValueFrom(call.pipe(retryWithPolicy({ ...quick, maxAttempts: 2 }))));
+      expect(fixture.effects.get('c')).toBe(retried ? 2 : 1);
+    },
+  );
 
   it('retries an ambiguous timeout on a plain MCP server only when the policy opts in', async () => {
     fixture = await connectFixture({ serverTx: false });

@@ -134,3 +134,31 @@ describe('workflows', () => {
     expect(state.error?.code).toBe(TxErrorCode.ToolError);
   });
 });
+
+describe('a workflow definition that cannot run', () => {
+  it('is refused with MCP_TX_VALIDATION naming the field, on subscription, nothing called', async () => {
+    await connectPipeline();
+    const bad: Array<[unknown, string]> = [
+      [null, 'workflow'],
+      ['etl', 'workflow'],
+      [{ id: 'etl-0' }, 'workflow.steps'],
+      [{ id: 'etl-0', steps: [] }, 'workflow.steps'], // a workflow of nothing would report `completed`
+      [{ steps: [steps[0], { ...steps[0], args: { rows: [9] } }] }, 'workflow.steps'], // same name twice
+      [{ steps: [null] }, 'workflow.steps.0'],
+      [{ steps: [{ name: '', tool: 'extract' }] }, 'workflow.steps.0.name'],
+      [{ steps: [{ name: 'x', tool: 'extract', args: 'rows' }] }, 'workflow.steps.0.args'],
+      [{ id: 42, steps }, 'workflow.id'],
+      [{ steps, retries: 3 }, 'workflow.retries'],
+    ];
+    for (const [definition, field] of bad) {
+      // biome-ignore lint/suspicious/noExplicitAny: the point is to pass what the types forbid
+      const states = workflow$(fixture.tx, definition as any); // does not throw: errors on subscription
+      await expect(lastValueFrom(states)).rejects.toMatchObject({ code: TxErrorCode.Validation, field });
+      // biome-ignore lint/suspicious/noExplicitAny: as above
+      await expect(runWorkflow(fixture.tx, definition as any)).rejects.toMatchObject({ field });
+    }
+    // biome-ignore lint/suspicious/noExplicitAny: as above
+    await expect(runWorkflow(null as any, { steps })).rejects.toMatchObject({ field: 'tx' });
+    expect(sentWireMeta()).toEqual([]);
+  });
+});

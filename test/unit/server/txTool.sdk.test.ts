@@ -42,6 +42,7 @@ async function connectCharging(
   const requests: (TxToolRequest | undefined)[] = [];
   let calls = 0;
   fixture = await connectFixture({
+    serverDedupes: true, // the tool under test, charge, is a txTool
     config: options.config ?? { retry: { baseDelayMs: 1, maxDelayMs: 5, jitter: false }, dedupe: false },
     register: (server) =>
       server.registerTool(

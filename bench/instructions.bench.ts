@@ -1,0 +1,175 @@
+/**
+ * Instructions per call, which the noise of a shared machine cannot move: each contender of
+ * bench/contenders.ts (bare SDK, bare + `_meta`, the defer + retry floor, `attempt$`, each stage
+ * alone, `call$`, keyed `call$`) in its own process under `valgrind --tool=callgrind` (node
+ * `--single-threaded`, fixed semi-space), warmed up, counters zeroed around the measured calls
+ * (bench/instructionsWorker.ts). The in-memory server runs in the same process, so its work is
+ * counted too. Also bytes allocated per call (no valgrind needed). Without valgrind the
+ * instruction columns are skipped with a note.
+ *
+ * Run: `npm run bench -- instructions`. BENCH_INSTR_CALLS sizes the measured calls;
+ * BENCH_INSTR_ONLY=call$,bare counts only the contenders whose names contain one of those.
+ */
+import { execFile, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { build } from 'esbuild';
+import { BARE, callContenders, connectInMemory, FLOOR } from './contenders.js';
+import { machineLine, writeResults } from './harness.js';
+
+const WARM_UP = 15_000;
+const INSTRUMENTED_WARM_UP = 300;
+const MEASURED = Number(process.env.BENCH_INSTR_CALLS ?? 1_500);
+/** Comma-separated parts of contender names: only those are counted (for a quick look at one change). */
+const ONLY = process.env.BENCH_INSTR_ONLY?.split(',');
+/** Processes under valgrind at once (one per core of the 2-core machines this runs on). */
+const PARALLEL = 2;
+const META = 'bare callTool + MCP-Tx _meta';
+const ATTEMPT = 'mcp-tx attempt$ (no policies)';
+const CALL = 'mcp-tx call$ (default pipeline)';
+const KEYED = 'mcp-tx call$, new idempotency key';
+
+const run = promisify(execFile);
+const client = await connectInMemory();
+/** cockatiel is compared in time only (bench/pipeline.bench.ts): its count would add a process. */
+const names = callContenders(client)
+  .map((contender) => contender.name)
+  .filter((name) => !name.startsWith('cockatiel'))
+  .filter((name) => ONLY === undefined || ONLY.some((part) => name.includes(part)));
+await client.close();
+/**
+ * The worker bundled to plain JS, packages left external (so it lives under node_modules, where they
+ * resolve): node under valgrind starts in a third of the time without tsx.
+ */
+const worker = new URL('../node_modules/.cache/mcp-tx-bench/instructionsWorker.mjs', import.meta.url)
+  .pathname;
+await build({
+  entryPoints: [new URL('./instructionsWorker.ts', import.meta.url).pathname],
+  outfile: worker,
+  bundle: true,
+  format: 'esm',
+  platform: 'node',
+  packages: 'external',
+  conditions: ['mcp-tx-source'],
+  logLevel: 'warning',
+});
+
+function hasCallgrind(): boolean {
+  const found = (command: string) => spawnSync(command, ['--version']).status === 0;
+  return found('valgrind') && found('callgrind_control');
+}
+
+/** The `totals` of the dump of `dir` whose trigger is `dump <label>`. */
+function dumpTotal(dir: string, label: string): number {
+  for (const file of readdirSync(dir)) {
+    const text = readFileSync(join(dir, file), 'utf8');
+    if (text.includes(`desc: Trigger: dump ${label}\n`)) return Number(text.match(/^totals: (\d+)/m)?.[1]);
+  }
+  throw new Error(`no callgrind dump ${label} in ${dir}`);
+}
+
+/** Instructions per measured call of `name`, in its own process under callgrind. */
+async function instructionsPerCall(name: string): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-tx-callgrind-'));
+  try {
+    await run('valgrind', [
+      '--tool=callgrind',
+      '--instr-atstart=no',
+      `--callgrind-out-file=${join(dir, 'cg')}`,
+      process.execPath,
+      '--single-threaded',
+      '--max-semi-space-size=16',
+      '--min-semi-space-size=16',
+      worker,
+      'callgrind',
+      name,
+      String(WARM_UP),
+      String(INSTRUMENTED_WARM_UP),
+      String(MEASURED),
+    ]);
+    return (dumpTotal(dir, 'measured') - dumpTotal(dir, 'empty')) / MEASURED;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function allInstructions(): Promise<Map<string, number>> {
+  const results = new Map<string, number>();
+  const queue = [...names];
+  const lane = async () => {
+    for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
+      results.set(name, await instructionsPerCall(name));
+    }
+  };
+  await Promise.all(Array.from({ length: PARALLEL }, lane));
+  return results;
+}
+
+async function bytesPerCall(): Promise<Record<string, number>> {
+  const flags = ['--expose-gc', '--min-semi-space-size=128', '--max-semi-space-size=128'];
+  const { stdout } = await run(process.execPath, [...flags, worker, 'bytes']);
+  return JSON.parse(stdout.trim().split('\n').at(-1) as string);
+}
+
+const kilo = (value: number) => (value / 1_000).toFixed(1);
+
+function contenderTable(
+  instructions: Map<string, number> | undefined,
+  bytes: Record<string, number>,
+): string {
+  const bare = instructions?.get(BARE) as number;
+  const rows = names.map((name) => {
+    const count = instructions?.get(name);
+    const counted = count === undefined ? '–' : `${kilo(count)} | ${(count / bare).toFixed(2)}×`;
+    const extra = (bytes[name] as number) - (bytes[META] as number);
+    return `| ${name} | ${counted} | ${kilo(bytes[name] as number)} | ${extra >= 0 ? '+' : ''}${kilo(extra)} |`;
+  });
+  return [
+    '| contender | kInstr/call | × bare | KB allocated/call | KB over bare + `_meta` |',
+    '|---|---:|---:|---:|---:|',
+    ...rows,
+  ].join('\n');
+}
+
+/** Where `call$`'s and a keyed call's instructions over bare go, stage by stage. */
+function attributionTable(instructions: Map<string, number>): string {
+  const at = (name: string) => instructions.get(name) as number;
+  const stage = (name: string) => at(name) - at(ATTEMPT);
+  const rows: [string, number][] = [
+    ['the MCP-Tx `_meta` on the wire (bare + `_meta` − bare)', at(META) - at(BARE)],
+    ['an RxJS wrapper: defer + retry + firstValueFrom (floor − bare + `_meta`)', at(FLOOR) - at(META)],
+    ["`attempt$`'s own work (`attempt$` − floor)", at(ATTEMPT) - at(FLOOR)],
+    ["`call$`'s stages over `attempt$` (retry, track, dedupe pass-through)", at(CALL) - at(ATTEMPT)],
+    ['a new idempotency key (keyed `call$` − `call$`)', at(KEYED) - at(CALL)],
+  ];
+  for (const name of names.filter((candidate) => candidate.startsWith('attempt$ + '))) {
+    rows.push([`${name.slice('attempt$ + '.length)} alone, over \`attempt$\``, stage(name)]);
+  }
+  return [
+    '| where | kInstr/call | % of bare |',
+    '|---|---:|---:|',
+    ...rows.map(
+      ([what, count]) => `| ${what} | ${kilo(count)} | ${((100 * count) / at(BARE)).toFixed(1)} % |`,
+    ),
+  ].join('\n');
+}
+
+const callgrind = hasCallgrind();
+const bytes = await bytesPerCall();
+const instructions = callgrind ? await allInstructions() : undefined;
+const how = callgrind
+  ? `Instructions: \`valgrind --tool=callgrind\`, each contender in its own process (node --single-threaded, --max/min-semi-space-size=16), ${WARM_UP} calls uninstrumented + ${INSTRUMENTED_WARM_UP} instrumented, then counters zeroed around ${MEASURED} sequential calls (minus an empty zeroed segment: the control commands); the in-memory server is in the process and counted.`
+  : 'Instructions: skipped, valgrind (callgrind_control) is not installed.';
+writeResults(
+  'instructions',
+  [
+    `InMemoryTransport, \`echo\`. ${how} Allocation: heap growth over 500 calls in a fixed 128 MiB semi-space after a full GC, median of 5. ${machineLine()}.`,
+    '',
+    contenderTable(instructions, bytes),
+    ...(instructions === undefined || ONLY !== undefined
+      ? []
+      : ['', 'Where the instructions over bare go:', '', attributionTable(instructions)]),
+  ].join('\n'),
+);
