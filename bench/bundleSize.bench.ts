@@ -61,7 +61,7 @@ const added = (bytes: number, base: number) => (bytes === base ? '–' : `+${kib
 writeResults(
   'bundleSize',
   [
-    `A type-ahead app bundled for the browser (ESM, minified, tree-shaken; gzip -9) by Vite ${viteVersion} and by esbuild ${esbuildVersion} (platform browser), mcp-tx from its sources; KiB. mcp-tx's share is the difference to the same app on the bare SDK client: rxjs, the SDK's \`Client\` + \`StreamableHTTPClientTransport\` and zod are in every row. esbuild keeps all of zod (its locales too) when a module does \`import { z } from 'zod'\`, as mcp-tx's sources do; Rollup and Rolldown shake it. ${machineLine()}.`,
+    `A type-ahead app bundled for the browser (ESM, minified, tree-shaken; gzip -9) by Vite ${viteVersion} and by esbuild ${esbuildVersion} (platform browser), mcp-tx from its sources; KiB. mcp-tx's share is the difference to the same app on the bare SDK client: rxjs, the SDK's \`Client\` + \`StreamableHTTPClientTransport\` and zod are in every row. mcp-tx imports zod as \`import * as z from 'zod'\`, which esbuild shakes (it keeps every zod locale after \`import { z } from 'zod'\`). ${machineLine()}.`,
     '',
     '| app | Vite gzip | mcp-tx adds | esbuild gzip | mcp-tx adds |',
     '|---|---:|---:|---:|---:|',

@@ -24,6 +24,12 @@ const INSTRUMENTED_WARM_UP = 300;
 const MEASURED = Number(process.env.BENCH_INSTR_CALLS ?? 1_500);
 /** Comma-separated parts of contender names: only those are counted (for a quick look at one change). */
 const ONLY = process.env.BENCH_INSTR_ONLY?.split(',');
+/**
+ * A small fixed young generation: a scavenge every few dozen calls, so that each measurement holds
+ * many of them and their cost is spread evenly over the calls (with 16 MiB, one scavenge more or
+ * less in a measurement moves it by a few per cent).
+ */
+const SEMI_SPACE_MB = 1;
 /** Processes under valgrind at once (one per core of the 2-core machines this runs on). */
 const PARALLEL = 2;
 const META = 'bare callTool + MCP-Tx _meta';
@@ -80,8 +86,9 @@ async function instructionsPerCall(name: string): Promise<number> {
       `--callgrind-out-file=${join(dir, 'cg')}`,
       process.execPath,
       '--single-threaded',
-      '--max-semi-space-size=16',
-      '--min-semi-space-size=16',
+      '--expose-gc',
+      `--max-semi-space-size=${SEMI_SPACE_MB}`,
+      `--min-semi-space-size=${SEMI_SPACE_MB}`,
       worker,
       'callgrind',
       name,
@@ -89,7 +96,8 @@ async function instructionsPerCall(name: string): Promise<number> {
       String(INSTRUMENTED_WARM_UP),
       String(MEASURED),
     ]);
-    return (dumpTotal(dir, 'measured') - dumpTotal(dir, 'empty')) / MEASURED;
+    const controls = Math.min(dumpTotal(dir, 'empty'), dumpTotal(dir, 'empty2'));
+    return (dumpTotal(dir, 'measured') - controls) / MEASURED;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -160,7 +168,7 @@ const callgrind = hasCallgrind();
 const bytes = await bytesPerCall();
 const instructions = callgrind ? await allInstructions() : undefined;
 const how = callgrind
-  ? `Instructions: \`valgrind --tool=callgrind\`, each contender in its own process (node --single-threaded, --max/min-semi-space-size=16), ${WARM_UP} calls uninstrumented + ${INSTRUMENTED_WARM_UP} instrumented, then counters zeroed around ${MEASURED} sequential calls (minus an empty zeroed segment: the control commands); the in-memory server is in the process and counted.`
+  ? `Instructions: \`valgrind --tool=callgrind\`, each contender in its own process (node --single-threaded, --max/min-semi-space-size=${SEMI_SPACE_MB}: garbage collection is counted), ${WARM_UP} calls uninstrumented + ${INSTRUMENTED_WARM_UP} instrumented, a full GC, then counters zeroed around ${MEASURED} sequential calls (minus the smaller of two empty segments: the control commands); the in-memory server is in the process and counted.`
   : 'Instructions: skipped, valgrind (callgrind_control) is not installed.';
 writeResults(
   'instructions',

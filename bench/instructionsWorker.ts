@@ -3,8 +3,9 @@
  *
  * - `callgrind <contender> <warm-up calls> <instrumented warm-up calls> <measured calls>`, run under `valgrind --tool=callgrind --instr-atstart=no`: warms the
  *   contender up uninstrumented, turns instrumentation on (`callgrind_control -i on`), warms up
- *   again, then dumps two zeroed segments: `empty` (nothing run: what the control commands
- *   themselves cost) and `measured` (the measured calls, one at a time).
+ *   again, collects garbage, then dumps three zeroed segments: `empty` and `empty2` (nothing run:
+ *   what the control commands themselves cost; one may hold a stray collection) and `measured` (the
+ *   measured calls, one at a time).
  * - `bytes`: bytes allocated per call of every contender, from the heap growth over calls that fit
  *   in the young generation (run with `--expose-gc` and a large fixed semi-space, so that no
  *   scavenge runs while a sample is taken), median of samples; prints them as JSON.
@@ -27,9 +28,12 @@ async function measureInstructions(contender: Contender, [warmUp, instrumented, 
   await callsOf(contender, warmUp ?? 0);
   await control('-i', 'on');
   await callsOf(contender, instrumented ?? 0);
+  // A full collection first, so that no old-generation collection left over from the warm-up lands in the measured calls.
+  globalThis.gc?.();
+  globalThis.gc?.();
   await control('-z');
   await control('-d', 'empty');
-  await control('-z');
+  await control('-d', 'empty2');
   await callsOf(contender, measured ?? 0);
   await control('-d', 'measured');
 }

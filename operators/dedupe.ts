@@ -17,7 +17,7 @@ import {
   tap,
   throwError,
 } from 'rxjs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { type TxCall, withCallMeta } from '../src/call/call.js';
 import { buildMeta, buildResult, extractData, successOutcome } from '../src/call/result.js';
 import { type TxOperator, txOperator } from '../src/call/txOperator.js';

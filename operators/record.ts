@@ -1,5 +1,5 @@
 import { catchError, concatMap, defer, from, map, throwError } from 'rxjs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { withCallMeta } from '../src/call/call.js';
 import { type TxOperator, txOperator } from '../src/call/txOperator.js';
 import { parseOrThrow } from '../src/config/validators.js';

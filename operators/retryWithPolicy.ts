@@ -10,7 +10,7 @@ import {
   throwError,
   timer,
 } from 'rxjs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { type TxCall, withCallMeta } from '../src/call/call.js';
 import { type TxOperator, txOperator } from '../src/call/txOperator.js';
 import {

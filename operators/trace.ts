@@ -1,6 +1,6 @@
 import type { Context, Span, Tracer } from '@opentelemetry/api';
 import { from, type Subscriber, switchMap, type TeardownLogic } from 'rxjs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { type RetryEvent, type TxCall, withCallMeta } from '../src/call/call.js';
 import { type TxOperator, txOperator } from '../src/call/txOperator.js';
 import { hasMethod, parseOrThrow } from '../src/config/validators.js';

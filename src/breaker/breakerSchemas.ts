@@ -2,7 +2,7 @@
  * What both breakers validate: the options they share (each breaker's schema extends this one with
  * its own fields) and the snapshot of a breaker's state.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { functionSchema, parseOrThrow, TimeoutMsSchema } from '../config/validators.js';
 import { defaultIsFailure } from './breaker.js';
 

@@ -10,7 +10,7 @@ import {
   startWith,
   throwError,
 } from 'rxjs';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { parseOrThrow, SchedulerSchema } from '../config/validators.js';
 import {
   type Breaker,

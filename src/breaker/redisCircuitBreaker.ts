@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { defer, distinctUntilChanged, Observable } from 'rxjs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { functionSchema, parseOrThrow, TimeoutMsSchema } from '../config/validators.js';
 import { type TxError, validationError } from '../core/errors.js';
 import { newRequestId } from '../core/ids.js';

@@ -2,7 +2,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { catchError, concatMap, from, map, mergeMap, type Observable, of, tap } from 'rxjs';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { McpTx } from '../client/mcpTx.js';
 import type { TxConfig } from '../client/options.js';
 import { MAX_TIMEOUT_MS } from '../config/validators.js';

@@ -19,7 +19,7 @@ import { setTimeout as wait } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import { z } from 'zod';
+import * as z from 'zod';
 import { mcpTxServerCapabilities } from '../core/wire.js';
 import { withEffect } from '../server/effect.js';
 import { txTool } from '../server/txTool.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { MAX_KEY_LENGTH, parseOrThrow } from '../config/validators.js';
 import type { JsonObject } from '../core/types.js';
 import { fingerprint } from '../idempotency/fingerprint.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { TraceOptionsSchema } from '../../operators/trace.js';
 import type { Breaker } from '../breaker/circuitBreaker.js';
 import { RetryOptionSchema } from '../config/retryPolicy.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { functionSchema, MAX_TIMEOUT_MS, parseOrThrow, TimeoutMsSchema } from './validators.js';
 
 /** How a retry delay is randomised. `true` is MCP-Tx 0.1.0's ±20 %. */

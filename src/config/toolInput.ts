@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { validationError } from '../core/errors.js';
 import type { JsonObject } from '../core/types.js';
 import { parseOrThrow } from './validators.js';

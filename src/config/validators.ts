@@ -1,5 +1,5 @@
 import type { SchedulerLike } from 'rxjs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { validationError } from '../core/errors.js';
 
 /** Longest idempotency key, transaction id or correlation id accepted. */

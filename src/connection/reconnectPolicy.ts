@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { RetryPolicySchema, retryDelay } from '../config/retryPolicy.js';
 import { TimeoutMsSchema } from '../config/validators.js';
 

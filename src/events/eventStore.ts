@@ -1,5 +1,5 @@
 import { filter, from, type Observable } from 'rxjs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { newRequestId } from '../core/ids.js';
 
 /**

@@ -1,7 +1,7 @@
 import { type FileHandle, open, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { defer, type Observable, switchMap } from 'rxjs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseOrThrow } from '../config/validators.js';
 import { TxError, TxErrorCode } from '../core/errors.js';
 import {

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { defer, Observable, switchMap } from 'rxjs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { MAX_TIMEOUT_MS, parseOrThrow, TimeoutMsSchema } from '../config/validators.js';
 import { validationError } from '../core/errors.js';
 import { storeUnavailable, withinDeadline } from '../core/storeDeadline.js';

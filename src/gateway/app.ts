@@ -1,5 +1,5 @@
 import { type Context, Hono } from 'hono';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { McpTx } from '../client/mcpTx.js';
 import { parseOrThrow, WaitMsSchema } from '../config/validators.js';
 import { validationError } from '../core/errors.js';

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseOrThrow } from '../config/validators.js';
 import type { AuthHook } from './app.js';
 

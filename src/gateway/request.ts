@@ -1,6 +1,6 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { z } from 'zod';
+import * as z from 'zod';
 import { type TxCallOptions, TxCallOptionsSchema } from '../client/options.js';
 import { assertToolName } from '../config/toolInput.js';
 import { parseOrThrow } from '../config/validators.js';

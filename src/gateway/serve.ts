@@ -2,7 +2,7 @@ import type { Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Http2Bindings, type HttpBindings, serve } from '@hono/node-server';
 import type { Hono } from 'hono';
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseOrThrow, WaitMsSchema } from '../config/validators.js';
 import { assertSafeBind } from './bindCheck.js';
 import { GatewayErrorCode, problemResponse } from './problem.js';

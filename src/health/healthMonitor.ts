@@ -1,5 +1,5 @@
 import { asyncScheduler, type Observable, Subject } from 'rxjs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseOrThrow, SchedulerSchema } from '../config/validators.js';
 import type { ConnectionState } from '../connection/connectionState.js';
 import type { CounterLike, HistogramLike, MeterLike } from '../core/otelTypes.js';

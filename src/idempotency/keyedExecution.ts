@@ -15,7 +15,7 @@ import {
   takeUntil,
   timer,
 } from 'rxjs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { PositiveMsSchema } from '../config/validators.js';
 import {
   type BeginOutcome,

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseOrThrow, TimeoutMsSchema } from '../config/validators.js';
 import { validationError } from '../core/errors.js';
 import { newRequestId } from '../core/ids.js';

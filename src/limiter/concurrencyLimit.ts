@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { MaxQueueSchema, parseOrThrow } from '../config/validators.js';
 import type { Permit } from './limiter.js';
 import { WaitQueue } from './waitQueue.js';

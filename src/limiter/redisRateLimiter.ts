@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { asyncScheduler, Observable, type SchedulerLike, type Subscriber, type Subscription } from 'rxjs';
-import { z } from 'zod';
+import * as z from 'zod';
 import {
   functionSchema,
   MaxQueueSchema,

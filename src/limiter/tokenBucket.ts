@@ -1,5 +1,5 @@
 import { asyncScheduler, type SchedulerLike, type Subscription } from 'rxjs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { MaxQueueSchema, parseOrThrow, SchedulerSchema } from '../config/validators.js';
 import type { Permit } from './limiter.js';
 import { WaitQueue } from './waitQueue.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type { McpTx } from '../client/mcpTx.js';
 import { type PartialRetryPolicy, PartialRetryPolicySchema } from '../config/retryPolicy.js';
 import { parseOrThrow } from '../config/validators.js';

@@ -10,7 +10,7 @@ import {
   of,
   takeWhile,
 } from 'rxjs';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { McpTx } from '../client/mcpTx.js';
 import type { TxCallOptions } from '../client/options.js';
 import { functionSchema, hasMethod, parseOrThrow } from '../config/validators.js';

@@ -1,6 +1,6 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { asyncScheduler, defer, firstValueFrom, type SchedulerLike } from 'rxjs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { PositiveMsSchema, parseOrThrow, SchedulerSchema } from '../config/validators.js';
 import { isTxError, TxErrorCode, validationError } from '../core/errors.js';
 import { sanitizeMessage } from '../core/sanitize.js';
@@ -120,16 +120,29 @@ export function txTool<Args, Extra extends ToolExtra>(
     keeping: keeping(parsed.store, ttlMs),
   };
   return async (args: Args, extra: Extra) => {
-    const run = () => handler(args, extra);
+    let ran = false;
+    const run = () => {
+      ran = true;
+      return handler(args, extra);
+    };
     const request = txRequestOf(extra);
-    try {
-      const identity = request === undefined ? undefined : identityOf(request, settings);
-      if (request !== undefined && identity !== undefined) {
-        const callKey = { store: settings.store, key: identity.storeKey, fingerprint: fingerprint(args) };
-        return await runKeyed(run, { ...callKey, settings, request, extra, identity });
-      }
+    const identity = request === undefined ? undefined : identityOf(request, settings);
+    const unkeyed = async () => {
       const result = await runUnkeyed(run, settings.store);
       return request === undefined ? result : withTxMeta(result, request, { duplicate: false });
+    };
+    try {
+      if (request === undefined || identity === undefined) return await unkeyed();
+      const callKey = { store: settings.store, key: identity.storeKey, fingerprint: fingerprint(args) };
+      try {
+        return await runKeyed(run, { ...callKey, settings, request, extra, identity });
+      } catch (error) {
+        // A request id is deduped at best: when the store is down before the handler ran, it runs as
+        // it would without one (an idempotency key, a promise of the client's, is never run so).
+        if (ran || identity.kind !== 'request id' || !isTxError(error, TxErrorCode.StoreUnavailable))
+          throw error;
+        return await unkeyed();
+      }
     } catch (error) {
       if (!isTxError(error)) throw error;
       // The store failed, or cannot commit the handler's effect.

@@ -5,7 +5,7 @@ import type {
 } from '@modelcontextprotocol/sdk/experimental/tasks/interfaces.js';
 import type { Request, RequestId, Result, Task } from '@modelcontextprotocol/sdk/types.js';
 import type { Redis } from 'ioredis';
-import { z } from 'zod';
+import * as z from 'zod';
 import { PositiveMsSchema, parseOrThrow, TimeoutMsSchema } from '../config/validators.js';
 import { validationError } from '../core/errors.js';
 import { withinDeadline } from '../core/storeDeadline.js';

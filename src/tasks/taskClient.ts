@@ -45,7 +45,14 @@ export interface TaskHost<O extends object> {
   events(tool: string, options: O | undefined): EventStore | undefined;
 }
 
-/** Options of `tx.resumeTask$`: the task's tool and creation request id, for the metadata and the log. */
+/**
+ * Options of `tx.resumeTask$`: the task's tool and creation request id, for the result's metadata
+ * and the log (`tool` defaults to `'task'`).
+ *
+ * @example
+ * const [pending] = await tx.pendingTasks();
+ * tx.resumeTask$(pending.taskId, { tool: pending.tool, requestId: pending.requestId });
+ */
 export interface ResumeOptions {
   readonly tool?: string;
   readonly requestId?: string;

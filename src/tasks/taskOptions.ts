@@ -1,5 +1,5 @@
 import type { Task } from '@modelcontextprotocol/sdk/types.js';
-import { z } from 'zod';
+import * as z from 'zod';
 import { PositiveMsSchema, parseOrThrow } from '../config/validators.js';
 import type { TxMeta, TxResult } from '../core/types.js';
 

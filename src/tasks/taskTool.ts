@@ -3,7 +3,7 @@ import type { ZodRawShapeCompat } from '@modelcontextprotocol/sdk/server/zod-com
 import type { RequestTaskStore } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import type { CallToolResult, Task } from '@modelcontextprotocol/sdk/types.js';
 import { asyncScheduler, firstValueFrom, type SchedulerLike } from 'rxjs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { PositiveMsSchema, parseOrThrow, SchedulerSchema } from '../config/validators.js';
 import { TxErrorCode, validationError } from '../core/errors.js';
 import { sanitizeMessage } from '../core/sanitize.js';

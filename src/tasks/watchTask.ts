@@ -27,11 +27,14 @@ export type TaskUpdate =
 /**
  * Polls a task (`tasks/get`) until it ends, waiting the task's `pollInterval` between polls (else
  * `settings.pollIntervalMs`), then fetches its result (`tasks/result`; a failed task without one
- * answers its status message as a tool error). A task that needs input (`input_required`) is asked
- * for its result at once: the server delivers its requests (elicitation, sampling) on that call. Each poll is bounded by
- * `timeoutMs` and waits for the connection mcp-tx keeps, if any. A poll that fails (timeout,
- * network, server error) is tried again after a doubling wait, up to `settings.maxPollFailures`
- * failures in a row; then, or at once for a task the server does not know (`-32602`: gone, or
+ * answers its status message as a tool error). A task that needs input (`input_required`, which the
+ * SDK's server sets when a task's work sends a request related to it) is asked for its result at
+ * once: the server delivers its requests (elicitation, sampling) on that call and answers it once
+ * the task ended, whose final status is then read again (one more `tasks/get`). Each poll is
+ * bounded by `timeoutMs` and waits for the connection mcp-tx keeps, if any. A poll that fails
+ * (timeout, network, server error) is tried again after `settings.pollIntervalMs · 2^n` (`n` the
+ * failures in a row, at most `settings.maxPollDelayMs`), up to `settings.maxPollFailures` failures
+ * in a row; then, or at once for a task the server does not know (`-32602`: gone, or
  * another session's), the watch fails with a `TxError` naming the task id, so that it can be
  * resumed. A `cancelled` task fails the watch with `MCP_TX_CANCELLED`. Unsubscribing stops polling
  * (and, with `settings.cancelOnUnsubscribe`, cancels the task on the server).
@@ -69,9 +72,7 @@ class Poller {
   ) {}
 
   poll(): void {
-    this.ask(() => this.env.client.experimental.tasks.getTask(this.taskId, this.requestOptions())).then(
-      (task) => task !== undefined && this.onTask(task),
-    );
+    this.ask(() => this.getTask()).then((task) => task !== undefined && this.onTask(task));
   }
 
   stop(): void {
@@ -111,10 +112,24 @@ class Poller {
     const fetch = task.status === 'failed' ? () => stored().catch(() => failedResult(task)) : stored;
     this.ask(fetch).then((result) => {
       if (result === undefined) return;
-      this.end();
-      this.subscriber.next({ kind: 'result', task, result });
-      this.subscriber.complete();
+      if (isTerminal(task.status)) {
+        this.deliver(task, result);
+        return;
+      }
+      // Asked while it needed input: `tasks/result` answered once the task ended, so its last
+      // status (`completed`, `failed`) is read again rather than reported as `input_required`.
+      this.ask(() => this.getTask()).then((ended) => ended !== undefined && this.deliver(ended, result));
     });
+  }
+
+  private deliver(task: Task, result: CallToolResult): void {
+    this.end();
+    this.subscriber.next({ kind: 'result', task, result });
+    this.subscriber.complete();
+  }
+
+  private getTask(): Promise<Task> {
+    return this.env.client.experimental.tasks.getTask(this.taskId, this.requestOptions());
   }
 
   /** Runs one request; a failure is retried (after a backoff) by polling again, or fails the watch. */

@@ -132,16 +132,16 @@ describe('the published package, as a new user installs it', () => {
     );
     expect(paths).toEqual(expect.arrayContaining(['dist/src/index.d.ts', 'dist/src/redis.d.ts']));
     expect(paths.filter((path) => path.endsWith('.map'))).toEqual([]);
-  });
+  }, 60_000);
 
-  it('typechecks every README name of mcp-tx, /operators, /testing and /gateway without the optional peers', async () => {
+  it('typechecks every README name of mcp-tx, /operators, /testing, /gateway and /node without the optional peers', async () => {
     await writeFile(
       join(dir, 'core.ts'),
       await consumerSource(entries.filter((entry) => entry !== 'mcp-tx/redis')),
     );
     await typecheck('core.ts', 'nodenext');
     await typecheck('core.ts', 'bundler');
-  }, 60_000);
+  }, 180_000);
 
   it('runs a call as ESM, loading none of hono, ioredis, commander, cli-progress or OpenTelemetry', async () => {
     await writeFile(join(dir, 'call.mjs'), callScript);
@@ -160,20 +160,20 @@ describe('the published package, as a new user installs it', () => {
     expect(loaded.some((url) => url.includes('/node_modules/mcp-tx/dist/src/index.js'))).toBe(true);
     for (const heavy of HEAVY)
       expect(loaded.filter((url) => url.includes(`/node_modules/${heavy}`))).toEqual([]);
-  }, 60_000);
+  }, 120_000);
 
   it('typechecks mcp-tx/redis once ioredis is installed', async () => {
     await npm(['install', `ioredis@${await versionOf('ioredis')}`]);
     await writeFile(join(dir, 'redis.ts'), await consumerSource(['mcp-tx/redis']));
     await typecheck('redis.ts', 'nodenext');
     await typecheck('redis.ts', 'bundler');
-  }, 120_000);
+  }, 240_000);
 
   it('runs its bin: --help, and the demo from the compiled package', async () => {
     const bin = join(dir, 'node_modules/.bin/mcp-tx');
     expect((await run(bin, ['--help'], { cwd: dir })).stdout).toContain('batch');
     expect((await run(bin, ['demo'], { cwd: dir })).stdout).toContain('each order exactly once');
-  }, 60_000);
+  }, 120_000);
 });
 
 describe('mcp-tx installed from git', () => {

@@ -281,6 +281,21 @@ const sendCharge = async (args: { orderId: string; cents: number }, fields: Reco
 const txMetaOf = (result: CallToolResult) => result._meta?.mcp_tx as Record<string, unknown> | undefined;
 
 describe('txTool on a request id, for a call without an idempotency key', () => {
+  it('runs a request id as if it had none while the store is down (a key is never run so)', async () => {
+    const memory = memoryIdempotencyStore();
+    const down = () => Promise.reject(new TxError(TxErrorCode.StoreUnavailable, 'Redis did not answer'));
+    const { charges } = await connectCharging({ store: { ...memory, begin: down } });
+    const unkeyed = await sendCharge({ orderId: 'r9', cents: 9 }, { request_id: 'rid-9' });
+    expect(charges).toEqual(['r9:9']);
+    expect(txMetaOf(unkeyed)).toMatchObject({ processed: true, duplicate: false, final_status: 'completed' });
+    const keyed = await sendCharge(
+      { orderId: 'r9', cents: 9 },
+      { request_id: 'rid-10', idempotency_key: 'k-9' },
+    );
+    expect(charges).toEqual(['r9:9']);
+    expect(txMetaOf(keyed)).toMatchObject({ error_code: TxErrorCode.StoreUnavailable, processed: false });
+  });
+
   it('runs a request id once: a retry with the same request_id is answered from the store, duplicate: true', async () => {
     const { charges } = await connectCharging();
     const first = await sendCharge({ orderId: 'r1', cents: 42 }, { request_id: 'rid-1' });
