@@ -19,9 +19,9 @@ import { build } from 'esbuild';
 import { BARE, callContenders, connectInMemory, FLOOR } from './contenders.js';
 import { machineLine, writeResults } from './harness.js';
 
-const WARM_UP = 15_000;
+const WARM_UP = 5_000;
 const INSTRUMENTED_WARM_UP = 300;
-const MEASURED = Number(process.env.BENCH_INSTR_CALLS ?? 1_500);
+const MEASURED = Number(process.env.BENCH_INSTR_CALLS ?? 1_000);
 /** Comma-separated parts of contender names: only those are counted (for a quick look at one change). */
 const ONLY = process.env.BENCH_INSTR_ONLY?.split(',');
 /**
@@ -63,15 +63,40 @@ await build({
 });
 
 function hasCallgrind(): boolean {
-  const found = (command: string) => spawnSync(command, ['--version']).status === 0;
-  return found('valgrind') && found('callgrind_control');
+  // callgrind_annotate --version exits 255: a tool is there when it could be started at all.
+  const found = (command: string) => spawnSync(command, ['--version']).error === undefined;
+  return found('valgrind') && found('callgrind_control') && found('callgrind_annotate');
 }
 
-/** The `totals` of the dump of `dir` whose trigger is `dump <label>`. */
-function dumpTotal(dir: string, label: string): number {
+/**
+ * V8 compiling (TurboFan, Sparkplug, the parser, deoptimization): work a process does while it
+ * tiers code up, whenever V8 decides, not per call. Counted apart and left out of the per-call
+ * figures, which would otherwise move by tens of per cent from run to run.
+ */
+const JIT_COMPILATION =
+  /v8::internal::(compiler|baseline|interpreter|Compiler|Parser|PreParser|parsing|Scanner|Deoptimizer|maglev|CodeGenerator|Zone)/;
+/**
+ * V8 collecting garbage: when a collection lands (a young one every few dozen calls, an old one
+ * now and then) moves a measurement by tens of per cent; what a call costs the collector is its
+ * bytes allocated, measured apart.
+ */
+const GARBAGE_COLLECTION =
+  /(Scaveng|MarkCompact|Marking|Sweep|Heap::|heap::|Evacuat|GCTracer|RememberedSet|SlotSet|MemoryAllocator|ObjectVisitor|BodyDescriptor|IterateObjectCache|MinorMC|ConcurrentMark|WeakObjects|PagedSpace|NewSpace|LargeObjectSpace|FreeList)/;
+
+/** Instructions of the dump of `dir` whose trigger is `dump <label>`: all of them, and those of V8 compiling code or collecting garbage. */
+function dumpCounts(dir: string, label: string): { total: number; leftOut: number } {
   for (const file of readdirSync(dir)) {
-    const text = readFileSync(join(dir, file), 'utf8');
-    if (text.includes(`desc: Trigger: dump ${label}\n`)) return Number(text.match(/^totals: (\d+)/m)?.[1]);
+    const path = join(dir, file);
+    const text = readFileSync(path, 'utf8');
+    if (!text.includes(`desc: Trigger: dump ${label}\n`)) continue;
+    const total = Number(text.match(/^totals: (\d+)/m)?.[1]);
+    const annotated = spawnSync('callgrind_annotate', ['--threshold=100', path], { encoding: 'utf8' }).stdout;
+    let leftOut = 0;
+    for (const line of annotated.split('\n')) {
+      if (JIT_COMPILATION.test(line) || GARBAGE_COLLECTION.test(line))
+        leftOut += Number(line.trim().split(' ')[0]?.replaceAll(',', ''));
+    }
+    return { total, leftOut };
   }
   throw new Error(`no callgrind dump ${label} in ${dir}`);
 }
@@ -86,7 +111,6 @@ async function instructionsPerCall(name: string): Promise<number> {
       `--callgrind-out-file=${join(dir, 'cg')}`,
       process.execPath,
       '--single-threaded',
-      '--expose-gc',
       `--max-semi-space-size=${SEMI_SPACE_MB}`,
       `--min-semi-space-size=${SEMI_SPACE_MB}`,
       worker,
@@ -96,8 +120,12 @@ async function instructionsPerCall(name: string): Promise<number> {
       String(INSTRUMENTED_WARM_UP),
       String(MEASURED),
     ]);
-    const controls = Math.min(dumpTotal(dir, 'empty'), dumpTotal(dir, 'empty2'));
-    return (dumpTotal(dir, 'measured') - controls) / MEASURED;
+    const counted = (label: string) => {
+      const { total, leftOut } = dumpCounts(dir, label);
+      return total - leftOut;
+    };
+    const controls = Math.min(counted('empty'), counted('empty2'));
+    return (counted('measured') - controls) / MEASURED;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -130,7 +158,7 @@ function contenderTable(
   const bare = instructions?.get(BARE) as number;
   const rows = names.map((name) => {
     const count = instructions?.get(name);
-    const counted = count === undefined ? '–' : `${kilo(count)} | ${(count / bare).toFixed(2)}×`;
+    const counted = count === undefined ? '– | –' : `${kilo(count)} | ${(count / bare).toFixed(2)}×`;
     const extra = (bytes[name] as number) - (bytes[META] as number);
     return `| ${name} | ${counted} | ${kilo(bytes[name] as number)} | ${extra >= 0 ? '+' : ''}${kilo(extra)} |`;
   });
@@ -168,8 +196,8 @@ const callgrind = hasCallgrind();
 const bytes = await bytesPerCall();
 const instructions = callgrind ? await allInstructions() : undefined;
 const how = callgrind
-  ? `Instructions: \`valgrind --tool=callgrind\`, each contender in its own process (node --single-threaded, --max/min-semi-space-size=${SEMI_SPACE_MB}: garbage collection is counted), ${WARM_UP} calls uninstrumented + ${INSTRUMENTED_WARM_UP} instrumented, a full GC, then counters zeroed around ${MEASURED} sequential calls (minus the smaller of two empty segments: the control commands); the in-memory server is in the process and counted.`
-  : 'Instructions: skipped, valgrind (callgrind_control) is not installed.';
+  ? `Instructions: \`valgrind --tool=callgrind\`, each contender in its own process (node --single-threaded, --max/min-semi-space-size=${SEMI_SPACE_MB}), ${WARM_UP} calls uninstrumented + ${INSTRUMENTED_WARM_UP} instrumented, then counters zeroed around ${MEASURED} sequential calls (minus the smaller of two empty segments: the control commands), V8's JIT compilation and garbage collection left out (they run when V8 decides, not per call: the collector's share is the bytes allocated); the in-memory server is in the process and counted.`
+  : 'Instructions: skipped, valgrind (callgrind_control, callgrind_annotate) is not installed.';
 writeResults(
   'instructions',
   [

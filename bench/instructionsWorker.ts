@@ -3,7 +3,7 @@
  *
  * - `callgrind <contender> <warm-up calls> <instrumented warm-up calls> <measured calls>`, run under `valgrind --tool=callgrind --instr-atstart=no`: warms the
  *   contender up uninstrumented, turns instrumentation on (`callgrind_control -i on`), warms up
- *   again, collects garbage, then dumps three zeroed segments: `empty` and `empty2` (nothing run:
+ *   again, then dumps three zeroed segments: `empty` and `empty2` (nothing run:
  *   what the control commands themselves cost; one may hold a stray collection) and `measured` (the
  *   measured calls, one at a time).
  * - `bytes`: bytes allocated per call of every contender, from the heap growth over calls that fit
@@ -28,9 +28,6 @@ async function measureInstructions(contender: Contender, [warmUp, instrumented, 
   await callsOf(contender, warmUp ?? 0);
   await control('-i', 'on');
   await callsOf(contender, instrumented ?? 0);
-  // A full collection first, so that no old-generation collection left over from the warm-up lands in the measured calls.
-  globalThis.gc?.();
-  globalThis.gc?.();
   await control('-z');
   await control('-d', 'empty');
   await control('-d', 'empty2');
