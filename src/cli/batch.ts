@@ -1,3 +1,8 @@
+/**
+ * `mcp-tx batch`: flags, the run (journal, progress, results in order) and its exit code. Just over
+ * 300 lines: the run's steps share the journal and the output streams; input, connection, journal,
+ * progress and summary are in their own files.
+ */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';

@@ -1,3 +1,9 @@
+/**
+ * `createMcpTx` and the McpTx facade. Over 300 lines because the facade is one object whose parts
+ * share its state (the calls in flight, the connection, the per-tool policies, close's drain); each
+ * concern it delegates lives elsewhere: merging in resolve.ts, the pipeline in pipeline.ts, the
+ * connection in src/connection/, tasks in src/tasks/.
+ */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Task, ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
 import { asyncScheduler, firstValueFrom, type Observable, type SchedulerLike, type Subscriber } from 'rxjs';

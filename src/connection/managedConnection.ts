@@ -1,3 +1,10 @@
+/**
+ * The connection mcp-tx owns: one state machine (connecting → connected → reconnecting → closed),
+ * its connect loop with backoff, its triggers (transport close or error, session expiry, ping) and
+ * the gate attempts wait at. Over 300 lines because these share one state and one set of timers:
+ * split, each part would reach into the others' fields; the policy, the states and the replaying
+ * connection of a user-managed client are in their own files.
+ */
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { interval, type Observable, type SchedulerLike, type Subscription } from 'rxjs';

@@ -1,3 +1,9 @@
+/**
+ * `txTool`: a tool callback made exactly-once per idempotency key or request id. Over 300 lines
+ * because it holds the server's whole answer protocol around the shared keyed execution
+ * (keyedExecution.ts): which identity, replay, conflict, in-progress, the effect commit and the
+ * `_meta.mcp_tx` of every answer; the request fields are read in txRequest.ts.
+ */
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { asyncScheduler, defer, firstValueFrom, type SchedulerLike } from 'rxjs';
 import * as z from 'zod';
