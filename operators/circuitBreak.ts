@@ -1,6 +1,7 @@
 import type { Subscriber } from 'rxjs';
 import type { Breaker, BreakerPermit } from '../src/breaker/circuitBreaker.js';
-import { type TxCall, withCallMeta } from '../src/call/call.js';
+import type { TxCall } from '../src/call/call.js';
+import { onFirstPermit } from '../src/call/firstPermit.js';
 import { type TxOperator, txOperator } from '../src/call/txOperator.js';
 import { validationError } from '../src/core/errors.js';
 import type { TxResult } from '../src/core/types.js';
@@ -30,40 +31,27 @@ export function circuitBreak(breaker: Breaker): TxOperator {
  * runs the call in the same turn, with no operator in between.
  */
 function runWithPermit(breaker: Breaker, call: TxCall, subscriber: Subscriber<TxResult>) {
-  let granted = false;
-  const waiting = breaker.acquire().subscribe({
-    next: (permit: BreakerPermit) => {
-      if (granted) return;
-      granted = true;
-      let pending: BreakerPermit | undefined = permit;
-      const report = (outcome: (done: BreakerPermit) => void) => {
-        const done = pending;
-        pending = undefined;
-        if (done !== undefined) outcome(done);
-      };
-      subscriber.add(() => report((done) => done.release()));
-      subscriber.add(
-        call.subscribe({
-          // A call emits one result: that is its success (a consumer may leave right after it).
-          next: (result) => {
-            report((done) => done.success());
-            subscriber.next(result);
-          },
-          error: (error: unknown) => {
-            report((done) => done.failure(error));
-            subscriber.error(error);
-          },
-          complete: () => subscriber.complete(),
-        }),
-      );
-    },
-    error: (error: unknown) => {
-      if (!granted) subscriber.error(withCallMeta(call, error));
-    },
-    complete: () => {
-      if (!granted) subscriber.complete();
-    },
+  return onFirstPermit(breaker.acquire(), call, subscriber, (permit: BreakerPermit) => {
+    let pending: BreakerPermit | undefined = permit;
+    const report = (outcome: (done: BreakerPermit) => void) => {
+      const done = pending;
+      pending = undefined;
+      if (done !== undefined) outcome(done);
+    };
+    subscriber.add(() => report((done) => done.release()));
+    subscriber.add(
+      call.subscribe({
+        // A call emits one result: that is its success (a consumer may leave right after it).
+        next: (result) => {
+          report((done) => done.success());
+          subscriber.next(result);
+        },
+        error: (error: unknown) => {
+          report((done) => done.failure(error));
+          subscriber.error(error);
+        },
+        complete: () => subscriber.complete(),
+      }),
+    );
   });
-  if (granted) waiting.unsubscribe();
-  return waiting;
 }

@@ -1,5 +1,6 @@
 import type { Subscriber } from 'rxjs';
-import { type TxCall, withCallMeta } from '../src/call/call.js';
+import type { TxCall } from '../src/call/call.js';
+import { onFirstPermit } from '../src/call/firstPermit.js';
 import { type TxOperator, txOperator } from '../src/call/txOperator.js';
 import { validationError } from '../src/core/errors.js';
 import type { TxResult } from '../src/core/types.js';
@@ -29,21 +30,8 @@ export function throttle(limiter: Limiter): TxOperator {
  * same turn, with no operator in between.
  */
 function runWithPermit(limiter: Limiter, call: TxCall, subscriber: Subscriber<TxResult>) {
-  let granted = false;
-  const waiting = limiter.acquire().subscribe({
-    next: (permit: Permit) => {
-      if (granted) return;
-      granted = true;
-      subscriber.add(() => permit.release());
-      call.subscribe(subscriber);
-    },
-    error: (error: unknown) => {
-      if (!granted) subscriber.error(withCallMeta(call, error));
-    },
-    complete: () => {
-      if (!granted) subscriber.complete();
-    },
+  return onFirstPermit(limiter.acquire(), call, subscriber, (permit: Permit) => {
+    subscriber.add(() => permit.release());
+    call.subscribe(subscriber);
   });
-  if (granted) waiting.unsubscribe();
-  return waiting;
 }
