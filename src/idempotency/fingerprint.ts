@@ -10,13 +10,42 @@ import { sha256Hex } from './sha256Hex.js';
  */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (Array.isArray(value)) return arrayJson(value);
   const record = value as Record<string, unknown>;
-  const members: string[] = [];
-  for (const key of Object.keys(record).sort()) {
-    if (record[key] !== undefined) members.push(`${JSON.stringify(key)}:${canonicalJson(record[key])}`);
+  let json = '{';
+  for (const key of sortedKeys(record)) {
+    const member = record[key];
+    if (member === undefined) continue;
+    if (json.length > 1) json += ',';
+    json += `${keyJson(key)}:${canonicalJson(member)}`;
   }
-  return `{${members.join(',')}}`;
+  return `${json}}`;
+}
+
+/** The items in order; a hole in a sparse array is written as nothing, as earlier versions did. */
+function arrayJson(items: readonly unknown[]): string {
+  let json = '[';
+  for (let index = 0; index < items.length; index++) {
+    if (index > 0) json += ',';
+    if (index in items) json += canonicalJson(items[index]);
+  }
+  return `${json}]`;
+}
+
+/** The record's keys in `sort()` order; sorted only when they are not in order already. */
+function sortedKeys(record: Record<string, unknown>): string[] {
+  const keys = Object.keys(record);
+  for (let index = 1; index < keys.length; index++) {
+    if ((keys[index - 1] as string) > (keys[index] as string)) return keys.sort();
+  }
+  return keys;
+}
+
+/** Keys of plain characters need no escaping: quoted as they are; others as `JSON.stringify` writes them. */
+const PLAIN_KEY = /^[\w$ .:/@-]*$/;
+
+function keyJson(key: string): string {
+  return PLAIN_KEY.test(key) ? `"${key}"` : JSON.stringify(key);
 }
 
 /**
