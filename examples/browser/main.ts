@@ -30,6 +30,8 @@ const url = new URL(params.get('mcp') ?? 'http://127.0.0.1:3001/mcp');
 const tx = createMcpTx(() => new StreamableHTTPClientTransport(url), {
   retry: false, // the page composes its own retry below
   reconnect: { baseDelayMs: 100, maxDelayMs: 1_000 },
+  // an attempt waits at most this long for a (re)connection: then it fails, and the breaker counts it
+  timeoutMs: 2_000,
 });
 const breaker = new CircuitBreaker({ failureThreshold: 3, recoveryTimeoutMs: 1_000 });
 const limiter = tokenBucket({ ratePerSecond: 100, burst: 20 });
