@@ -1,10 +1,11 @@
 import { appendFileSync, readFileSync } from 'node:fs';
-import type {
-  BeginOutcome,
-  Completion,
-  EffectStore,
-  IdempotencyRecord,
-  IdempotencyStore,
+import {
+  type BeginOutcome,
+  type Completion,
+  type EffectStore,
+  heldKeyOutcome,
+  type IdempotencyRecord,
+  type IdempotencyStore,
 } from '../idempotency/store.js';
 
 /** How long a completed key is kept: a day (the ledger outlives the runs it serves). */
@@ -85,10 +86,7 @@ export function ledgerStore<Effect>(
         entries.set(key, { fingerprint, token, expiresAt: Date.now() + ttlMs });
         return { status: 'new', token };
       }
-      if (entry.fingerprint !== fingerprint) return { status: 'conflict' };
-      return entry.record === undefined
-        ? { status: 'in_progress' }
-        : { status: 'completed', record: entry.record };
+      return heldKeyOutcome(entry, fingerprint);
     },
     async complete(key, fingerprint, record, ttlMs) {
       const expiresAt = Date.now() + ttlMs;

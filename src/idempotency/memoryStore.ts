@@ -4,6 +4,7 @@ import { parseOrThrow } from '../config/validators.js';
 import {
   type BeginOutcome,
   DEFAULT_IDEMPOTENCY_WINDOW_MS,
+  heldKeyOutcome,
   type IdempotencyRecord,
   type IdempotencyStore,
   type IdempotencyStoreStats,
@@ -194,10 +195,7 @@ export function memoryIdempotencyStore(options: MemoryStoreOptions = {}): Memory
         store(key, { fingerprint, token, storedAt: now(), ttlMs });
         return { status: 'new', token };
       }
-      if (entry.fingerprint !== fingerprint) return { status: 'conflict' };
-      return entry.record === undefined
-        ? { status: 'in_progress' }
-        : { status: 'completed', record: entry.record };
+      return heldKeyOutcome(entry, fingerprint);
     },
     async complete(key, fingerprint, record, ttlMs) {
       store(key, { fingerprint, record, storedAt: now(), ttlMs });

@@ -147,3 +147,19 @@ export interface EffectStore<Effect> {
 export function isEffectStore(store: IdempotencyStore): store is IdempotencyStore & EffectStore<unknown> {
   return typeof (store as Partial<EffectStore<unknown>>).commit === 'function';
 }
+
+/**
+ * What `begin` answers for a key the store already holds: a conflict when the arguments differ,
+ * else the stored outcome, or in progress while the holder has not completed it.
+ *
+ * @example
+ * const held = entries.get(key);
+ * if (held !== undefined) return heldKeyOutcome(held, fingerprint);
+ */
+export function heldKeyOutcome(
+  held: { readonly fingerprint: string; readonly record?: IdempotencyRecord },
+  fingerprint: string,
+): BeginOutcome {
+  if (held.fingerprint !== fingerprint) return { status: 'conflict' };
+  return held.record === undefined ? { status: 'in_progress' } : { status: 'completed', record: held.record };
+}
