@@ -23,7 +23,12 @@ const sourceAliases = Object.entries(exports).flatMap(([subpath, target]) =>
 const project = (
   name: string,
   include: string[],
-  extra: { globalSetup?: string[]; isolate?: boolean } = {},
+  extra: {
+    globalSetup?: string[];
+    isolate?: boolean;
+    maxWorkers?: number;
+    sequence?: { groupOrder: number };
+  } = {},
 ) => ({
   extends: true as const,
   test: { name, include, ...extra },
@@ -39,10 +44,24 @@ export default defineConfig({
     reporters: ['default', './test/support/summaryReporter.ts'],
     projects: [
       // In-process: the real SDK over InMemoryTransport or loopback HTTP, and virtual time. No Redis, no child process.
-      project('unit', ['test/unit/**/*.test.ts'], { isolate: false }),
-      project('redis', ['test/redis/**/*.test.ts'], { globalSetup: ['./test/support/redisSetup.ts'] }),
+      project('unit', ['test/unit/**/*.test.ts'], {
+        isolate: false,
+        maxWorkers: 4,
+        sequence: { groupOrder: 1 },
+      }),
+      // Redis and unit tests run after the e2e ones, 4 files at a time: the Redis tests mostly wait
+      // (outages, timeouts, leases), and the unit tests use the cores they leave idle.
+      project('redis', ['test/redis/**/*.test.ts'], {
+        globalSetup: ['./test/support/redisSetup.ts', './test/support/childScript.ts'],
+        isolate: false,
+        maxWorkers: 4,
+        sequence: { groupOrder: 1 },
+      }),
       // Child processes: stdio servers, the CLI binary, crashes.
-      project('e2e', ['test/e2e/**/*.test.ts', 'test/chaos/**/*.test.ts']),
+      project('e2e', ['test/e2e/**/*.test.ts', 'test/chaos/**/*.test.ts'], {
+        globalSetup: ['./test/support/childScript.ts'],
+        isolate: false,
+      }),
       // The packed tarball and a git install in fresh projects (npm install: slow, run by CI on its own).
       project('package', ['test/package/**/*.test.ts']),
       // Browser bundles (esbuild) and the example page in headless Chromium (`npm run test:browser`).

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { scriptArgs } from '../support/childScript.js';
 
 const run = promisify(execFile);
 const script = fileURLToPath(new URL('./chaosRun.ts', import.meta.url));
@@ -9,7 +10,7 @@ const script = fileURLToPath(new URL('./chaosRun.ts', import.meta.url));
 describe('chaos', () => {
   it('completes 2 000 keyed calls through ~30 % injected faults, each side effect exactly once, and exits on its own', async () => {
     // A child process: if a timer or subscription were left behind it would not exit, and this would time out.
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', script], {
+    const { stdout } = await run(process.execPath, scriptArgs(script), {
       env: { ...process.env, CHAOS_CALLS: '2000' },
       timeout: 60_000,
     });

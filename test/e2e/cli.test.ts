@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ResultLine } from '../../src/cli/journal.js';
+import { scriptArgs, scriptCommand } from '../support/childScript.js';
 import { startCliHttpServer } from '../support/cliServer.js';
 import { eventually } from '../support/fixture.js';
 
@@ -28,9 +29,12 @@ interface Exit {
   readonly stderr: string;
 }
 
-/** The real `mcp-tx` bin from source, in a child process. */
-function startCli(args: readonly string[]): { child: ChildProcess; exit: Promise<Exit> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+/** The real `mcp-tx` bin in a child process: bundled from source, or as `bin` says (the demo runs it with tsx). */
+function startCli(
+  args: readonly string[],
+  bin = scriptArgs('src/cli/main.ts'),
+): { child: ChildProcess; exit: Promise<Exit> } {
+  const child = spawn(process.execPath, [...bin, ...args], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -160,7 +164,7 @@ describe('the mcp-tx bin', () => {
 
   it('stops at once with exit 130 on SIGINT while the --stdio server has not answered initialize', async () => {
     const started = join(dir, 'silent.started');
-    const command = `"${process.execPath}" --import tsx test/support/cliStdioServer.ts --silent '${started}'`;
+    const command = `${scriptCommand('test/support/cliStdioServer.ts')} --silent '${started}'`;
     const { path } = await chargeInput('silent', 1, 0);
     const run = startCli(['batch', '--input', path, '--stdio', command, '--timeout', '60000']);
     await eventually(async () => existsSync(started), 15_000);
@@ -179,10 +183,24 @@ describe('the mcp-tx bin', () => {
     expect(exit.stderr).toContain("error: unknown option '--rate-limit'");
   });
 
-  it('runs the demo from source, as `npm run demo` does, and exits 0', async () => {
-    const exit = await startCli(['demo']).exit;
+  it('runs the demo from source, as `npm run demo` does: the burst against the bundled flaky server, a health report, exit 0', async () => {
+    const exit = await startCli(['demo'], ['--import', 'tsx', 'src/cli/main.ts']).exit;
     expect(exit.code).toBe(0);
-    expect(exit.stdout).toContain('each order exactly once');
-    expect(exit.stdout).toMatch(/health\n/);
+    const report = exit.stdout;
+    // 20 repeated orders served by the client's dedupe, and the charge the server made just before
+    // it crashed, answered from its ledger after the reconnect.
+    expect(report).toMatch(/completed +200\n +failed +0\n +duplicates +21\n/);
+    expect(report).toMatch(
+      /health\n +tool +calls +success +attempts +duplicates +p50 +p95\n +charge +120 +100\.0%/,
+    );
+    expect(report).toMatch(/ +lookup +80 +100\.0%/);
+    expect(report).toContain('healthy, success 100.0%, breaker closed');
+    expect(report).toContain('120 charge requests for 100 orders: 100 charges made, each order exactly once');
+    expect(report).toMatch(/retried: [1-9]\d* charges, [1-9]\d* lookups \(after TEMPORARY_FAILURE/);
+    expect(report).toMatch(
+      /server crashed after 60 calls; reconnected in \d+ ms, 1 charge cut short answered from its ledger\n/,
+    );
+    expect(report).toMatch(/connection +1 reconnect, \d+ ms disconnected/);
+    expect(exit.stderr).toMatch(/demo: 200\/200 \(100%\), 0 failed/);
   });
 });

@@ -10,6 +10,7 @@ import type { CliIo } from '../../src/cli/io.js';
 import type { ResultLine } from '../../src/cli/journal.js';
 import { main } from '../../src/cli/program.js';
 import { sanitizeMessage } from '../../src/core/sanitize.js';
+import { scriptCommand } from '../support/childScript.js';
 import { startCliHttpServer } from '../support/cliServer.js';
 import { until } from '../support/fixture.js';
 
@@ -150,7 +151,7 @@ describe('mcp-tx batch', () => {
   it('runs against a server started with --stdio (quoted arguments kept whole)', async () => {
     const input = await inputFile([charge('s1'), charge('s2')]);
     const run = capture();
-    const command = `"${process.execPath}" --import tsx '${stdioServer}'`;
+    const command = scriptCommand(stdioServer);
     expect(await main(['batch', '--input', input, '--stdio', command], run.io)).toBe(0);
     expect(byLine(parseResults(run.stdout())).map((result) => result.data)).toEqual([
       { id: 's1' },
@@ -163,7 +164,7 @@ describe('mcp-tx batch', () => {
     const ids = Array.from({ length: 20 }, (_, n) => `x${n}`);
     const input = await inputFile(ids.map((id) => ({ tool: 'charge', arguments: { id, ms: 5 } })));
     const run = capture();
-    const server = `"${process.execPath}" --import tsx '${crashingServer}' --ledger '${ledger}' --exit-every 6`;
+    const server = `${scriptCommand(crashingServer)} --ledger '${ledger}' --exit-every 6`;
     const command = `env SHOP_API_TOKEN=tok-3f9a8b7c6d5e4f ${server}`;
     const args = ['--concurrency', '4', '--retry', '5', '--retry-delay', '10'];
     const code = await main(['batch', '--input', input, '--stdio', command, ...args], run.io);
@@ -586,29 +587,6 @@ describe('mcp-tx usage and connection errors', () => {
     ]) {
       expect(said).not.toContain(secret);
     }
-  });
-});
-
-describe('mcp-tx demo', () => {
-  it('runs the burst against the bundled flaky server, exits 0 and prints a health report', async () => {
-    const run = capture();
-    expect(await main(['demo'], run.io)).toBe(0);
-    const report = run.stdout();
-    // 20 repeated orders served by the client's dedupe, and the charge the server made just before
-    // it crashed, answered from its ledger after the reconnect.
-    expect(report).toMatch(/completed +200\n +failed +0\n +duplicates +21\n/);
-    expect(report).toMatch(
-      /health\n +tool +calls +success +attempts +duplicates +p50 +p95\n +charge +120 +100\.0%/,
-    );
-    expect(report).toMatch(/ +lookup +80 +100\.0%/);
-    expect(report).toContain('healthy, success 100.0%, breaker closed');
-    expect(report).toContain('120 charge requests for 100 orders: 100 charges made, each order exactly once');
-    expect(report).toMatch(/retried: [1-9]\d* charges, [1-9]\d* lookups \(after TEMPORARY_FAILURE/);
-    expect(report).toMatch(
-      /server crashed after 60 calls; reconnected in \d+ ms, 1 charge cut short answered from its ledger\n/,
-    );
-    expect(report).toMatch(/connection +1 reconnect, \d+ ms disconnected/);
-    expect(run.stderr()).toMatch(/demo: 200\/200 \(100%\), 0 failed/);
   });
 });
 

@@ -1,6 +1,7 @@
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMcpTx, type McpTx, TxErrorCode } from '../../src/index.js';
+import { scriptArgs } from '../support/childScript.js';
 import { expectFailure } from '../support/fixture.js';
 
 const serverScript = new URL('../support/stdioServer.ts', import.meta.url).pathname;
@@ -11,7 +12,7 @@ beforeAll(async () => {
     () =>
       new StdioClientTransport({
         command: process.execPath,
-        args: ['--import', 'tsx', serverScript],
+        args: scriptArgs(serverScript),
         stderr: 'ignore',
       }),
     { dedupe: false, retry: false },

@@ -61,7 +61,8 @@ function expectAnswers(replay: Replay, capture: readonly CapturedLine[], changed
 /** The text of the single content item of a result. */
 const textOf = (result: Result | undefined) => result?.content?.[0]?.text;
 
-describe('the Python MCP-Tx client, replayed to a txTool server over stdio', () => {
+// Each replay has its own server process and mostly waits (timeouts, a slow tool): run side by side.
+describe.concurrent('the Python MCP-Tx client, replayed to a txTool server over stdio', () => {
   it('python-client-to-ts-server: a key replayed, a conflict, a tool error, an unkeyed call — and its same-request_id timeout retry run once', async () => {
     const capture = readCapture('python-client-to-ts-server.jsonl');
     // the lines are what the capture says they are

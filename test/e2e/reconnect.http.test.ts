@@ -9,6 +9,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { from, lastValueFrom, mergeMap, toArray } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type ConnectionState, createMcpTx, type McpTx, perRequestSignalFetch } from '../../src/index.js';
+import { scriptArgs } from '../support/childScript.js';
 import { until } from '../support/fixture.js';
 import { redisUrl, testRedis } from '../support/redis.js';
 
@@ -25,7 +26,7 @@ afterEach(async () => {
 
 /** Starts the server process on `port` (0: a spare one); resolves with it and its port once it listens. */
 async function startServer(port: number, run: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', serverScript], {
+  const child = spawn(process.execPath, scriptArgs(serverScript), {
     env: { ...process.env, PORT: String(port), PREFIX: run, REDIS_URL: redisUrl },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

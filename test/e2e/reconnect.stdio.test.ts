@@ -5,16 +5,16 @@
  */
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { from, lastValueFrom, mergeMap, toArray } from 'rxjs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import {
   type ConnectionState,
   createMcpTx,
   isTxError,
-  type McpTx,
   type TxConfig,
   TxErrorCode,
   type TxResult,
 } from '../../src/index.js';
+import { scriptArgs } from '../support/childScript.js';
 import { eventually, until } from '../support/fixture.js';
 import { redisUrl, testRedis } from '../support/redis.js';
 
@@ -40,22 +40,21 @@ afterAll(() => {
   process.off('unhandledRejection', onUnhandled);
 });
 
-let tx: McpTx | undefined;
-afterEach(async () => {
-  await tx?.close({ timeoutMs: 1_000 });
-  tx = undefined;
-});
-
 /**
- * An McpTx whose transport factory starts `command` (by default the crashing server, with `env`);
- * the pid of every process it started, and every `connection$` value.
+ * An McpTx whose transport factory starts `command` (by default the crashing server, with `env`),
+ * closed when the test ends; the pid of every process it started, and every `connection$` value.
  */
-function connectStdio(env: Record<string, string>, config: TxConfig = {}, command?: () => string[]) {
+function connectStdio(
+  { onTestFinished }: TestContext,
+  env: Record<string, string>,
+  config: TxConfig = {},
+  command?: () => string[],
+) {
   const pids: number[] = [];
   const connect = () => {
     const transport = new StdioClientTransport({
       command: process.execPath,
-      args: command?.() ?? ['--import', 'tsx', serverScript],
+      args: command?.() ?? scriptArgs(serverScript),
       env: { ...(process.env as Record<string, string>), REDIS_URL: redisUrl, ...env },
       stderr: 'ignore',
     });
@@ -66,7 +65,8 @@ function connectStdio(env: Record<string, string>, config: TxConfig = {}, comman
     };
     return transport;
   };
-  tx = createMcpTx(connect, config);
+  const tx = createMcpTx(connect, config);
+  onTestFinished(() => tx.close({ timeoutMs: 1_000 }));
   const states: ConnectionState[] = [];
   tx.connection$.subscribe((state) => states.push(state));
   return { tx, pids, states, connects: () => states.filter(({ state }) => state === 'connected').length };
@@ -88,10 +88,12 @@ async function burst<T>(calls: readonly T[], inFlight: number, call: (item: T) =
 
 const hash = async (key: string) => redis.hgetall(`${key}`);
 
-describe('a stdio server that exits by itself every 37 calls', () => {
-  it('completes 500 keyed calls at 16 in flight, each effect exactly once, across ≥ 13 reconnects', async () => {
+// Each test has its own chain of server processes and mostly waits for them to start: side by side.
+describe.concurrent('a stdio server that exits by itself every 37 calls', () => {
+  it('completes 500 keyed calls at 16 in flight, each effect exactly once, across ≥ 13 reconnects', async (context) => {
     const run = `${prefix}keyed:`;
     const { tx, pids, connects } = connectStdio(
+      context,
       { PREFIX: run, EXIT_EVERY: '37' },
       { retry: { maxAttempts: 10, baseDelayMs: 20, maxDelayMs: 200 }, reconnect: { baseDelayMs: 20 } },
     );
@@ -114,9 +116,10 @@ describe('a stdio server that exits by itself every 37 calls', () => {
     expect(unhandled).toEqual([]);
   }, 180_000);
 
-  it('fails unkeyed destructive calls caught by an exit as ambiguous, not retried; retries read-only ones', async () => {
+  it('fails unkeyed destructive calls caught by an exit as ambiguous, not retried; retries read-only ones', async (context) => {
     const run = `${prefix}mixed:`;
     const { tx, pids, connects } = connectStdio(
+      context,
       { PREFIX: run, EXIT_EVERY: '37' },
       { retry: { maxAttempts: 10, baseDelayMs: 20, maxDelayMs: 200 }, reconnect: { baseDelayMs: 20 } },
     );
@@ -161,12 +164,13 @@ describe('closing and giving up with real processes', () => {
   /** A "server" that exits at once: every connection attempt fails. */
   const exitsAtOnce = () => ['-e', 'process.exit(3)'];
 
-  it('close() while reconnecting ends at once: waiting calls fail MCP_TX_CANCELLED, no process left', async () => {
+  it('close() while reconnecting ends at once: waiting calls fail MCP_TX_CANCELLED, no process left', async (context) => {
     let broken = false;
     const { tx, pids, states } = connectStdio(
+      context,
       { PREFIX: `${prefix}close:`, EXIT_EVERY: '1' },
       { retry: { maxAttempts: 5, baseDelayMs: 10 }, reconnect: { baseDelayMs: 50, maxDelayMs: 200 } },
-      () => (broken ? exitsAtOnce() : ['--import', 'tsx', serverScript]),
+      () => (broken ? exitsAtOnce() : scriptArgs(serverScript)),
     );
     await tx.ready;
     broken = true;
@@ -187,8 +191,9 @@ describe('closing and giving up with real processes', () => {
     expect(unhandled).toEqual([]);
   }, 30_000);
 
-  it('reconnect: false — the server exits, the McpTx is closed, calls fail at once', async () => {
+  it('reconnect: false — the server exits, the McpTx is closed, calls fail at once', async (context) => {
     const { tx, pids, states } = connectStdio(
+      context,
       { PREFIX: `${prefix}off:`, EXIT_EVERY: '2' },
       { reconnect: false, retry: { maxAttempts: 3, baseDelayMs: 10 } },
     );
@@ -200,8 +205,9 @@ describe('closing and giving up with real processes', () => {
     expect(pids).toHaveLength(1);
   }, 30_000);
 
-  it('gives up after maxAttempts on a server that cannot start; ready rejects with the cause', async () => {
+  it('gives up after maxAttempts on a server that cannot start; ready rejects with the cause', async (context) => {
     const { tx, pids, states } = connectStdio(
+      context,
       {},
       { reconnect: { baseDelayMs: 10, maxAttempts: 3 } },
       exitsAtOnce,

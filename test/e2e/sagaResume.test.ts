@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { lastValueFrom, toArray } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { JsonlEventStore } from '../../src/node.js';
+import { scriptArgs } from '../support/childScript.js';
 import { type HttpServer, startHttpServer } from '../support/httpServer.js';
 
 const run = promisify(execFile);
@@ -35,13 +36,13 @@ describe('Saga across processes', () => {
       EVENTS_PATH: join(dir, 'sagas.jsonl'),
       SAGA_ID: 'saga-crash',
     };
-    const crashed = await run(process.execPath, ['--import', 'tsx', sagaClient], {
+    const crashed = await run(process.execPath, scriptArgs(sagaClient), {
       env: { ...env, CRASH_BEFORE_LOGGING: 'payment' },
     }).catch((error: { signal?: string }) => error);
     expect((crashed as { signal?: string }).signal).toBe('SIGKILL');
     expect(server.state.effects).toEqual({ 'reserve:o-1': 1, 'pay:o-1': 1 });
 
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', sagaClient], {
+    const { stdout } = await run(process.execPath, scriptArgs(sagaClient), {
       env: { ...env, RESUME: '1' },
     });
     expect(JSON.parse(stdout)).toMatchObject({ sagaId: 'saga-crash', status: 'completed' });

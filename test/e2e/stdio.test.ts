@@ -2,6 +2,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { from, lastValueFrom, mergeMap, toArray } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type ConnectionState, createMcpTx, type McpTx, type TxConfig } from '../../src/index.js';
+import { scriptArgs } from '../support/childScript.js';
 import { type E2eStats, typeAhead } from '../support/e2eServer.js';
 import { eventually, until } from '../support/fixture.js';
 
@@ -18,7 +19,7 @@ async function connectStdio(config: TxConfig = {}) {
     () => {
       const transport = new StdioClientTransport({
         command: process.execPath,
-        args: ['--import', 'tsx', serverScript],
+        args: scriptArgs(serverScript),
         stderr: 'ignore',
       });
       transports.push(transport);

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMcpTx, type McpTx, TxError } from '../../src/index.js';
 import { JsonlEventStore } from '../../src/node.js';
 import type { TaskEvent } from '../../src/tasks/taskOptions.js';
+import { scriptArgs } from '../support/childScript.js';
 import { redisUrl, testRedis } from '../support/redis.js';
 
 const run = promisify(execFile);
@@ -19,7 +20,7 @@ const { redis, prefix } = testRedis();
 
 /** A task server replica in a process of its own, on the shared Redis. */
 async function startReplica(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', serverMain], {
+  const child = spawn(process.execPath, scriptArgs(serverMain), {
     env: { ...process.env, REDIS_URL: redisUrl, PREFIX: prefix, LEASE_MS: '600', PORT: '0' },
     stdio: ['ignore', 'pipe', 'ignore'],
   });
@@ -55,7 +56,7 @@ afterAll(async () => {
 describe('tasks across processes (Streamable HTTP, two replicas on one Redis)', () => {
   it('process A creates a task and exits; process B finds it pending and resumes it on the other replica; it ran once', async () => {
     const events = join(dir, 'events.jsonl');
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', clientMain], {
+    const { stdout } = await run(process.execPath, scriptArgs(clientMain), {
       env: { ...process.env, URL: one.url, EVENTS: events, KEY: 'restart', MS: '600' },
     });
     const taskId = /created (\w+)/.exec(stdout)?.[1];

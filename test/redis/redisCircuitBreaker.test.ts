@@ -8,6 +8,7 @@ import { MAX_TIMEOUT_MS } from '../../src/config/validators.js';
 import { newRequestId } from '../../src/core/ids.js';
 import { type BreakerPermit, TxError, TxErrorCode } from '../../src/index.js';
 import { type RedisBreakerOptions, RedisCircuitBreaker } from '../../src/redis.js';
+import { scriptArgs } from '../support/childScript.js';
 import { eventually } from '../support/fixture.js';
 
 const workerScript = fileURLToPath(new URL('./breakerWorker.ts', import.meta.url));
@@ -56,7 +57,7 @@ class BreakerWorker {
   private nextId = 0;
 
   constructor(env: Record<string, string>) {
-    this.process = spawn(process.execPath, ['--import', 'tsx', workerScript], {
+    this.process = spawn(process.execPath, scriptArgs(workerScript), {
       env: { ...process.env, ...env },
     });
     createInterface({ input: this.process.stdout }).on('line', (line) => {

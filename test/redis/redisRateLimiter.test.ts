@@ -11,6 +11,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { newRequestId } from '../../src/core/ids.js';
 import { type Limiter, TxErrorCode } from '../../src/index.js';
 import { redisRateLimiter } from '../../src/redis.js';
+import { scriptArgs } from '../support/childScript.js';
 import { eventually } from '../support/fixture.js';
 import { redisUrl, testRedis, unreachableRedis } from '../support/redis.js';
 
@@ -45,6 +46,8 @@ function throwawayRedis() {
   });
   return {
     client,
+    /** Resolves once the server answers (it may take a while to start on a loaded machine). */
+    ready: () => client.ping(),
     pause: () => server.kill('SIGSTOP'),
     resume: () => server.kill('SIGCONT'),
     kill,
@@ -115,9 +118,7 @@ describe('redisRateLimiter on a real Redis', () => {
       CALLS: `${callsEach}`,
     };
     const outputs = await Promise.all(
-      Array.from({ length: 4 }, () =>
-        run(process.execPath, ['--import', 'tsx', worker], { env, timeout: 60_000 }),
-      ),
+      Array.from({ length: 4 }, () => run(process.execPath, scriptArgs(worker), { env, timeout: 60_000 })),
     );
     const reports = outputs.map(({ stdout }) => JSON.parse(stdout.trim()) as WorkerReport);
     const starts = reports.flatMap((report) => report.starts).sort((a, b) => a - b);
@@ -183,6 +184,7 @@ describe('redisRateLimiter on a real Redis', () => {
         burst: 5,
         commandTimeoutMs: 300,
       });
+      await server.ready();
       await firstValueFrom(limiter.acquire());
       await stop(server);
       const failures = await failuresOf(limiter, 4);
@@ -223,6 +225,7 @@ describe('redisRateLimiter on a real Redis', () => {
         failOpen: true,
         onStoreError: (error) => reported.push(error.code),
       });
+      await server.ready();
       await firstValueFrom(limiter.acquire());
       await stop(server);
       const waiting = await failuresOf(limiter, 4); // the budget is spent: they would wait 500 ms

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { MAX_TIMEOUT_MS } from '../../src/config/validators.js';
 import { TxErrorCode } from '../../src/index.js';
 import { redisIdempotencyStore } from '../../src/redis.js';
+import { scriptArgs } from '../support/childScript.js';
 import { redisUrl, testRedis, unreachableRedis } from '../support/redis.js';
 
 const run = promisify(execFile);
@@ -47,9 +48,7 @@ describe('redisIdempotencyStore on a real Redis', () => {
   it('executes each key once across 4 worker processes; the other workers get duplicates', async () => {
     const env = { ...process.env, REDIS_URL: redisUrl, PREFIX: `${prefix}workers:`, KEYS: '30' };
     const outputs = await Promise.all(
-      Array.from({ length: 4 }, () =>
-        run(process.execPath, ['--import', 'tsx', worker], { env, timeout: 60_000 }),
-      ),
+      Array.from({ length: 4 }, () => run(process.execPath, scriptArgs(worker), { env, timeout: 60_000 })),
     );
     const reports = outputs.map(({ stdout }) => JSON.parse(stdout.trim().split('\n').at(-1) as string));
     const executed = reports.flatMap((report) => report.executed as string[]);

@@ -7,6 +7,7 @@
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { scriptArgs } from './childScript.js';
 import type { CapturedLine, CapturedMessage } from './pythonCaptures.js';
 
 /** An answer of the child: the message, and when it came (ms after the replay started). */
@@ -29,7 +30,7 @@ export interface Replay {
 const ANSWER_TIMEOUT_MS = 30_000;
 
 /**
- * Starts `node --import tsx <script> ...args`, replays `capture` to it, waits for the answer to
+ * Starts `<script> ...args` in a child process (see `scriptArgs`), replays `capture` to it, waits for the answer to
  * every request it wrote, and ends the child.
  */
 export async function replayCapture(
@@ -37,7 +38,7 @@ export async function replayCapture(
   script: string,
   args: readonly string[] = [],
 ): Promise<Replay> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+  const child = spawn(process.execPath, [...scriptArgs(script), ...args], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   try {

@@ -1,10 +1,11 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { createMcpTx, mcpTxClientCapabilities, type TxConfig } from '../../src/index.js';
+import { scriptArgs } from './childScript.js';
 import { keepConnected } from './reconnect.js';
 
 /**
- * A server script (run with tsx) in a child process over stdio, behind an McpTx; the client starts
+ * A server script (bundled, see `scriptArgs`) in a child process over stdio, behind an McpTx; the client starts
  * a new child whenever the connection drops. `transports` holds each connection made, so a test
  * can kill the current child (`transports.at(-1).pid`).
  */
@@ -17,7 +18,7 @@ export async function connectStdioChild(script: string, config: TxConfig, env: R
   const connection = await keepConnected(client, async () => {
     const transport = new StdioClientTransport({
       command: process.execPath,
-      args: ['--import', 'tsx', script],
+      args: scriptArgs(script),
       env: { ...(process.env as Record<string, string>), ...env },
       stderr: 'ignore',
     });
