@@ -19,9 +19,9 @@ import { build } from 'esbuild';
 import { BARE, callContenders, connectInMemory, FLOOR } from './contenders.js';
 import { machineLine, writeResults } from './harness.js';
 
-const WARM_UP = 5_000;
+const WARM_UP = 20_000;
 const INSTRUMENTED_WARM_UP = 300;
-const MEASURED = Number(process.env.BENCH_INSTR_CALLS ?? 1_000);
+const MEASURED = Number(process.env.BENCH_INSTR_CALLS ?? 3_000);
 /** Comma-separated parts of contender names: only those are counted (for a quick look at one change). */
 const ONLY = process.env.BENCH_INSTR_ONLY?.split(',');
 /**
@@ -111,6 +111,8 @@ async function instructionsPerCall(name: string): Promise<number> {
       `--callgrind-out-file=${join(dir, 'cg')}`,
       process.execPath,
       '--single-threaded',
+      '--hash-seed=1',
+      '--random-seed=1',
       `--max-semi-space-size=${SEMI_SPACE_MB}`,
       `--min-semi-space-size=${SEMI_SPACE_MB}`,
       worker,
