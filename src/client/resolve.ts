@@ -6,7 +6,7 @@
 import type { SchedulerLike } from 'rxjs';
 import type { Breaker } from '../breaker/circuitBreaker.js';
 import { DEFAULT_RETRYABLE_ERRORS, mergeRetry, type RetryPolicy } from '../config/retryPolicy.js';
-import { assertJsonArgs, isPlainObject } from '../config/toolInput.js';
+import { frozenJsonCopy, isPlainObject } from '../config/toolInput.js';
 import { parseOrThrow } from '../config/validators.js';
 import { isTxError, TxError, TxErrorCode, validationError } from '../core/errors.js';
 import { newRequestId } from '../core/ids.js';
@@ -113,8 +113,9 @@ export function asInputError(field: string, error: unknown): TxError {
 const ENVELOPE_BYTES = 8 * 1024;
 
 /**
- * The frozen request every attempt of a call sends: arguments checked, sized against
- * `config.maxMessageBytes` (with {@link ENVELOPE_BYTES} for the rest) and deep-copied, the timeout
+ * The frozen request every attempt of a call sends: arguments checked and deep-copied in one walk
+ * (what every attempt sends, whatever the caller changes afterwards), sized against
+ * `config.maxMessageBytes` (with {@link ENVELOPE_BYTES} for the rest), the timeout
  * of the call, else the tool's, else the config's; the call's idempotency key, else the tool's
  * `idempotencyKey(args)`.
  */
@@ -124,8 +125,8 @@ export function resolveRequest(
   call: { name: string; args: unknown; options: TxCallOptions; scheduler: SchedulerLike },
 ): TxRequest {
   const { name, options } = call;
-  assertJsonArgs(call.args);
-  const args = frozenCopy(call.args, config.maxMessageBytes);
+  const { copy: args, maxJsonBytes } = frozenJsonCopy(call.args);
+  assertFitsMessage(args, maxJsonBytes, config.maxMessageBytes);
   const request: Record<string, unknown> = {
     name,
     args,
@@ -146,33 +147,20 @@ export function resolveRequest(
 }
 
 /**
- * A deep frozen copy of arguments already checked to be plain JSON (so the JSON round trip keeps all
- * the wire would carry): what every attempt of the call sends, whatever the caller changes afterwards.
- * Arguments too large for one message are refused here, before anything is sent.
+ * Throws `MCP_TX_VALIDATION` naming `args` when their JSON, as UTF-8, leaves no room for the
+ * envelope: refused here, before anything is sent. Measured only when the walk's upper bound
+ * (`maxJsonBytes`) says they might not fit.
  */
-function frozenCopy(args: JsonObject, maxMessageBytes: number): JsonObject {
-  const json = JSON.stringify(args);
-  assertFitsMessage(json, maxMessageBytes);
-  return deepFreeze(JSON.parse(json) as JsonObject);
-}
-
-/** Throws `MCP_TX_VALIDATION` naming `args` when their JSON, as UTF-8, leaves no room for the envelope. */
-function assertFitsMessage(json: string, maxMessageBytes: number): void {
+function assertFitsMessage(args: JsonObject, maxJsonBytes: number, maxMessageBytes: number): void {
   const room = maxMessageBytes - ENVELOPE_BYTES;
-  if (json.length * 3 <= room) return; // a UTF-16 code unit is at most 3 bytes of UTF-8
-  const bytes = new TextEncoder().encode(json).byteLength;
+  if (maxJsonBytes <= room) return;
+  const bytes = new TextEncoder().encode(JSON.stringify(args)).byteLength;
   if (bytes <= room) return;
   throw validationError(
     'args',
     `are ${bytes} bytes of JSON (UTF-8), over the ${room} that maxMessageBytes (${maxMessageBytes}) ` +
       `leaves after ${ENVELOPE_BYTES} for the request envelope: the transport would drop the message`,
   );
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value !== 'object' || value === null) return value;
-  for (const item of Object.values(value)) deepFreeze(item);
-  return Object.freeze(value);
 }
 
 function derivedKey(policy: ToolPolicy | undefined, args: JsonObject): string | undefined {

@@ -37,46 +37,107 @@ export function assertToolName(name: unknown): asserts name is string {
  * assertJsonArgs({ when: new Date() }); // throws: Invalid args.when: must be plain JSON (got Date)
  */
 export function assertJsonArgs(args: unknown): asserts args is JsonObject {
+  frozenJsonCopy(args);
+}
+
+/**
+ * Checks tool arguments as {@link assertJsonArgs} does and, in the same walk, makes the deep frozen
+ * copy a JSON round trip would give (properties set to `undefined` left out, `undefined` and holes
+ * in arrays as `null`, `-0` as `0`), with an upper bound of its size as UTF-8 JSON.
+ *
+ * @example
+ * const { copy, maxJsonBytes } = frozenJsonCopy({ q: 'rxjs', page: undefined }); // copy: { q: 'rxjs' }
+ */
+export function frozenJsonCopy(args: unknown): { copy: JsonObject; maxJsonBytes: number } {
   if (!isPlainObject(args)) {
     throw validationError('args', `must be a plain JSON object (got ${describe(args)})`);
   }
-  checkJsonValue(args, 'args', new Set());
+  const walk = new JsonWalk();
+  return { copy: walk.container(args) as JsonObject, maxJsonBytes: walk.maxBytes };
 }
 
-function checkJsonValue(value: unknown, path: string, ancestors: Set<object>): void {
-  switch (typeof value) {
-    case 'string':
-    case 'boolean':
-    case 'undefined':
-      return;
-    case 'number':
-      if (!Number.isFinite(value)) throw validationError(path, `must be a finite number (got ${value})`);
-      return;
-    case 'object':
-      if (value === null) return;
-      checkJsonContainer(value, path, ancestors);
-      return;
-    default:
-      throw validationError(path, `must be plain JSON (got ${typeof value})`);
-  }
-}
+/** Worst-case UTF-8 bytes of a number in JSON (`-1.7976931348623157e+308`). */
+const MAX_NUMBER_BYTES = 24;
+/** Worst-case UTF-8 bytes per UTF-16 code unit of a JSON string (a control character as `\u001f`). */
+const MAX_BYTES_PER_CHAR = 6;
 
-function checkJsonContainer(value: object, path: string, ancestors: Set<object>): void {
-  if (ancestors.has(value)) throw validationError(path, 'must not contain a cycle');
-  if (ancestors.size >= MAX_ARGS_DEPTH)
-    throw validationError(path, `must not nest deeper than ${MAX_ARGS_DEPTH} levels`);
-  if (!Array.isArray(value) && !isPlainObject(value)) {
-    throw validationError(path, `must be plain JSON (got ${describe(value)})`);
+/**
+ * One walk over arguments: the containers open above the current value (for cycles and depth) and
+ * the keys leading to it (the path, spelled out only when a value is refused).
+ */
+class JsonWalk {
+  maxBytes = 0;
+  private readonly open: object[] = [];
+  private readonly keys: (string | number)[] = [];
+
+  value(value: unknown): unknown {
+    switch (typeof value) {
+      case 'string':
+        this.maxBytes += 2 + value.length * MAX_BYTES_PER_CHAR;
+        return value;
+      case 'boolean':
+        this.maxBytes += 5;
+        return value;
+      case 'number':
+        if (!Number.isFinite(value)) throw this.refuse(`must be a finite number (got ${value})`);
+        this.maxBytes += MAX_NUMBER_BYTES;
+        return value === 0 ? 0 : value; // -0 is 0 in JSON
+      case 'undefined':
+        this.maxBytes += 4;
+        return null; // in an array (object properties set to undefined are left out before)
+      case 'object':
+        this.maxBytes += 4;
+        return value === null ? null : this.container(value);
+      default:
+        throw this.refuse(`must be plain JSON (got ${typeof value})`);
+    }
   }
-  ancestors.add(value);
-  if (Array.isArray(value)) {
-    value.forEach((item, index) => {
-      checkJsonValue(item, `${path}[${index}]`, ancestors);
-    });
-  } else {
-    for (const [key, item] of Object.entries(value)) checkJsonValue(item, `${path}.${key}`, ancestors);
+
+  container(value: object): object {
+    if (this.open.includes(value)) throw this.refuse('must not contain a cycle');
+    if (this.open.length >= MAX_ARGS_DEPTH)
+      throw this.refuse(`must not nest deeper than ${MAX_ARGS_DEPTH} levels`);
+    const isArray = Array.isArray(value);
+    if (!isArray && !isPlainObject(value)) throw this.refuse(`must be plain JSON (got ${describe(value)})`);
+    this.open.push(value);
+    const copy = isArray ? this.array(value) : this.object(value as JsonObject);
+    this.open.pop();
+    this.maxBytes += 2;
+    return Object.freeze(copy);
   }
-  ancestors.delete(value);
+
+  private array(items: readonly unknown[]): unknown[] {
+    const copy = new Array<unknown>(items.length);
+    for (let index = 0; index < items.length; index++) {
+      this.keys.push(index);
+      copy[index] = this.value(items[index]);
+      this.keys.pop();
+      this.maxBytes += 1;
+    }
+    return copy;
+  }
+
+  private object(entries: JsonObject): JsonObject {
+    const copy: JsonObject = {};
+    for (const key of Object.keys(entries)) {
+      const item = entries[key];
+      if (item === undefined) continue;
+      this.keys.push(key);
+      const value = this.value(item);
+      this.keys.pop();
+      this.maxBytes += 3 + key.length * MAX_BYTES_PER_CHAR;
+      // `__proto__` as JSON.parse makes it: an own property, not the prototype
+      if (key === '__proto__')
+        Object.defineProperty(copy, key, { value, enumerable: true, writable: true, configurable: true });
+      else copy[key] = value as JsonObject[string];
+    }
+    return copy;
+  }
+
+  private refuse(reason: string): Error {
+    const path = this.keys.map((key) => (typeof key === 'number' ? `[${key}]` : `.${key}`)).join('');
+    return validationError(`args${path}`, reason);
+  }
 }
 
 /** Whether `value` is a plain object: made by `{}` or `Object.create(null)`, not an array, a class instance or a Map. */
