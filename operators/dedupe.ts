@@ -12,9 +12,6 @@ import {
   of,
   raceWith,
   type SchedulerLike,
-  share,
-  switchMap,
-  tap,
   throwError,
 } from 'rxjs';
 import * as z from 'zod';
@@ -25,9 +22,9 @@ import { PositiveMsSchema, parseOrThrow, SchedulerSchema } from '../src/config/v
 import { isTxError, isTxErrorCode, saysNothingFinal, TxError, TxErrorCode } from '../src/core/errors.js';
 import { isoTime } from '../src/core/time.js';
 import type { TxMeta, TxResult } from '../src/core/types.js';
-import { fingerprint, scopedKey } from '../src/idempotency/fingerprint.js';
+import { fingerprintFor, scopedKey } from '../src/idempotency/fingerprint.js';
 import {
-  beginKey,
+  afterKeyAnswer,
   type CallKey,
   conflictMessage,
   InProgressOptionsSchema,
@@ -36,6 +33,7 @@ import {
   runHoldingKey,
   windowMsOf,
 } from '../src/idempotency/keyedExecution.js';
+import { sharedWhileRunning } from '../src/idempotency/sharedWhileRunning.js';
 import type { BeginOutcome, IdempotencyRecord, IdempotencyStore } from '../src/idempotency/store.js';
 
 const DedupeOptionsSchema = z.strictObject({
@@ -67,6 +65,8 @@ type Settings = z.output<typeof DedupeOptionsSchema> & {
   scheduler: SchedulerLike;
   /** How a run's outcome is kept under its key. */
   keeping: Keeping<TxResult>;
+  /** The calls running on the store in this process ({@link inFlightOf}). */
+  inFlight: Map<string, InFlight>;
 };
 
 interface InFlight {
@@ -114,21 +114,18 @@ export function dedupe(store: IdempotencyStore, options: DedupeOptions = {}): Tx
     ...parsed,
     scheduler: parsed.scheduler ?? asyncScheduler,
     keeping: keeping(windowMsOf(store, parsed.windowMs), parsed.cacheFailures),
+    inFlight: inFlightOf(store),
   };
   return txOperator('dedupe', (call) => {
     const idempotencyKey = call.request.idempotencyKey;
     if (idempotencyKey === undefined) return call;
-    const keyed: Omit<Keyed, 'startedAtMs'> = {
-      call,
-      store,
-      settings,
-      idempotencyKey,
-      key: scopedKey(call.request.name, idempotencyKey),
-      fingerprint: fingerprint(call.request.args),
-    };
-    return call.derive((subscriber) =>
-      once({ ...keyed, startedAtMs: settings.scheduler.now() }).subscribe(subscriber),
-    );
+    const key = scopedKey(call.request.name, idempotencyKey);
+    const print = fingerprintFor(store, call.request.args);
+    return call.derive((subscriber) => {
+      const startedAtMs = settings.scheduler.now();
+      const keyed: Keyed = { call, store, settings, idempotencyKey, key, fingerprint: print, startedAtMs };
+      return once(keyed).subscribe(subscriber);
+    });
   });
 }
 
@@ -146,7 +143,7 @@ interface Keyed extends CallKey {
  * about to be refused itself).
  */
 function once(keyed: Keyed): Observable<TxResult> {
-  const running = inFlightOf(keyed.store).get(keyed.key);
+  const running = keyed.settings.inFlight.get(keyed.key);
   if (running === undefined) return execute(keyed);
   if (running.fingerprint !== keyed.fingerprint) return askStore(keyed);
   return join(keyed, running.execution);
@@ -154,20 +151,17 @@ function once(keyed: Keyed): Observable<TxResult> {
 
 /** Takes the key from the store (waiting while another process holds it) and runs, replays or refuses, as its answer says. */
 function askStore(keyed: Keyed): Observable<TxResult> {
-  return beginKey(keyed, keyed.settings).pipe(switchMap((outcome) => settle(keyed, outcome)));
+  return afterKeyAnswer(keyed, keyed.settings, (outcome) => settle(keyed, outcome));
 }
 
 /** Starts the key's execution, shared with the calls that join it while it runs. */
 function execute(keyed: Keyed): Observable<TxResult> {
-  const inFlight = inFlightOf(keyed.store);
+  const { inFlight } = keyed.settings;
+  // Forgotten before its outcome reaches the callers: one that calls again, or starts over, must not join it.
   const forget = () => {
     if (inFlight.get(keyed.key)?.execution === execution) inFlight.delete(keyed.key);
   };
-  const execution: Observable<TxResult> = askStore(keyed).pipe(
-    // Forgotten before its outcome reaches the callers: one that calls again, or starts over, must not join it.
-    tap({ next: forget, error: forget, complete: forget, unsubscribe: forget }),
-    share(),
-  );
+  const execution = sharedWhileRunning(askStore(keyed), forget);
   inFlight.set(keyed.key, { fingerprint: keyed.fingerprint, execution });
   return execution;
 }

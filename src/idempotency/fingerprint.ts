@@ -60,6 +60,50 @@ export function fingerprint(args: unknown): string {
   return sha256Hex(canonicalJson(args));
 }
 
+/** How long a sha256 is in hex: a local fingerprint keeps canonical JSON up to that length. */
+const SHA256_HEX_LENGTH = 64;
+
+/** Stores whose fingerprints are only compared in this process (see {@link fingerprintFor}). */
+const localStores = new WeakSet<object>();
+
+/**
+ * Marks `store` as one whose fingerprints never leave this process and are compared with
+ * {@link sameArguments} (the in-memory store), so that {@link fingerprintFor} may skip the hash.
+ *
+ * @example
+ * const store = comparesFingerprintsLocally({ begin, complete, release });
+ */
+export function comparesFingerprintsLocally<S extends object>(store: S): S {
+  localStores.add(store);
+  return store;
+}
+
+/**
+ * The fingerprint of `args` to give `store`: {@link fingerprint}, or, for a store whose
+ * fingerprints never leave this process ({@link comparesFingerprintsLocally}), the canonical JSON
+ * itself when it is no longer than a hash — no hash to work out, and never more to keep.
+ *
+ * @example
+ * fingerprintFor(memoryIdempotencyStore(), { n: 1 }); // '{"n":1}'
+ * fingerprintFor(redisStore, { n: 1 }) === fingerprint({ n: 1 }); // true
+ */
+export function fingerprintFor(store: object, args: unknown): string {
+  if (!localStores.has(store)) return fingerprint(args);
+  const json = canonicalJson(args);
+  return json.length <= SHA256_HEX_LENGTH ? json : sha256Hex(json);
+}
+
+/**
+ * Whether two fingerprints are of the same arguments: equal, or one the canonical JSON that
+ * {@link fingerprintFor} kept and the other its {@link fingerprint}. Hashes only when they differ.
+ *
+ * @example
+ * sameArguments('{"n":1}', fingerprint({ n: 1 })); // true
+ */
+export function sameArguments(held: string, given: string): boolean {
+  return held === given || sha256Hex(held) === given || sha256Hex(given) === held;
+}
+
 /**
  * The store key of an idempotency key: scoped by tool, so two tools may use the same key.
  *

@@ -86,24 +86,39 @@ export function windowMsOf(store: IdempotencyStore, windowMs: number | undefined
  * ends the wait when it aborts (at once if it has): the answer is then `in_progress`.
  *
  * @example
- * beginKey(callKey, wait).pipe(
- *   switchMap((outcome) => (outcome.status === 'new' ? runHoldingKey(work$, callKey, outcome.token, keeping) : answer(outcome))),
- * );
  * const outcome = await firstValueFrom(beginKey(callKey, wait, request.signal));
  */
 export function beginKey(callKey: CallKey, wait: KeyWait, signal?: AbortSignal): Observable<BeginOutcome> {
-  const ask = askStore(callKey, wait.inProgressTtlMs);
-  const { scheduler, inProgress } = wait;
-  // Most first answers are final (`new`, `completed`, `conflict`): only a held key starts polling.
-  const answer = ask.pipe(
-    switchMap((first) =>
-      first.status === 'in_progress'
-        ? askWhileHeld(ask, first, scheduler.now() + inProgress.waitMs, wait)
-        : [first],
-    ),
-  );
+  const answer = afterKeyAnswer(callKey, wait, (outcome) => of(outcome));
   if (signal === undefined) return answer;
   return answer.pipe(takeUntil(abortOf(signal)), defaultIfEmpty(IN_PROGRESS));
+}
+
+/**
+ * What `then` makes of the store's final answer for the key ({@link beginKey}'s, without a
+ * signal): `beginKey(callKey, wait).pipe(switchMap(then))`, without the cost of two `switchMap`s
+ * on every keyed call.
+ *
+ * @example
+ * afterKeyAnswer(callKey, wait, (outcome) =>
+ *   outcome.status === 'new' ? runHoldingKey(work$, callKey, outcome.token, keeping) : replay(outcome),
+ * );
+ */
+export function afterKeyAnswer<T>(
+  callKey: CallKey,
+  wait: KeyWait,
+  then: (outcome: BeginOutcome) => Observable<T>,
+): Observable<T> {
+  const { scheduler, inProgress } = wait;
+  // Most first answers are final (`new`, `completed`, `conflict`): only a held key starts polling.
+  const ask = (deadline: number | undefined): Observable<T> =>
+    askStore(callKey, wait.inProgressTtlMs, (outcome) => {
+      if (outcome.status !== 'in_progress') return then(outcome);
+      const until = deadline ?? scheduler.now() + inProgress.waitMs;
+      if (scheduler.now() + inProgress.pollMs > until) return then(outcome);
+      return timer(inProgress.pollMs, scheduler).pipe(switchMap(() => ask(until)));
+    });
+  return ask(undefined);
 }
 
 const IN_PROGRESS: BeginOutcome = { status: 'in_progress' };
@@ -113,34 +128,34 @@ function abortOf(signal: AbortSignal): Observable<unknown> {
   return signal.aborted ? of(signal.reason) : fromEvent(signal, 'abort');
 }
 
-/** One `begin`; a `new` answer that arrives after the subscriber left is released. */
-function askStore({ store, key, fingerprint }: CallKey, holdTtlMs: number): Observable<BeginOutcome> {
-  return new Observable<BeginOutcome>((subscriber) => {
+/**
+ * One `begin`, then what `then` makes of its answer; a `new` answer that arrives after the
+ * subscriber left is released.
+ */
+function askStore<T>(
+  { store, key, fingerprint }: CallKey,
+  holdTtlMs: number,
+  then: (outcome: BeginOutcome) => Observable<T>,
+): Observable<T> {
+  return new Observable<T>((subscriber) => {
     store.begin(key, fingerprint, holdTtlMs).then(
       (outcome) => {
-        if (!subscriber.closed) {
-          subscriber.next(outcome);
-          subscriber.complete();
-        } else if (outcome.status === 'new') store.release(key, outcome.token).catch(noop);
+        if (subscriber.closed) {
+          if (outcome.status === 'new') store.release(key, outcome.token).catch(noop);
+          return;
+        }
+        let next: Observable<T>;
+        try {
+          next = then(outcome);
+        } catch (error) {
+          subscriber.error(error);
+          return;
+        }
+        next.subscribe(subscriber);
       },
       (error: unknown) => subscriber.error(error),
     );
   });
-}
-
-/** `outcome`, or, while it is `in_progress` and another poll fits before `deadline`, the next answer. */
-function askWhileHeld(
-  ask: Observable<BeginOutcome>,
-  outcome: BeginOutcome,
-  deadline: number,
-  wait: KeyWait,
-): Observable<BeginOutcome> {
-  const { scheduler, inProgress } = wait;
-  if (outcome.status !== 'in_progress' || scheduler.now() + inProgress.pollMs > deadline) return of(outcome);
-  return timer(inProgress.pollMs, scheduler).pipe(
-    switchMap(() => ask),
-    switchMap((next) => askWhileHeld(ask, next, deadline, wait)),
-  );
 }
 
 /**

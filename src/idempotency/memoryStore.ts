@@ -1,6 +1,8 @@
 import { LRUCache } from 'lru-cache';
 import * as z from 'zod';
 import { parseOrThrow } from '../config/validators.js';
+import { comparesFingerprintsLocally } from './fingerprint.js';
+import { jsonLength } from './jsonLength.js';
 import {
   type BeginOutcome,
   DEFAULT_IDEMPOTENCY_WINDOW_MS,
@@ -130,6 +132,9 @@ export const WINDOW_SHORTENED_WARNING = 'MCP_TX_WINDOW_SHORTENED';
  * `maxBytes` by the rule of {@link DEFAULT_MEMORY_STORE_MAX_BYTES}. In-progress keys are evicted like
  * the others, so keep the bound well above the keyed calls you run at once.
  *
+ * Its fingerprints never leave the process, so `dedupe` gives it short arguments' canonical JSON
+ * rather than their hash (`fingerprintFor`); it tells the same arguments by either kind.
+ *
  * @example
  * const store = memoryIdempotencyStore({ windowMs: 60_000, maxBytes: 64 * 2 ** 20 });
  * tx.attempt$('charge', args, { idempotencyKey: 'order-42' }).pipe(dedupe(store));
@@ -172,7 +177,7 @@ export function memoryIdempotencyStore(options: MemoryStoreOptions = {}): Memory
   };
 
   let holds = 0;
-  return {
+  return comparesFingerprintsLocally({
     windowMs,
     get size() {
       return entries.size;
@@ -205,22 +210,20 @@ export function memoryIdempotencyStore(options: MemoryStoreOptions = {}): Memory
       if (entry !== undefined && entry.record === undefined && (token === undefined || token === entry.token))
         entries.delete(key);
     },
-  };
+  });
 }
+
+/** What a record JSON cannot write (a cycle, say) is estimated at. */
+const UNWRITABLE_RECORD_BYTES = 64 * 1024;
 
 /**
  * The estimated heap bytes of one key: {@link ENTRY_OVERHEAD_BYTES}, the key and fingerprint
- * strings, and twice the record's JSON length (a record that cannot be serialized counts 64 KiB).
+ * strings, and twice the record's JSON length ({@link jsonLength}; 64 KiB for a record JSON cannot write).
  */
 function estimateBytes(entry: Entry, key: string): number {
-  let recordBytes = 0;
-  if (entry.record !== undefined) {
-    try {
-      recordBytes = JSON.stringify(entry.record).length * BYTES_PER_RECORD_JSON_CHAR;
-    } catch {
-      recordBytes = 64 * 1024;
-    }
-  }
+  const recordLength = entry.record === undefined ? 0 : jsonLength(entry.record);
+  const recordBytes =
+    recordLength === undefined ? UNWRITABLE_RECORD_BYTES : recordLength * BYTES_PER_RECORD_JSON_CHAR;
   return ENTRY_OVERHEAD_BYTES + key.length + entry.fingerprint.length + recordBytes;
 }
 

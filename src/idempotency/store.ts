@@ -1,5 +1,6 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { TxMeta } from '../core/types.js';
+import { sameArguments } from './fingerprint.js';
 
 /**
  * How long a key's record is kept when neither the caller nor the store says (ms): 5 minutes.
@@ -149,8 +150,8 @@ export function isEffectStore(store: IdempotencyStore): store is IdempotencyStor
 }
 
 /**
- * What `begin` answers for a key the store already holds: a conflict when the arguments differ,
- * else the stored outcome, or in progress while the holder has not completed it.
+ * What `begin` answers for a key the store already holds: a conflict when the arguments differ
+ * ({@link sameArguments}), else the stored outcome, or in progress while the holder has not completed it.
  *
  * @example
  * const held = entries.get(key);
@@ -160,6 +161,6 @@ export function heldKeyOutcome(
   held: { readonly fingerprint: string; readonly record?: IdempotencyRecord },
   fingerprint: string,
 ): BeginOutcome {
-  if (held.fingerprint !== fingerprint) return { status: 'conflict' };
+  if (!sameArguments(held.fingerprint, fingerprint)) return { status: 'conflict' };
   return held.record === undefined ? { status: 'in_progress' } : { status: 'completed', record: held.record };
 }

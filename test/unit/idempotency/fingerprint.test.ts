@@ -1,6 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, fingerprint, scopedKey } from '../../../src/idempotency/fingerprint.js';
+import {
+  canonicalJson,
+  comparesFingerprintsLocally,
+  fingerprint,
+  fingerprintFor,
+  sameArguments,
+  scopedKey,
+} from '../../../src/idempotency/fingerprint.js';
+import { memoryIdempotencyStore } from '../../../src/idempotency/memoryStore.js';
 import { portableSha256Hex, sha256Hex } from '../../../src/idempotency/sha256Hex.js';
 import { fuzz } from '../core/fuzz.js';
 
@@ -59,6 +67,29 @@ describe('fingerprint', () => {
       fuzz(300),
     );
     expect(portableSha256Hex('x'.repeat(100_000))).toBe(sha256Hex('x'.repeat(100_000)));
+  });
+
+  it('gives a store that compares locally short canonical JSON itself, a hash beyond; any other store the hash', () => {
+    const local = memoryIdempotencyStore();
+    const long = { text: 'x'.repeat(64) };
+    expect(fingerprintFor(local, { b: 1, a: 2 })).toBe('{"a":2,"b":1}');
+    expect(fingerprintFor(local, long)).toBe(fingerprint(long));
+    expect(fingerprintFor(comparesFingerprintsLocally({}), { n: 1 })).toBe('{"n":1}');
+    const shared = { ...local }; // a copy is not marked: its fingerprints may leave the process
+    expect(fingerprintFor(shared, { n: 1 })).toBe(fingerprint({ n: 1 }));
+  });
+
+  it('tells the same arguments whichever kind of fingerprint each side has (property)', () => {
+    const local = memoryIdempotencyStore();
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.jsonValue(), (left, right) => {
+        const same = canonicalJson(left) === canonicalJson(right);
+        expect(sameArguments(fingerprintFor(local, left), fingerprint(right))).toBe(same);
+        expect(sameArguments(fingerprint(left), fingerprintFor(local, right))).toBe(same);
+        expect(sameArguments(fingerprintFor(local, left), fingerprintFor(local, right))).toBe(same);
+      }),
+    );
+    expect(sameArguments('{"n":1}', fingerprint({ n: 1 }))).toBe(true);
   });
 
   it('scopes keys by tool', () => {

@@ -1,6 +1,7 @@
-import { finalize, map, type Observable, switchMap, throwError, timer, VirtualTimeScheduler } from 'rxjs';
+import { finalize, map, type Observable, of, switchMap, throwError, timer, VirtualTimeScheduler } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import {
+  afterKeyAnswer,
   beginKey,
   type CallKey,
   type Keeping,
@@ -181,6 +182,46 @@ describe('beginKey', () => {
     expect(begins).toEqual([0, 100, 200]);
     expect(ending).toEqual({ at: 250, value: { status: 'in_progress' }, completed: true });
     expect(scheduler.actions).toHaveLength(0);
+  });
+});
+
+describe('afterKeyAnswer', () => {
+  it('goes on with what `then` makes of the final answer, after the waits', async () => {
+    const { scheduler, store, begins, callKey, wait, watch, runUntil, valueAfter } = world();
+    await store.begin(KEY, PRINT, 60_000);
+    scheduler.schedule(() => void store.complete(KEY, PRINT, resultRecord('done'), 60_000), 250);
+    const { ending } = watch(
+      afterKeyAnswer(callKey, wait, (outcome) => valueAfter(10, `${outcome.status} at ${scheduler.now()}`)),
+    );
+    await runUntil(1_000);
+    expect(begins).toEqual([0, 100, 200, 300]);
+    expect(ending).toEqual({ at: 310, value: 'completed at 300', completed: true });
+  });
+
+  it('fails with what `then` throws', async () => {
+    const { callKey, wait, watch, runUntil } = world();
+    const { ending } = watch(
+      afterKeyAnswer(callKey, wait, () => {
+        throw new Error('no way');
+      }),
+    );
+    await runUntil(100);
+    expect(ending).toMatchObject({ at: 0, error: { message: 'no way' } });
+  });
+
+  it('releases a key the store grants after the subscriber left, running nothing', async () => {
+    const { store, callKey, wait, runUntil } = world();
+    const slow = answeringLater(store);
+    let ran = false;
+    const subscription = afterKeyAnswer({ ...callKey, store: slow.store }, wait, () => {
+      ran = true;
+      return of('ran');
+    }).subscribe();
+    subscription.unsubscribe();
+    slow.answer(); // the store takes the key for a subscriber that is no longer there
+    await runUntil(10);
+    expect(ran).toBe(false);
+    expect(await statusOf(store)).toBe('new');
   });
 });
 

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from 'vitest';
 import { TxErrorCode } from '../../../src/core/errors.js';
-import { fingerprint } from '../../../src/idempotency/fingerprint.js';
+import { fingerprint, fingerprintFor } from '../../../src/idempotency/fingerprint.js';
 import {
   DEFAULT_MEMORY_STORE_MAX_BYTES,
   type MemoryStoreOptions,
@@ -48,6 +48,21 @@ describe('memoryIdempotencyStore', () => {
     expect((await store.begin('k', 'f', 1_000)).status).toBe('completed');
     advance(2);
     expect(await store.begin('k', 'other', 1_000)).toEqual({ status: 'new', token: expect.any(String) });
+  });
+
+  it('compares a local fingerprint (the canonical JSON dedupe gives it) with a hash of the same arguments', async () => {
+    const { store } = clocked();
+    const local = fingerprintFor(store, { n: 1 });
+    expect(local).toBe('{"n":1}');
+    await store.begin('k', fingerprint({ n: 1 }), 1_000);
+    expect((await store.begin('k', local, 1_000)).status).toBe('in_progress');
+    await store.complete('k', local, record('done'), 5_000);
+    expect(await store.begin('k', fingerprint({ n: 1 }), 1_000)).toEqual({
+      status: 'completed',
+      record: record('done'),
+    });
+    expect(await store.begin('k', fingerprintFor(store, { n: 2 }), 1_000)).toEqual({ status: 'conflict' });
+    expect(await store.begin('k', fingerprint({ n: 2 }), 1_000)).toEqual({ status: 'conflict' });
   });
 
   it('lets an in-progress record expire, so a crashed holder does not block the key', async () => {

@@ -202,6 +202,30 @@ describe('dedupe in virtual time: calls in this process', () => {
     expect((await store.begin('charge:order-1', fingerprint(args), 1)).status).toBe('new');
   });
 
+  it('keeps a shared call running while one caller is left, and unsubscribes it when the last leaves', async () => {
+    const { scheduler, store, executions, call, subscribeAt, runUntil } = world();
+    let sourceFinalized = false;
+    const slow = () =>
+      timer(1_000, scheduler).pipe(
+        finalize(() => (sourceFinalized = true)),
+        map(() => okResult()),
+      );
+    const first = call(args, 'order-1', slow).pipe(dedupe(store, { scheduler })).subscribe();
+    const second = call(args, 'order-1', slow).pipe(dedupe(store, { scheduler })).subscribe();
+    await runUntil(100);
+    first.unsubscribe();
+    await runUntil(200);
+    expect(sourceFinalized).toBe(false);
+    second.unsubscribe();
+    await runUntil(300);
+    expect(sourceFinalized).toBe(true);
+    expect(executions).toHaveLength(1);
+    const third = subscribeAt(call(args).pipe(dedupe(store, { scheduler })), 400);
+    await runUntil(1_000);
+    expect(executions).toHaveLength(2); // the key was released, and the in-flight call forgotten
+    expect(third.current?.result?.meta.duplicate).toBe(false);
+  });
+
   it('with cacheFailures, gives later duplicates the same error without running again', async () => {
     const { scheduler, store, executions, call, subscribeAt, runUntil } = world();
     const declined = () => throwError(() => new TxError(TxErrorCode.ToolError, 'card declined'));
