@@ -31,7 +31,7 @@ export function circuitBreak(breaker: Breaker): TxOperator {
  * runs the call in the same turn, with no operator in between.
  */
 function runWithPermit(breaker: Breaker, call: TxCall, subscriber: Subscriber<TxResult>) {
-  return onFirstPermit(breaker.acquire(), call, subscriber, (permit: BreakerPermit) => {
+  return onFirstPermit(breaker, call, subscriber, (permit: BreakerPermit) => {
     let pending: BreakerPermit | undefined = permit;
     const report = (outcome: (done: BreakerPermit) => void) => {
       const done = pending;

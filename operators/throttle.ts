@@ -30,7 +30,7 @@ export function throttle(limiter: Limiter): TxOperator {
  * same turn, with no operator in between.
  */
 function runWithPermit(limiter: Limiter, call: TxCall, subscriber: Subscriber<TxResult>) {
-  return onFirstPermit(limiter.acquire(), call, subscriber, (permit: Permit) => {
+  return onFirstPermit(limiter, call, subscriber, (permit: Permit) => {
     subscriber.add(() => permit.release());
     call.subscribe(subscriber);
   });

@@ -47,6 +47,18 @@ export interface Breaker {
    * `retryAfterMs`) when it may not. Cold: each subscription asks again.
    */
   acquire(): Observable<BreakerPermit>;
+  /**
+   * Optional fast path: a permit taken now when the breaker admits at once (closed, or a free
+   * half-open probe slot; the caller reports on it), else `undefined` (then `acquire()` refuses or
+   * admits later). `circuitBreak` asks it first, so an admission costs no subscription; a breaker
+   * without it (the Redis one) is only asked `acquire()`.
+   *
+   * @example
+   * const permit = breaker.tryAcquire?.();
+   * if (permit !== undefined) start(permit);
+   * else breaker.acquire().subscribe({ next: start, error: refuse });
+   */
+  tryAcquire?(): BreakerPermit | undefined;
 }
 
 /**

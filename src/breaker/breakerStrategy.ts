@@ -75,8 +75,10 @@ export function afterOutcome(
   return snapshot;
 }
 
+/** Outside half-open a success clears the failures; with none counted, the snapshot is kept (no copy). */
 function afterSuccess(snapshot: BreakerSnapshot, rules: BreakerRules): BreakerSnapshot {
-  if (snapshot.state !== 'half-open') return { ...snapshot, failures: 0 };
+  if (snapshot.state !== 'half-open')
+    return snapshot.failures === 0 ? snapshot : { ...snapshot, failures: 0 };
   const successes = snapshot.successes + 1;
   return successes >= rules.successThreshold ? enter(snapshot, 'closed') : { ...snapshot, successes };
 }

@@ -12,6 +12,7 @@ import {
 } from 'rxjs';
 import type * as z from 'zod';
 import { parseOrThrow, SchedulerSchema } from '../config/validators.js';
+import type { TxError } from '../core/errors.js';
 import {
   type Breaker,
   type BreakerPermit,
@@ -106,21 +107,23 @@ export class CircuitBreaker implements Breaker {
   /** A permit at once when closed or when a half-open probe slot is free; else `MCP_TX_CIRCUIT_OPEN`. */
   acquire(): Observable<BreakerPermit> {
     return defer(() => {
-      const { halfOpenMaxCalls } = this.settings;
-      switch (this.state) {
-        case 'closed':
-          return of(this.permit());
-        case 'half-open':
-          if (this.probes >= halfOpenMaxCalls)
-            return throwError(() => probeSlotsTakenError(halfOpenMaxCalls));
-          this.probes += 1;
-          return of(this.permit());
-        case 'open':
-          return throwError(() =>
-            circuitOpenError(retryAfterMs(this.snapshot.openedAt, this.settings, this.scheduler.now())),
-          );
-      }
+      const permit = this.tryAcquire();
+      return permit === undefined ? throwError(() => this.refusal()) : of(permit);
     });
+  }
+
+  /** A permit now when closed or when a half-open probe slot is free (taking it); else `undefined`. */
+  tryAcquire(): BreakerPermit | undefined {
+    switch (this.state) {
+      case 'closed':
+        return this.permit();
+      case 'half-open':
+        if (this.probes >= this.settings.halfOpenMaxCalls) return undefined;
+        this.probes += 1;
+        return this.permit();
+      case 'open':
+        return undefined;
+    }
   }
 
   /** Does this error count as a failure? (`isFailure` option, else {@link defaultIsFailure}.) */
@@ -158,6 +161,13 @@ export class CircuitBreaker implements Breaker {
       if (probe) this.probes -= 1;
       this.update(afterOutcome(this.snapshot, outcome, this.settings, this.scheduler.now()));
     });
+  }
+
+  /** Why `tryAcquire()` found no permit: open, or half-open with every probe slot taken. */
+  private refusal(): TxError {
+    const { halfOpenMaxCalls } = this.settings;
+    if (this.snapshot.state === 'half-open') return probeSlotsTakenError(halfOpenMaxCalls);
+    return circuitOpenError(retryAfterMs(this.snapshot.openedAt, this.settings, this.scheduler.now()));
   }
 
   private recoverIfDue(): void {

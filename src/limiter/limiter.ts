@@ -24,4 +24,15 @@ export interface Permit {
 export interface Limiter {
   /** Emits one permit and completes when the call may start. Cold: each subscription queues anew. */
   acquire(): Observable<Permit>;
+  /**
+   * Optional fast path: a permit taken now when one is free and nobody waits (the caller releases
+   * it), else `undefined` (then `acquire()` queues the call). `throttle` asks it first, so a free
+   * permit costs no subscription; a limiter without it (the Redis one) is only asked `acquire()`.
+   *
+   * @example
+   * const permit = limiter.tryAcquire?.();
+   * if (permit !== undefined) start(permit);
+   * else limiter.acquire().subscribe(start);
+   */
+  tryAcquire?(): Permit | undefined;
 }

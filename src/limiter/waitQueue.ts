@@ -28,7 +28,8 @@ export abstract class WaitQueue implements Limiter {
    */
   acquire(): Observable<Permit> {
     return new Observable<Permit>((subscriber) => {
-      if (this.waiting.size === 0 && this.tryTake()) return this.grant(subscriber);
+      const permit = this.tryAcquire();
+      if (permit !== undefined) return this.grant(subscriber, permit);
       if (this.waiting.size >= this.maxQueue) {
         subscriber.error(queueFullError(this.waiting.size));
         return;
@@ -39,6 +40,11 @@ export abstract class WaitQueue implements Limiter {
         if (this.waiting.delete(subscriber)) this.waitingChanged();
       };
     });
+  }
+
+  /** A permit now when nobody waits and there is room; else `undefined` (`acquire()` queues). */
+  tryAcquire(): Permit | undefined {
+    return this.waiting.size === 0 && this.tryTake() ? this.permit() : undefined;
   }
 
   /** Takes room for one call if there is some. */
@@ -53,13 +59,13 @@ export abstract class WaitQueue implements Limiter {
     for (const subscriber of this.waiting) {
       if (!this.tryTake()) break;
       this.waiting.delete(subscriber);
-      this.grant(subscriber);
+      this.grant(subscriber, this.permit());
     }
     this.waitingChanged();
   }
 
-  private grant(subscriber: Subscriber<Permit>): void {
-    subscriber.next(this.permit());
+  private grant(subscriber: Subscriber<Permit>, permit: Permit): void {
+    subscriber.next(permit);
     subscriber.complete();
   }
 }

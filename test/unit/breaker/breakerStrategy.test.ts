@@ -37,6 +37,8 @@ describe('breakerStrategy: closed', () => {
     const failing = snapshot({ failures: 2 });
     expect(afterOutcome(failing, 'success', rules, 0)).toEqual(snapshot());
     expect(afterOutcome(failing, 'release', rules, 0)).toBe(failing);
+    const healthy = snapshot();
+    expect(afterOutcome(healthy, 'success', rules, 0)).toBe(healthy);
   });
 });
 

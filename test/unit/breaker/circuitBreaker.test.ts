@@ -127,6 +127,22 @@ describe('CircuitBreaker: half-open', () => {
     expect(breaker.export()).toMatchObject({ state: 'closed', failures: 0 });
   });
 
+  it('tryAcquire admits while closed, takes exactly the free probe slots when half-open, none while open', () => {
+    const { scheduler, breaker } = virtualBreaker({ failureThreshold: 1, recoveryTimeoutMs: 100 });
+    breaker.tryAcquire()?.failure(timeout());
+    expect(breaker.state).toBe('open');
+    expect(breaker.tryAcquire()).toBeUndefined();
+    expect(acquire(breaker)).toMatchObject({ code: TxErrorCode.CircuitOpen, retryAfterMs: 100 });
+    scheduler.frame = 100;
+    const probe = breaker.tryAcquire();
+    expect(probe).toBeDefined();
+    expect(breaker.tryAcquire()).toBeUndefined();
+    expect(acquire(breaker)).toMatchObject({ code: TxErrorCode.CircuitOpen, retryAfterMs: 0 });
+    probe?.success();
+    expect(breaker.state).toBe('closed');
+    expect(breaker.tryAcquire()).toBeDefined();
+  });
+
   it('re-opens on one failed probe, with a fresh recovery time', () => {
     const { scheduler, breaker } = virtualBreaker({
       failureThreshold: 3,

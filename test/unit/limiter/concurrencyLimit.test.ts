@@ -53,6 +53,21 @@ describe('concurrencyLimit', () => {
     expect([limit.active, limit.queued]).toEqual([1, 0]);
   });
 
+  it('tryAcquire takes a free place at once, and none while full or while a call waits (FIFO kept)', () => {
+    const limit = concurrencyLimit({ maxConcurrent: 1 });
+    const first = limit.tryAcquire();
+    expect(first).toBeDefined();
+    expect(limit.tryAcquire()).toBeUndefined();
+    const granted: Permit[] = [];
+    limit.acquire().subscribe((permit) => granted.push(permit));
+    first?.release();
+    expect(granted).toHaveLength(1);
+    expect(limit.tryAcquire()).toBeUndefined();
+    expect(limit.active).toBe(1);
+    granted[0]?.release();
+    expect(limit.tryAcquire()).toBeDefined();
+  });
+
   it('fails past maxQueue with MCP_TX_RATE_LIMITED while the queued call still starts', () => {
     const limit = concurrencyLimit({ maxConcurrent: 1, maxQueue: 1 });
     const permits: Permit[] = [];

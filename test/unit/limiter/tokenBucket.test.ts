@@ -61,6 +61,23 @@ describe('tokenBucket', () => {
     scheduler.flush();
   });
 
+  it('tryAcquire takes a token at once, and none while the bucket is empty or a call waits (FIFO kept)', () => {
+    const scheduler = new VirtualTimeScheduler();
+    const bucket = tokenBucket({ ratePerSecond: 10, burst: 1, scheduler });
+    expect(bucket.tryAcquire()).toBeDefined();
+    expect(bucket.tryAcquire()).toBeUndefined();
+    let admittedAt: number | undefined;
+    bucket.acquire().subscribe(() => {
+      admittedAt = scheduler.now();
+    });
+    scheduler.schedule(() => expect(bucket.tryAcquire()).toBeUndefined(), 99);
+    scheduler.flush();
+    expect(admittedAt).toBe(100);
+    expect(bucket.tryAcquire()).toBeUndefined();
+    scheduler.schedule(() => expect(bucket.tryAcquire()).toBeDefined(), 100);
+    scheduler.flush();
+  });
+
   it('frees a queued place on unsubscribe; the next moves up; no timer is left', () => {
     const scheduler = new VirtualTimeScheduler();
     const bucket = tokenBucket({ ratePerSecond: 1, burst: 1, scheduler });

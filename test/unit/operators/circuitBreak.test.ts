@@ -127,6 +127,28 @@ describe('circuitBreak in virtual time', () => {
     expect(reported).toEqual(['success']);
   });
 
+  it('runs on the permit tryAcquire gives without asking acquire(), and reports on it once; else waits on acquire()', () => {
+    const logs: string[][] = [];
+    run(({ cold, expectObservable }, scheduler) => {
+      const waiting = recordingBreaker(scheduler, 5);
+      const immediate = recordingBreaker(scheduler);
+      logs.push(immediate.reports, waiting.reports);
+      let free: BreakerPermit | undefined;
+      immediate.breaker.acquire().subscribe((permit) => {
+        free = permit;
+      });
+      const eager = (tryAcquire: () => BreakerPermit | undefined): Breaker => ({
+        ...waiting.breaker,
+        tryAcquire,
+      });
+      const call = (gate: Breaker) =>
+        virtualCall(() => cold<TxResult>('-(a|)', { a: okResult() }), { scheduler }).pipe(circuitBreak(gate));
+      expectObservable(call(eager(() => free))).toBe('-(a|)', { a: okResult() });
+      expectObservable(call(eager(() => undefined))).toBe('------(a|)', { a: okResult() });
+    });
+    expect(logs).toEqual([['success'], ['success']]);
+  });
+
   it('does not count errors the breaker does not count (a validation error passes through)', () => {
     run(({ cold, expectObservable }, scheduler) => {
       const breaker = new CircuitBreaker({ failureThreshold: 1, scheduler });

@@ -6,6 +6,7 @@ import { throttle } from '../../../operators/throttle.js';
 import { TxError, TxErrorCode } from '../../../src/core/errors.js';
 import type { TxResult } from '../../../src/core/types.js';
 import { concurrencyLimit } from '../../../src/limiter/concurrencyLimit.js';
+import type { Limiter, Permit } from '../../../src/limiter/limiter.js';
 import { tokenBucket } from '../../../src/limiter/tokenBucket.js';
 import { okResult, virtualCall } from '../../support/virtualCall.js';
 
@@ -87,6 +88,25 @@ describe('throttle in virtual time', () => {
       );
       // attempt 1 at 0; retry after 10 waits for the token due at 100; retry after 20 more waits until 200
       expectObservable(retried).toBe('200ms (a|)', { a: okResult(3) });
+    });
+  });
+
+  it('runs on the permit tryAcquire gives without asking acquire(); else, or with no tryAcquire, waits on acquire()', () => {
+    run(({ cold, expectObservable }, scheduler) => {
+      const released: string[] = [];
+      const permit = (name: string): Permit => ({ release: () => released.push(name) });
+      const later = cold<Permit>('5ms (p|)', { p: permit('queued') });
+      const limiter = (tryAcquire?: () => Permit | undefined): Limiter => ({
+        acquire: () => later,
+        ...(tryAcquire === undefined ? {} : { tryAcquire }),
+      });
+      const call = (limiter: Limiter) =>
+        virtualCall(() => cold<TxResult>('-(a|)', { a: okResult() }), { scheduler }).pipe(throttle(limiter));
+      expectObservable(call(limiter(() => permit('free')))).toBe('-(a|)', { a: okResult() });
+      expectObservable(call(limiter(() => undefined))).toBe('------(a|)', { a: okResult() });
+      expectObservable(call(limiter())).toBe('------(a|)', { a: okResult() });
+      scheduler.flush();
+      expect(released).toEqual(['free', 'queued', 'queued']);
     });
   });
 
