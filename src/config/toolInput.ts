@@ -56,8 +56,11 @@ export function frozenJsonCopy(args: unknown): { copy: JsonObject; maxJsonBytes:
   return { copy: walk.container(args) as JsonObject, maxJsonBytes: walk.maxBytes };
 }
 
-/** Worst-case UTF-8 bytes of a number in JSON (`-1.7976931348623157e+308`). */
-const MAX_NUMBER_BYTES = 24;
+/**
+ * The longest a finite number is in JSON: 25 characters (`-0.0000012345678901234567`; the largest
+ * in exponent form, `-1.7976931348623157e+308`, is 24).
+ */
+export const MAX_JSON_NUMBER_LENGTH = 25;
 /** Worst-case UTF-8 bytes per UTF-16 code unit of a JSON string (a control character as `\u001f`). */
 const MAX_BYTES_PER_CHAR = 6;
 
@@ -80,7 +83,7 @@ class JsonWalk {
         return value;
       case 'number':
         if (!Number.isFinite(value)) throw this.refuse(`must be a finite number (got ${value})`);
-        this.maxBytes += MAX_NUMBER_BYTES;
+        this.maxBytes += MAX_JSON_NUMBER_LENGTH;
         return value === 0 ? 0 : value; // -0 is 0 in JSON
       case 'undefined':
         this.maxBytes += 4;

@@ -1,5 +1,4 @@
-/** The longest a finite number is in JSON (`-0.0000012345678901234567`). */
-const MAX_NUMBER_LENGTH = 25;
+import { MAX_JSON_NUMBER_LENGTH } from '../config/toolInput.js';
 
 /**
  * The length of `JSON.stringify(value)`, worked out without writing the text (several times
@@ -45,7 +44,7 @@ function valueLength(value: unknown, key: string | number, open: object[]): numb
 
 function numberLength(value: number): number {
   if (!Number.isFinite(value)) return 4; // null
-  if (!Number.isSafeInteger(value)) return MAX_NUMBER_LENGTH;
+  if (!Number.isSafeInteger(value)) return MAX_JSON_NUMBER_LENGTH;
   let length = value < 0 ? 2 : 1;
   for (let rest = Math.abs(value); rest >= 10; rest = Math.floor(rest / 10)) length++;
   return length;

@@ -53,6 +53,12 @@ describe('frozenJsonCopy', () => {
     );
   });
 
+  it('bounds the longest numbers JSON writes (25 characters) from above', () => {
+    const args = { longest: Array.from({ length: 100 }, () => -0.0000012345678901234567) };
+    expect(JSON.stringify(-0.0000012345678901234567)).toHaveLength(25);
+    expect(utf8Bytes(args)).toBeLessThanOrEqual(frozenJsonCopy(args).maxJsonBytes);
+  });
+
   it.each([
     [{ when: new Date(0) }, 'args.when', 'must be plain JSON (got Date)'],
     [{ a: [1, { b: Number.NaN }] }, 'args.a[1].b', 'must be a finite number (got NaN)'],
