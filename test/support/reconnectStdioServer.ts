@@ -14,6 +14,7 @@
 import { setTimeout as wait } from 'node:timers/promises';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import type { ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { mcpTxServerCapabilities } from '../../src/core/wire.js';
@@ -53,25 +54,16 @@ server.registerTool(
     { tool: 'charge', store, inProgressTtlMs: 500, inProgress: { waitMs: 10_000, pollMs: 10 } },
   ),
 );
-server.registerTool(
-  'mutate',
-  { inputSchema: { id: z.string() }, annotations: { destructiveHint: true } },
-  async ({ id }) => {
+/** A tool that counts each call in the hash `<PREFIX><hash>` at once, then answers after `WORK_MS`. */
+function countingTool(name: string, hash: string, annotations: ToolAnnotations): void {
+  server.registerTool(name, { inputSchema: { id: z.string() }, annotations }, async ({ id }) => {
     arrived();
-    await redis.hincrby(`${prefix}mutations`, id, 1);
+    await redis.hincrby(`${prefix}${hash}`, id, 1);
     await wait(workMs);
     return answer(id);
-  },
-);
-server.registerTool(
-  'lookup',
-  { inputSchema: { id: z.string() }, annotations: { readOnlyHint: true } },
-  async ({ id }) => {
-    arrived();
-    await redis.hincrby(`${prefix}lookups`, id, 1);
-    await wait(workMs);
-    return answer(id);
-  },
-);
+  });
+}
+countingTool('mutate', 'mutations', { destructiveHint: true });
+countingTool('lookup', 'lookups', { readOnlyHint: true });
 process.stdin.on('end', () => process.exit(0));
 await server.connect(new StdioServerTransport());
