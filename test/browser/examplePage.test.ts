@@ -161,7 +161,11 @@ describe('the browser example in headless Chromium', () => {
     await expect.poll(() => text('burst-status'), { timeout: 30_000 }).toMatch(/^done/);
     expect(await text('progress')).toBe('200 / 200');
     expect(await text('breaker')).toBe('closed');
-    expect(await text('breaker-history')).toMatch(/closed → open → half-open → closed/);
+    // Opened by the crash, closed by a probe; a probe sent before the restarted server answers
+    // (a loaded machine) opens it again, and only through half-open may it close.
+    expect(await text('breaker-history')).toMatch(
+      /^closed → open → half-open( → open → half-open)* → closed$/,
+    );
     // the restarted server ran the calls the page had not seen answered
     const run = await burstRun();
     const rerun = Object.keys((await stats()).effects).filter((key) => key.startsWith(`burst-${run}-`));
