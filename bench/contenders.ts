@@ -16,9 +16,6 @@ import {
   timeout,
   wrap,
 } from 'cockatiel';
-import { defer, firstValueFrom, retry as rxRetry } from 'rxjs';
-import { z } from 'zod';
-import { circuitBreak, dedupe, throttle, trace } from '../operators/index.js';
 import {
   CircuitBreaker,
   createMcpTx,
@@ -26,7 +23,10 @@ import {
   mcpTxServerCapabilities,
   memoryIdempotencyStore,
   tokenBucket,
-} from '../src/index.js';
+} from 'mcp-tx';
+import { circuitBreak, dedupe, throttle, trace } from 'mcp-tx/operators';
+import { defer, firstValueFrom, retry as rxRetry } from 'rxjs';
+import { z } from 'zod';
 import {
   type ComparisonSize,
   type Contender,
@@ -91,7 +91,7 @@ export async function connectInMemory(server: McpServer = echoServer()): Promise
  * the ones the stdio comparison runs.
  *
  * @example
- * const sequential = await compare(callContenders(client), 7, (c) => sequentialMicros(c.call, 4_000));
+ * const { sequential } = await measureContenders(callContenders(client), { calls: 4_000, rounds: 7, inFlight: 64, warmUpCalls: 500 });
  */
 export function callContenders(client: Client): Contender[] {
   const tx = createMcpTx(client);

@@ -5,9 +5,10 @@
  * through the `dedupe` operator on `attempt$` with a memoryIdempotencyStore; InMemoryTransport.
  * Run: `npm run bench -- dedupe`. BENCH_DEDUPE_CALLS / BENCH_DEDUPE_ROUNDS size it.
  */
+
+import { createMcpTx, fingerprint, memoryIdempotencyStore, type TxResult } from 'mcp-tx';
+import { dedupe } from 'mcp-tx/operators';
 import { firstValueFrom, type Observable } from 'rxjs';
-import { dedupe } from '../operators/index.js';
-import { createMcpTx, fingerprint, memoryIdempotencyStore, type TxResult } from '../src/index.js';
 import { BARE, connectInMemory, echoServer } from './contenders.js';
 import { type Contender, machineLine, measureContenders, writeResults } from './harness.js';
 

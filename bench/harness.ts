@@ -16,15 +16,15 @@ export function median(values: readonly number[]): number {
     : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
-/** Microseconds per call, one call at a time. */
-export async function sequentialMicros(call: () => Promise<unknown>, calls: number): Promise<number> {
+/** Nanoseconds taken by `calls` calls, one at a time. */
+export async function sequentialNanos(call: () => Promise<unknown>, calls: number): Promise<number> {
   const started = process.hrtime.bigint();
   for (let index = 0; index < calls; index++) await call();
-  return Number(process.hrtime.bigint() - started) / 1_000 / calls;
+  return Number(process.hrtime.bigint() - started);
 }
 
-/** Calls per second with `inFlight` calls always outstanding. */
-export async function throughput(
+/** Nanoseconds taken by `calls` calls with `inFlight` calls always outstanding. */
+export async function parallelNanos(
   call: () => Promise<unknown>,
   calls: number,
   inFlight: number,
@@ -38,36 +38,32 @@ export async function throughput(
   };
   const begin = process.hrtime.bigint();
   await Promise.all(Array.from({ length: inFlight }, worker));
-  return calls / (Number(process.hrtime.bigint() - begin) / 1e9);
+  return Number(process.hrtime.bigint() - begin);
 }
 
 /**
- * Runs `measure` for every contender, `rounds` times in rotating order (so none always runs first or
- * on a warmer heap), and returns each contender's samples, one per round.
+ * Each contender's time (ns) per round. A round is `batches` short batches of each contender, taken
+ * in rotating order (contender A, B, C, then B, C, A, …), so that the machine's slow and fast spells
+ * (another tenant on the host, a collection) fall on every contender alike; `batch` runs one batch
+ * and returns its nanoseconds.
  */
-export async function compareRounds(
+export async function interleavedRounds(
   contenders: readonly Contender[],
-  rounds: number,
-  measure: (contender: Contender) => Promise<number>,
+  { rounds, batches }: { readonly rounds: number; readonly batches: number },
+  batch: (contender: Contender) => Promise<number>,
 ): Promise<Map<string, number[]>> {
   const samples = new Map(contenders.map((contender) => [contender.name, [] as number[]]));
   for (let round = 0; round < rounds; round++) {
-    for (let offset = 0; offset < contenders.length; offset++) {
-      const contender = contenders[(round + offset) % contenders.length] as Contender;
-      samples.get(contender.name)?.push(await measure(contender));
+    const nanos = new Map(contenders.map((contender) => [contender.name, 0]));
+    for (let index = 0; index < batches; index++) {
+      for (let offset = 0; offset < contenders.length; offset++) {
+        const contender = contenders[(index + offset) % contenders.length] as Contender;
+        nanos.set(contender.name, (nanos.get(contender.name) as number) + (await batch(contender)));
+      }
     }
+    for (const [name, total] of nanos) samples.get(name)?.push(total);
   }
   return samples;
-}
-
-/** Each contender's median of {@link compareRounds}. */
-export async function compare(
-  contenders: readonly Contender[],
-  rounds: number,
-  measure: (contender: Contender) => Promise<number>,
-): Promise<Map<string, number>> {
-  const samples = await compareRounds(contenders, rounds, measure);
-  return new Map([...samples].map(([name, values]) => [name, median(values)]));
 }
 
 /**
@@ -102,19 +98,22 @@ export interface Comparison {
 
 /** How much {@link measureContenders} runs. */
 export interface ComparisonSize {
-  /** Calls per sequential sample. */
+  /** Sequential calls per contender per round. */
   readonly calls: number;
-  /** Calls per parallel sample (default: twice `calls`). */
+  /** Calls per contender per round with `inFlight` outstanding (default: twice `calls`). */
   readonly parallelCalls?: number;
   readonly rounds: number;
   readonly inFlight: number;
   /** Sequential calls each contender makes first, unmeasured. */
   readonly warmUpCalls: number;
+  /** Sequential calls per interleaved batch (default 100; a parallel batch is 10 per call in flight). */
+  readonly batchCalls?: number;
 }
 
 /**
  * Warms every contender up, then measures sequential µs/call and calls/s with `inFlight` calls
- * outstanding, `rounds` times each in rotating order (see {@link compare}).
+ * outstanding: `rounds` rounds each, every round made of short batches of each contender in turn
+ * (see {@link interleavedRounds}); a round's figure is its total over the batches.
  *
  * @example
  * const { sequential, parallel } = await measureContenders(contenders, { calls: 4_000, rounds: 7, inFlight: 64, warmUpCalls: 500 });
@@ -123,19 +122,34 @@ export async function measureContenders(
   contenders: readonly Contender[],
   size: ComparisonSize,
 ): Promise<Comparison> {
-  for (const contender of contenders) await sequentialMicros(contender.call, size.warmUpCalls);
-  const sequentialRounds = await compareRounds(contenders, size.rounds, (contender) =>
-    sequentialMicros(contender.call, size.calls),
+  for (const contender of contenders) await sequentialNanos(contender.call, size.warmUpCalls);
+  const batchCalls = size.batchCalls ?? 100;
+  const sequentialBatches = Math.max(1, Math.round(size.calls / batchCalls));
+  const sequentialRounds = await interleavedRounds(
+    contenders,
+    { rounds: size.rounds, batches: sequentialBatches },
+    (contender) => sequentialNanos(contender.call, batchCalls),
   );
-  const parallelRounds = await compareRounds(contenders, size.rounds, (contender) =>
-    throughput(contender.call, size.parallelCalls ?? size.calls * 2, size.inFlight),
+  const parallelBatchCalls = size.inFlight * 10;
+  const parallelBatches = Math.max(
+    1,
+    Math.round((size.parallelCalls ?? size.calls * 2) / parallelBatchCalls),
   );
+  const parallelRounds = await interleavedRounds(
+    contenders,
+    { rounds: size.rounds, batches: parallelBatches },
+    (contender) => parallelNanos(contender.call, parallelBatchCalls, size.inFlight),
+  );
+  const perRound = (samples: Map<string, number[]>, toFigure: (nanos: number) => number) =>
+    new Map([...samples].map(([name, values]) => [name, values.map(toFigure)]));
+  const sequential = perRound(sequentialRounds, (nanos) => nanos / 1_000 / (sequentialBatches * batchCalls));
+  const parallel = perRound(parallelRounds, (nanos) => (parallelBatches * parallelBatchCalls * 1e9) / nanos);
   const medians = (samples: Map<string, number[]>) =>
     new Map([...samples].map(([name, values]) => [name, median(values)]));
   return {
-    sequential: medians(sequentialRounds),
-    parallel: medians(parallelRounds),
-    rounds: { sequential: sequentialRounds, parallel: parallelRounds },
+    sequential: medians(sequential),
+    parallel: medians(parallel),
+    rounds: { sequential, parallel },
   };
 }
 

@@ -11,14 +11,15 @@
  * @nodeFlags --expose-gc
  * Run: `npm run bench -- memory`. BENCH_MEMORY_KEYS sizes it.
  */
-import { firstValueFrom } from 'rxjs';
+
 import {
   createMcpTx,
   fingerprint,
   type IdempotencyRecord,
   type IdempotencyStore,
   memoryIdempotencyStore,
-} from '../src/index.js';
+} from 'mcp-tx';
+import { firstValueFrom } from 'rxjs';
 import { connectInMemory } from './contenders.js';
 import { machineLine, writeResults } from './harness.js';
 

@@ -8,7 +8,7 @@
  * @nodeFlags --expose-gc
  * Run: `npm run bench -- memoryStoreSizing`. BENCH_SIZING_KEYS sizes it (default 200 000).
  */
-import { fingerprint, type IdempotencyRecord, memoryIdempotencyStore } from '../src/index.js';
+import { fingerprint, type IdempotencyRecord, memoryIdempotencyStore } from 'mcp-tx';
 import { machineLine } from './harness.js';
 
 const KEYS = Number(process.env.BENCH_SIZING_KEYS ?? 200_000);

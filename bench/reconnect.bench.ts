@@ -14,8 +14,8 @@
 import { performance } from 'node:perf_hooks';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { type ConnectionState, createMcpTx, type McpTx, type ReconnectPolicy } from 'mcp-tx';
 import { firstValueFrom } from 'rxjs';
-import { type ConnectionState, createMcpTx, type McpTx, type ReconnectPolicy } from '../src/index.js';
 import { connectInMemory, echoServer } from './contenders.js';
 import { type Contender, machineLine, measureContenders, percentile, writeResults } from './harness.js';
 

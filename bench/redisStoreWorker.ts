@@ -1,6 +1,6 @@
 /** One process of the Redis store benchmark: CALLS new keys, each a begin then a complete (2 round trips), from START_AT. */
 import { Redis } from 'ioredis';
-import { redisIdempotencyStore } from '../src/redis.js';
+import { redisIdempotencyStore } from 'mcp-tx/redis';
 
 const calls = Number(process.env.CALLS);
 const inFlight = 32;

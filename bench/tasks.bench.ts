@@ -10,11 +10,10 @@ import { InMemoryTaskStore } from '@modelcontextprotocol/sdk/experimental/tasks/
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { Redis } from 'ioredis';
+import { createMcpTx, type McpTx, mcpTxClientCapabilities, mcpTxServerCapabilities, taskTool } from 'mcp-tx';
+import { redisTaskStore } from 'mcp-tx/redis';
 import { lastValueFrom } from 'rxjs';
 import { z } from 'zod';
-import { createMcpTx, type McpTx, mcpTxClientCapabilities, mcpTxServerCapabilities } from '../src/index.js';
-import { redisTaskStore } from '../src/redis.js';
-import { taskTool } from '../src/tasks/taskTool.js';
 import { machineLine, median, writeResults } from './harness.js';
 
 const POLL_MS = 100;

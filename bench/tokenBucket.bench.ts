@@ -8,9 +8,10 @@
  * when the bucket admits a call and when the call reaches the server's handler.
  * Run: `npm run bench -- tokenBucket`. BENCH_RATE / BENCH_BURST / BENCH_SECONDS size it.
  */
+
+import { createMcpTx, type Limiter, tokenBucket } from 'mcp-tx';
+import { throttle } from 'mcp-tx/operators';
 import { lastValueFrom, mergeMap, range, tap } from 'rxjs';
-import { throttle } from '../operators/index.js';
-import { createMcpTx, type Limiter, tokenBucket } from '../src/index.js';
 import { connectInMemory, echoServer } from './contenders.js';
 import { machineLine, percentile, writeResults } from './harness.js';
 
