@@ -4,6 +4,7 @@ import {
   type Observable,
   retry,
   type SchedulerLike,
+  type Subscriber,
   Subscription,
   switchMap,
   take,
@@ -84,44 +85,76 @@ export function retryWithPolicy(policy: PartialRetryPolicy = {}, options: RetryO
     options,
     'options',
   );
-  return txOperator('retryWithPolicy', (call) => {
-    return call.derive((subscriber) => {
-      const { deadlineMs } = resolved;
-      const deadlineAt = deadlineMs === undefined ? Infinity : scheduler.now() + deadlineMs;
-      const context: RetryContext = { call, policy: resolved, scheduler, random, deadlineAt };
-      let lastSentFailure: unknown;
-      const delay = (error: unknown, retryNumber: number) => {
-        if (!isRefusal(error)) lastSentFailure = error;
-        return nextRetry(context, error, retryNumber);
-      };
-      const fail = (error: unknown) => subscriber.error(failedAfter(call, error, lastSentFailure));
-      const attempts = new Subscription();
-      let deadline: Subscription | undefined;
-      const relay = {
-        next: (result: TxResult) => {
-          deadline?.unsubscribe();
-          subscriber.next(result);
-        },
-        error: fail,
-        complete: () => subscriber.complete(),
-      };
-      attempts.add(
-        call.subscribe({
-          ...relay,
-          error: (error: unknown) =>
-            attempts.add(retriesAfter(call, resolved, delay, error).subscribe(relay)),
-        }),
-      );
-      if (deadlineMs !== undefined && !subscriber.closed) {
-        deadline = scheduler.schedule(() => {
-          attempts.unsubscribe();
-          fail(deadlineError(call, deadlineMs));
-        }, deadlineMs);
-        subscriber.add(deadline);
-      }
-      return attempts;
-    });
-  });
+  return txOperator('retryWithPolicy', (call) =>
+    call.derive((subscriber) => new RetryRun(call, resolved, scheduler, random, subscriber).start()),
+  );
+}
+
+/**
+ * One subscription of a retried call: the first attempt's observer, and on its failure the retries
+ * (see {@link retriesAfter}). Its state is built only when the first attempt fails or when a
+ * deadline is set, so that a call whose first attempt succeeds (most) pays for one object.
+ */
+class RetryRun {
+  private readonly attempts = new Subscription();
+  private deadline?: Subscription;
+  private deadlineAt = Infinity;
+  private lastSentFailure: unknown;
+
+  constructor(
+    private readonly call: TxCall,
+    private readonly policy: RetryPolicy,
+    private readonly scheduler: SchedulerLike,
+    private readonly random: () => number,
+    private readonly subscriber: Subscriber<TxResult>,
+  ) {}
+
+  start(): Subscription {
+    const { deadlineMs } = this.policy;
+    if (deadlineMs !== undefined) this.deadlineAt = this.scheduler.now() + deadlineMs;
+    this.attempts.add(this.call.subscribe(this));
+    if (deadlineMs !== undefined && !this.subscriber.closed) {
+      this.deadline = this.scheduler.schedule(() => {
+        this.attempts.unsubscribe();
+        this.fail(deadlineError(this.call, deadlineMs));
+      }, deadlineMs);
+      this.subscriber.add(this.deadline);
+    }
+    return this.attempts;
+  }
+
+  /** An attempt succeeded: the deadline no longer applies. */
+  next(result: TxResult): void {
+    this.deadline?.unsubscribe();
+    this.subscriber.next(result);
+  }
+
+  /** The first attempt failed: the retries take over (or the error ends the call). */
+  error(error: unknown): void {
+    const relay = {
+      next: (result: TxResult) => this.next(result),
+      error: (failure: unknown) => this.fail(failure),
+      complete: () => this.complete(),
+    };
+    const delay = (failure: unknown, retryNumber: number) => {
+      if (!isRefusal(failure)) this.lastSentFailure = failure;
+      return nextRetry(this.retryContext(), failure, retryNumber);
+    };
+    this.attempts.add(retriesAfter(this.call, this.policy, delay, error).subscribe(relay));
+  }
+
+  complete(): void {
+    this.subscriber.complete();
+  }
+
+  private retryContext(): RetryContext {
+    const { call, policy, scheduler, random, deadlineAt } = this;
+    return { call, policy, scheduler, random, deadlineAt };
+  }
+
+  private fail(error: unknown): void {
+    this.subscriber.error(failedAfter(this.call, error, this.lastSentFailure));
+  }
 }
 
 /**

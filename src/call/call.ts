@@ -240,51 +240,35 @@ function sendAttempt(
   const { timeoutMs, onProgress, resetTimeoutOnProgress } = request.options;
   const timing = startTiming(env, state);
   const supportsTx = env.serverSupportsTx();
-  const finish = (nowMs = env.scheduler.now()) => ({ ...timing, nowMs });
-
-  const fail = (error: TxError, ack = false) => {
-    const meta = buildMeta(request, finish(), {
-      ack,
-      processed: false,
-      duplicate: false,
-      status: statusOf(error.code),
-      serverSupportsTx: supportsTx,
-      error,
-    });
-    subscriber.error(error.withMeta(meta));
-  };
-
   const signal = new AttemptSignal();
   let settled = false;
 
-  const retryCount = timing.attempts - 1;
-  const requestMeta = supportsTx
-    ? { ...state.requestMeta, [MCP_TX_KEY]: wireRequestMeta(request, retryCount, sentAt(timing)) }
-    : { ...state.requestMeta };
-
+  const wire = supportsTx ? wireRequestMeta(request, timing.attempts - 1, sentAt(timing)) : undefined;
   env.client
-    .callTool({ name: request.name, arguments: request.args, _meta: requestMeta }, undefined, {
-      timeout: timeoutMs,
-      signal: signal.asAbortSignal(),
-      onprogress: onProgress,
-      resetTimeoutOnProgress,
-    })
+    .callTool(
+      { name: request.name, arguments: request.args, _meta: attemptMeta(state.requestMeta, wire) },
+      undefined,
+      { timeout: timeoutMs, signal: signal.asAbortSignal(), onprogress: onProgress, resetTimeoutOnProgress },
+    )
     .then(
       (result) => {
         settled = true;
         const response = result as CallToolResult;
-        const wire = supportsTx ? readWireResponseMeta(response) : undefined;
+        const answer = supportsTx ? readWireResponseMeta(response) : undefined;
+        const ended = { ...timing, nowMs: env.scheduler.now() };
         if (response.isError) {
-          fail(classifyToolError(resultText(response.content), wire, env.retryableErrors), wire?.ack ?? true);
+          const error = classifyToolError(resultText(response.content), answer, env.retryableErrors);
+          subscriber.error(failedAttempt(request, ended, supportsTx, error, answer?.ack ?? true));
           return;
         }
-        const meta = buildMeta(request, finish(), successOutcome(wire, supportsTx));
+        const meta = buildMeta(request, ended, successOutcome(answer, supportsTx));
         subscriber.next(lazyResult(response, meta));
         subscriber.complete();
       },
       (error: unknown) => {
         settled = true;
-        fail(classifyRejection(error, signal.aborted));
+        const ended = { ...timing, nowMs: env.scheduler.now() };
+        subscriber.error(failedAttempt(request, ended, supportsTx, classifyRejection(error, signal.aborted)));
       },
     );
 
@@ -293,4 +277,29 @@ function sendAttempt(
     settled = true;
     signal.abort('unsubscribed');
   };
+}
+
+/** The request `_meta` of an attempt: what operators added, and the MCP-Tx block when the server speaks it. */
+function attemptMeta(added: Record<string, unknown>, wire: unknown): Record<string, unknown> {
+  for (const _ in added) return wire === undefined ? { ...added } : { ...added, [MCP_TX_KEY]: wire };
+  return wire === undefined ? {} : { [MCP_TX_KEY]: wire };
+}
+
+/** `error` with the metadata of the attempt it ended (`ack`: whether the server answered it). */
+function failedAttempt(
+  request: TxRequest,
+  timing: CallTiming,
+  serverSupportsTx: boolean,
+  error: TxError,
+  ack = false,
+): TxError {
+  const meta = buildMeta(request, timing, {
+    ack,
+    processed: false,
+    duplicate: false,
+    status: statusOf(error.code),
+    serverSupportsTx,
+    error,
+  });
+  return error.withMeta(meta);
 }

@@ -222,7 +222,7 @@ class McpTxClient implements McpTx {
 
   attempt$(name: string, args?: JsonObject, options?: TxCallOptions): TxCall {
     return this.make(name, args, options, (request) =>
-      cancelledBy(attemptCall(this.env, request), [request.options.signal, this.closed.asAbortSignal()]),
+      cancelledBy(attemptCall(this.env, request), request.options.signal, this.closed.asAbortSignal()),
     );
   }
 

@@ -20,6 +20,12 @@ interface ToolStages {
   readonly retry?: TxOperator;
 }
 
+/** The operators a call goes through, inside and outside its cancellation stage. */
+interface CallOperators {
+  readonly inner: readonly TxOperator[];
+  readonly outer: readonly TxOperator[];
+}
+
 /**
  * `tx.call$`'s default pipeline, built from what {@link toolStageSettings} and {@link stageIsOn}
  * resolve of the config, each tool's policy and each call's options:
@@ -38,6 +44,8 @@ interface ToolStages {
  */
 export class DefaultPipeline {
   private readonly stagesByTool = new Map<string, ToolStages>();
+  /** Per tool, the operators of a call without options: most calls. */
+  private readonly defaultOperators = new Map<string, CallOperators>();
   private readonly dedupe?: TxOperator;
   private readonly monitor?: TxOperator;
   private readonly record?: TxOperator;
@@ -64,25 +72,45 @@ export class DefaultPipeline {
   /** Forget the operators built for `tool` (its policy changed). */
   invalidate(tool: string): void {
     this.stagesByTool.delete(tool);
+    this.defaultOperators.delete(tool);
   }
 
   /** Wraps one attempt in the pipeline for its tool and options. */
   apply(attempt: TxCall, options: TxCallOptions | undefined): TxCall {
     const { name, options: attemptOptions } = attempt.request;
-    const policy = this.policyOf(name);
+    const { inner, outer } = this.operatorsFor(name, options);
+    let call = attempt;
+    for (const operator of inner) call = operator(call);
+    call = cancelledBy(call, attemptOptions.signal, this.closed);
+    for (const operator of outer) call = operator(call);
+    return call;
+  }
+
+  private operatorsFor(tool: string, options: TxCallOptions | undefined): CallOperators {
+    if (options !== undefined) return this.buildOperators(tool, options);
+    let operators = this.defaultOperators.get(tool);
+    if (operators === undefined) {
+      operators = this.buildOperators(tool, undefined);
+      this.defaultOperators.set(tool, operators);
+    }
+    return operators;
+  }
+
+  private buildOperators(tool: string, options: TxCallOptions | undefined): CallOperators {
+    const policy = this.policyOf(tool);
+    const stages = this.stagesFor(tool, options);
     const on = (stage: SwitchableStage, operator: TxOperator | undefined): operator is TxOperator =>
       operator !== undefined && stageIsOn(stage, policy, options);
-    const stages = this.stagesFor(name, options);
-    let call = attempt;
-    if (on('limiter', stages.throttle)) call = stages.throttle(call);
-    if (on('breaker', stages.circuitBreak)) call = stages.circuitBreak(call);
-    if (stages.retry) call = stages.retry(call);
-    call = cancelledBy(call, [attemptOptions.signal, this.closed]);
-    if (on('dedupe', this.dedupe)) call = this.dedupe(call);
-    if (on('monitor', this.monitor)) call = this.monitor(call);
-    if (on('record', this.record)) call = this.record(call);
-    if (on('trace', this.trace)) call = this.trace(call);
-    return call;
+    const inner: TxOperator[] = [];
+    if (on('limiter', stages.throttle)) inner.push(stages.throttle);
+    if (on('breaker', stages.circuitBreak)) inner.push(stages.circuitBreak);
+    if (stages.retry) inner.push(stages.retry);
+    const outer: TxOperator[] = [];
+    if (on('dedupe', this.dedupe)) outer.push(this.dedupe);
+    if (on('monitor', this.monitor)) outer.push(this.monitor);
+    if (on('record', this.record)) outer.push(this.record);
+    if (on('trace', this.trace)) outer.push(this.trace);
+    return { inner, outer };
   }
 
   private stagesFor(tool: string, options: TxCallOptions | undefined): ToolStages {

@@ -24,13 +24,14 @@ export function matchesRetryable(text: string, retryableErrors: readonly string[
   return retryableErrors.some((marker) => upper.includes(marker.toUpperCase()));
 }
 
-/** The text of a result's text content, joined. */
+/** The text of a result's text content, joined with newlines. */
 export function resultText(content: ReadonlyArray<{ type: string; text?: unknown }> | undefined): string {
-  if (content === undefined) return '';
-  const texts: string[] = [];
-  for (const item of content)
-    if (item.type === 'text' && typeof item.text === 'string') texts.push(item.text);
-  return texts.join('\n');
+  let joined: string | undefined;
+  for (const item of content ?? []) {
+    if (item.type !== 'text' || typeof item.text !== 'string') continue;
+    joined = joined === undefined ? item.text : `${joined}\n${item.text}`;
+  }
+  return joined ?? '';
 }
 
 /**

@@ -43,6 +43,26 @@ describe('attempt$: one attempt of a tool call', () => {
     expect((await fixture.tx.call('greet', { name: 'Ada' })).data).toBe('Hello, Ada!');
   });
 
+  it('parses short text at once and long text when data is first read; data is an own enumerable property either way', async () => {
+    fixture = await connectFixture();
+    const short = await fixture.tx.call('echo', { value: 1 });
+    const long = await fixture.tx.call('echo', { value: 'x'.repeat(500) });
+    expect(Object.getOwnPropertyDescriptor(short, 'data')).toMatchObject({
+      value: { value: 1 },
+      enumerable: true,
+    });
+    const deferred = Object.getOwnPropertyDescriptor(long, 'data');
+    expect(deferred?.get).toBeTypeOf('function');
+    expect(deferred?.enumerable).toBe(true);
+    expect(long.data).toEqual({ value: 'x'.repeat(500) });
+    expect(long.data).toBe(long.data);
+    for (const result of [short, long]) {
+      expect(Object.isFrozen(result)).toBe(true);
+      expect({ ...result }.data).toEqual(result.data);
+      expect(JSON.parse(JSON.stringify(result)).data).toEqual(result.data);
+    }
+  });
+
   it('sends _meta.mcp_tx with the snake_case wire fields when the server advertises MCP-Tx', async () => {
     fixture = await connectFixture();
     expect(fixture.tx.serverSupportsTx).toBe(true);

@@ -127,6 +127,18 @@ describe('the default pipeline of call$', () => {
     expect(health.health('echo')).toBeUndefined();
   });
 
+  it('rebuilds the operators of a tool whose policy changes after calls were made', async () => {
+    const health = new HealthMonitor();
+    fixture = await connect({ monitor: health });
+    await fixture.tx.call('echo', {});
+    fixture.tx.tool('echo', { monitor: false });
+    await fixture.tx.call('echo', {});
+    expect(health.health('echo')).toMatchObject({ calls: 1 });
+    fixture.tx.tool('echo', {});
+    await fixture.tx.call('echo', {});
+    expect(health.health('echo')).toMatchObject({ calls: 2 });
+  });
+
   it('lets the monitor watch the default dedupe store, bounded by dedupe.maxBytes', async () => {
     const health = new HealthMonitor();
     const alerts: string[] = [];

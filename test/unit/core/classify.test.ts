@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_RETRYABLE_ERRORS } from '../../../src/config/retryPolicy.js';
-import { classifyToolError } from '../../../src/core/classify.js';
+import { classifyToolError, resultText } from '../../../src/core/classify.js';
 import { TxErrorCode } from '../../../src/core/errors.js';
 
 describe('classifyToolError: the error_code a server answers with', () => {
@@ -64,5 +64,25 @@ describe('classifyToolError: the error_code a server answers with', () => {
     const error = classifyToolError('boom', { error_code: 42 as unknown as string }, []);
     expect(error).toMatchObject({ code: TxErrorCode.ToolError });
     expect(error.serverErrorCode).toBeUndefined();
+  });
+});
+
+describe('resultText: the text of a result', () => {
+  it('joins the text items with newlines and skips the others', () => {
+    expect(
+      resultText([
+        { type: 'text', text: 'first' },
+        { type: 'image', text: 'not text' },
+        { type: 'text', text: 'second' },
+        { type: 'text', text: 7 },
+      ]),
+    ).toBe('first\nsecond');
+    expect(resultText([{ type: 'text', text: 'only' }])).toBe('only');
+  });
+
+  it('is empty without content or without text items', () => {
+    expect(resultText(undefined)).toBe('');
+    expect(resultText([])).toBe('');
+    expect(resultText([{ type: 'image' }])).toBe('');
   });
 });
