@@ -11,7 +11,7 @@ import { cancelledBy } from '../call/cancellation.js';
 import type { TxOperator } from '../call/txOperator.js';
 import { memoryIdempotencyStore } from '../idempotency/memoryStore.js';
 import type { ResolvedTxConfig, ToolPolicy, TxCallOptions } from './options.js';
-import { type SwitchableStage, stageIsOn, toolStageSettings } from './resolve.js';
+import { changesOperators, type SwitchableStage, stageIsOn, toolStageSettings } from './resolve.js';
 
 /** The operators that apply to every call of one tool, built once. */
 interface ToolStages {
@@ -44,7 +44,7 @@ interface CallOperators {
  */
 export class DefaultPipeline {
   private readonly stagesByTool = new Map<string, ToolStages>();
-  /** Per tool, the operators of a call without options: most calls. */
+  /** Per tool, the operators of a call whose options do not change them: most calls. */
   private readonly defaultOperators = new Map<string, CallOperators>();
   private readonly dedupe?: TxOperator;
   private readonly monitor?: TxOperator;
@@ -87,7 +87,7 @@ export class DefaultPipeline {
   }
 
   private operatorsFor(tool: string, options: TxCallOptions | undefined): CallOperators {
-    if (options !== undefined) return this.buildOperators(tool, options);
+    if (changesOperators(options)) return this.buildOperators(tool, options);
     let operators = this.defaultOperators.get(tool);
     if (operators === undefined) {
       operators = this.buildOperators(tool, undefined);

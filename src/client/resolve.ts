@@ -25,6 +25,26 @@ export interface ToolStageSettings {
 /** The operators of the default pipeline that a config may turn on and a tool or call may switch off. */
 export type SwitchableStage = 'limiter' | 'breaker' | 'dedupe' | 'monitor' | 'record' | 'trace';
 
+const SWITCHABLE_STAGES: readonly SwitchableStage[] = [
+  'limiter',
+  'breaker',
+  'dedupe',
+  'monitor',
+  'record',
+  'trace',
+];
+
+/**
+ * Whether `options` change which operators a call goes through: a stage switched off, or a retry
+ * policy of its own. Most do not (none, an idempotency key, a timeout, a signal): such a call goes
+ * through its tool's usual operators.
+ */
+export function changesOperators(options: TxCallOptions | undefined): boolean {
+  if (options === undefined || options.retry !== undefined) return options !== undefined;
+  for (const stage of SWITCHABLE_STAGES) if (options[stage] === false) return true;
+  return false;
+}
+
 /**
  * The limiter, breaker and retry policy of a tool's calls: the tool's own limiter or breaker in
  * place of the config's (`false`: none), and the retry layers merged config → tool → call.
