@@ -18,20 +18,29 @@ export class AttemptSignal {
   aborted = false;
   reason: unknown = undefined;
   onabort: AbortListener | null = null;
-  private listeners?: Set<AbortListener>;
+  /** The commonest case, one listener (the SDK's, or one call's on a close signal), needs no Set. */
+  private listener?: AbortListener;
+  private others?: Set<AbortListener>;
 
   throwIfAborted(): void {
     if (this.aborted) throw this.reason;
   }
 
+  /** Adds `listener` once, as EventTarget does (adding it again changes nothing). */
   addEventListener(type: string, listener: AbortListener): void {
-    if (type !== 'abort') return;
-    this.listeners ??= new Set();
-    this.listeners.add(listener);
+    if (type !== 'abort' || listener === this.listener || this.others?.has(listener)) return;
+    if (this.listener === undefined) {
+      this.listener = listener;
+      return;
+    }
+    this.others ??= new Set();
+    this.others.add(listener);
   }
 
   removeEventListener(type: string, listener: AbortListener): void {
-    if (type === 'abort') this.listeners?.delete(listener);
+    if (type !== 'abort') return;
+    if (listener === this.listener) this.listener = undefined;
+    else this.others?.delete(listener);
   }
 
   /** Aborts once: later calls do nothing. */
@@ -41,7 +50,8 @@ export class AttemptSignal {
     this.reason = reason;
     const event = { type: 'abort' as const };
     this.onabort?.(event);
-    for (const listener of this.listeners ?? []) listener(event);
+    this.listener?.(event);
+    for (const listener of this.others ?? []) listener(event);
   }
 
   /** Typed as what the SDK's `RequestOptions.signal` expects. */
