@@ -166,6 +166,10 @@ export const CORE: readonly string[] = [
   'cockatiel retry+breaker+timeout',
 ];
 
+/** How the time comparisons take turns, for the results' headings. */
+export const INTERLEAVING =
+  'each round takes turns in batches of 100 calls (640 with 64 in flight) of every contender; mcp-tx as built (dist/)';
+
 /** The baseline contender's name. */
 export const BARE = 'bare client.callTool';
 
@@ -189,6 +193,10 @@ export async function writeCallComparison(
   const names = entrants.map((entrant) => entrant.name);
   writeResults(
     name,
-    [`${heading}; ${machineLine()}.`, '', comparisonTable(names, comparison, BARE, size.inFlight)].join('\n'),
+    [
+      `${heading}; ${INTERLEAVING}; ${machineLine()}.`,
+      '',
+      comparisonTable(names, comparison, BARE, size.inFlight),
+    ].join('\n'),
   );
 }

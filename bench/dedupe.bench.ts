@@ -9,7 +9,7 @@
 import { createMcpTx, fingerprint, memoryIdempotencyStore, type TxResult } from 'mcp-tx';
 import { dedupe } from 'mcp-tx/operators';
 import { firstValueFrom, type Observable } from 'rxjs';
-import { BARE, connectInMemory, echoServer } from './contenders.js';
+import { BARE, connectInMemory, echoServer, INTERLEAVING } from './contenders.js';
 import { type Contender, machineLine, measureContenders, writeResults } from './harness.js';
 
 const CALLS = Number(process.env.BENCH_DEDUPE_CALLS ?? 4_000);
@@ -92,7 +92,7 @@ const row = (label: string, hit: string, miss?: string) => {
 writeResults(
   'dedupe',
   [
-    `Keyed calls answered from the store (hit: \`duplicate: true\`, nothing sent) or run and stored (miss: a new key), InMemoryTransport; hits cycle over ${STORED_KEYS} stored keys; ${CALLS} sequential calls and ${CALLS * 2} with ${IN_FLIGHT} in flight, median of ${ROUNDS} rounds. Bare \`client.callTool\`: ${bare.toFixed(1)} µs/call, ${Math.round(parallel.get(BARE) as number)} calls/s; ${machineLine()}.`,
+    `Keyed calls answered from the store (hit: \`duplicate: true\`, nothing sent) or run and stored (miss: a new key), InMemoryTransport; hits cycle over ${STORED_KEYS} stored keys; ${CALLS} sequential calls and ${CALLS * 2} with ${IN_FLIGHT} in flight, median of ${ROUNDS} rounds (${INTERLEAVING}). Bare \`client.callTool\`: ${bare.toFixed(1)} µs/call, ${Math.round(parallel.get(BARE) as number)} calls/s; ${machineLine()}.`,
     '',
     `| path | hit µs/call | miss µs/call | hit vs miss | hit vs bare callTool | hits/s, ${IN_FLIGHT} in flight |`,
     '|---|---:|---:|---:|---:|---:|',

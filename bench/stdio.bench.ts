@@ -7,7 +7,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { CORE, connectClient, writeCallComparison } from './contenders.js';
 
 const CALLS = Number(process.env.BENCH_STDIO_CALLS ?? 1_000);
-const ROUNDS = Number(process.env.BENCH_STDIO_ROUNDS ?? 5);
+const ROUNDS = Number(process.env.BENCH_STDIO_ROUNDS ?? 9);
 /** Parallel samples are longer than sequential ones: 2 000 calls over stdio take only about 50 ms. */
 const PARALLEL_CALLS = CALLS * 8;
 const IN_FLIGHT = 64;
