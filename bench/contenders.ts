@@ -6,6 +6,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import {
   ConsecutiveBreaker,
   circuitBreaker,
@@ -84,8 +85,8 @@ export async function connectInMemory(server: McpServer = echoServer()): Promise
 /**
  * The ways of calling `echo` that the transport benchmarks compare: the bare SDK call (the
  * baseline, named {@link BARE}), with MCP-Tx `_meta`, the floor of an RxJS wrapper (`defer` +
- * `retry` + `firstValueFrom` around the call with `_meta`), mcp-tx's `attempt$` alone and with each
- * stage of the default pipeline alone (a limiter with a free permit, a closed breaker, `trace` with
+ * `retry` + `firstValueFrom` around the call with `_meta`), the floor of a keyed call
+ * ({@link KEYED_FLOOR}), mcp-tx's `attempt$` alone and with each stage of the default pipeline alone (a limiter with a free permit, a closed breaker, `trace` with
  * no OpenTelemetry SDK registered, `dedupe` with a new key per call), the default `call$` (with and
  * without a new idempotency key), and cockatiel's retry + breaker + timeout wrap. {@link CORE} names
  * the ones the stdio comparison runs.
@@ -117,10 +118,20 @@ export function callContenders(client: Client): Contender[] {
     },
   });
   const withMeta = () => client.callTool({ name: 'echo', arguments: args, _meta: txMeta() });
+  const floorStore = memoryIdempotencyStore();
+  /** What any keyed call on a memory store must do: take the key, call, keep the result under it. */
+  const keyedFloor = async () => {
+    const storeKey = `echo:f${key++}`;
+    await floorStore.begin(storeKey, FLOOR_FINGERPRINT, 120_000);
+    const result = (await withMeta()) as CallToolResult;
+    await floorStore.complete(storeKey, FLOOR_FINGERPRINT, { kind: 'result', result }, 300_000);
+    return result;
+  };
   return [
     { name: BARE, call: () => client.callTool({ name: 'echo', arguments: args }) },
     { name: 'bare callTool + MCP-Tx _meta', call: withMeta },
     { name: FLOOR, call: () => firstValueFrom(defer(withMeta).pipe(rxRetry(2))) },
+    { name: KEYED_FLOOR, call: keyedFloor },
     { name: 'mcp-tx attempt$ (no policies)', call: () => firstValueFrom(tx.attempt$('echo', args)) },
     {
       name: 'attempt$ + throttle (free permit)',
@@ -155,6 +166,13 @@ export function callContenders(client: Client): Contender[] {
 
 /** The floor of an RxJS wrapper: `defer` + `retry` + `firstValueFrom` around the call with `_meta`. */
 export const FLOOR = 'floor: defer(callTool + _meta) + retry';
+
+/**
+ * The floor of a keyed call on the memory store: `begin` and `complete` of a new key around the
+ * call with `_meta` (a fixed fingerprint: no hashing), no RxJS, no dedupe bookkeeping.
+ */
+export const KEYED_FLOOR = 'keyed floor: store begin + callTool + _meta + complete';
+const FLOOR_FINGERPRINT = '{"n":1}';
 
 /** The contenders of the stdio comparison (the others are measured in memory only). */
 export const CORE: readonly string[] = [

@@ -16,18 +16,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { build } from 'esbuild';
-import { BARE, callContenders, connectInMemory, FLOOR } from './contenders.js';
+import { BARE, callContenders, connectInMemory, FLOOR, KEYED_FLOOR } from './contenders.js';
 import { machineLine, writeResults } from './harness.js';
 
 const WARM_UP = 20_000;
 const INSTRUMENTED_WARM_UP = 300;
 const MEASURED = Number(process.env.BENCH_INSTR_CALLS ?? 3_000);
 /**
- * Processes per contender; the lowest count is kept. About one process in three counts ~8 k more
- * per call (lazy compilation, a full collection's write barriers, a threadpool callback landing in
- * the measured window), whatever the code: the lowest of two is the stable figure.
+ * Processes per contender; the lowest count is kept. About one process in four counts ~8–10 k more
+ * per call whatever the code (lazy compilation, a full collection's write barriers, a threadpool
+ * callback landing in the measured window; not allocation-site pretenuring: turning it off moves
+ * every count but keeps the outliers), and bare calls move by a few k between runs too: the lowest
+ * of three is the stable figure. Each process's count is printed as it ends.
  */
-const RUNS = Number(process.env.BENCH_INSTR_RUNS ?? 2);
+const RUNS = Number(process.env.BENCH_INSTR_RUNS ?? 3);
 /** Comma-separated parts of contender names: only those are counted (for a quick look at one change). */
 const ONLY = process.env.BENCH_INSTR_ONLY?.split(',');
 /**
@@ -38,6 +40,8 @@ const ONLY = process.env.BENCH_INSTR_ONLY?.split(',');
 const SEMI_SPACE_MB = 1;
 /** Processes under valgrind at once (one per core of the 2-core machines this runs on). */
 const PARALLEL = 2;
+/** More Node flags for the measured processes (BENCH_INSTR_NODE_FLAGS, space-separated), for experiments. */
+const EXTRA_NODE_FLAGS = process.env.BENCH_INSTR_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
 const META = 'bare callTool + MCP-Tx _meta';
 const ATTEMPT = 'mcp-tx attempt$ (no policies)';
 const CALL = 'mcp-tx call$ (default pipeline)';
@@ -116,6 +120,7 @@ async function instructionsPerCall(name: string): Promise<number> {
       `--callgrind-out-file=${join(dir, 'cg')}`,
       process.execPath,
       '--single-threaded',
+      ...EXTRA_NODE_FLAGS,
       '--hash-seed=1',
       '--random-seed=1',
       `--max-semi-space-size=${SEMI_SPACE_MB}`,
@@ -144,6 +149,7 @@ async function allInstructions(): Promise<Map<string, number>> {
   const lane = async () => {
     for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
       const count = await instructionsPerCall(name);
+      console.log(`  ${name}: ${kilo(count)} k`);
       results.set(name, Math.min(results.get(name) ?? count, count));
     }
   };
@@ -187,6 +193,7 @@ function attributionTable(instructions: Map<string, number>): string {
     ["`attempt$`'s own work (`attempt$` − floor)", at(ATTEMPT) - at(FLOOR)],
     ["`call$`'s stages over `attempt$` (retry, track, dedupe pass-through)", at(CALL) - at(ATTEMPT)],
     ['a new idempotency key (keyed `call$` − `call$`)', at(KEYED) - at(CALL)],
+    ['of which the memory store itself (keyed floor − bare + `_meta`)', at(KEYED_FLOOR) - at(META)],
   ];
   for (const name of names.filter((candidate) => candidate.startsWith('attempt$ + '))) {
     rows.push([`${name.slice('attempt$ + '.length)} alone, over \`attempt$\``, stage(name)]);
