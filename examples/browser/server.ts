@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { setTimeout as sleep } from 'node:timers/promises';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { mcpTxServerCapabilities, memoryIdempotencyStore, txTool } from 'mcp-tx';
 import { z } from 'zod';
 
@@ -90,23 +91,43 @@ async function transportFor(req: IncomingMessage): Promise<StreamableHTTPServerT
   });
   transport.onclose = () => void (transport.sessionId && sessions.delete(transport.sessionId));
   await createShop().connect(transport);
-  closeStreamsOfCancelledRequests(transport);
+  handleCancellations(transport);
   return transport;
 }
 
+/** How many of a session's latest cancellations are remembered, for requests they overtook. */
+const REMEMBERED_CANCELLATIONS = 64;
+
 /**
- * The SDK answers nothing to a cancelled request, so the response stream of its POST would stay
- * open — and hold one of the six HTTP/1.1 connections a browser opens to an origin: after a few
- * cancelled searches the page would stall. Close that stream when the cancellation arrives.
+ * Two things the SDK leaves to the HTTP server about cancellations:
+ *
+ * - It answers nothing to a cancelled request, so the response stream of its POST would stay open —
+ *   and hold one of the six HTTP/1.1 connections a browser opens to an origin: after a few
+ *   cancelled searches the page would stall. Close that stream when the cancellation arrives.
+ * - A cancellation is a POST of its own and may overtake the request it cancels (another
+ *   connection): the SDK, which does not know that request yet, ignores it, and the stale search
+ *   would run to the end. Remember the latest cancellations; a request that arrives after its own
+ *   is cancelled as soon as it is delivered.
  */
-function closeStreamsOfCancelledRequests(transport: StreamableHTTPServerTransport): void {
+function handleCancellations(transport: StreamableHTTPServerTransport): void {
   const deliver = transport.onmessage;
+  const cancellations = new Map<string | number, JSONRPCMessage>();
   transport.onmessage = (message, extra) => {
     deliver?.(message, extra);
-    if ('method' in message && message.method === 'notifications/cancelled') {
+    if (!('method' in message)) return;
+    if (message.method === 'notifications/cancelled') {
       const requestId = (message.params as { requestId?: string | number } | undefined)?.requestId;
-      if (requestId !== undefined) transport.closeSSEStream(requestId);
+      if (requestId === undefined) return;
+      transport.closeSSEStream(requestId);
+      cancellations.set(requestId, message);
+      const oldest = cancellations.keys().next().value;
+      if (cancellations.size > REMEMBERED_CANCELLATIONS && oldest !== undefined) cancellations.delete(oldest);
+      return;
     }
+    const overtaken = 'id' in message ? cancellations.get(message.id) : undefined;
+    if (overtaken === undefined || !('id' in message)) return;
+    deliver?.(overtaken, extra);
+    transport.closeSSEStream(message.id);
   };
 }
 
