@@ -92,8 +92,9 @@ export function retryWithPolicy(policy: PartialRetryPolicy = {}, options: RetryO
 
 /**
  * One subscription of a retried call: the first attempt's observer, and on its failure the retries
- * (see {@link retriesAfter}). Its state is built only when the first attempt fails or when a
- * deadline is set, so that a call whose first attempt succeeds (most) pays for one object.
+ * (see {@link retriesAfter}). What the retries need (their observer, the backoff's context) is
+ * built only when the first attempt fails, so that a call whose first attempt succeeds (most) pays
+ * for this object and the subscription of its attempts.
  */
 class RetryRun {
   private readonly attempts = new Subscription();
@@ -143,6 +144,7 @@ class RetryRun {
     this.attempts.add(retriesAfter(this.call, this.policy, delay, error).subscribe(relay));
   }
 
+  /** The attempt (or, after a failure, the retries) completed. */
   complete(): void {
     this.subscriber.complete();
   }

@@ -281,8 +281,13 @@ function sendAttempt(
 
 /** The request `_meta` of an attempt: what operators added, and the MCP-Tx block when the server speaks it. */
 function attemptMeta(added: Record<string, unknown>, wire: unknown): Record<string, unknown> {
-  for (const _ in added) return wire === undefined ? { ...added } : { ...added, [MCP_TX_KEY]: wire };
-  return wire === undefined ? {} : { [MCP_TX_KEY]: wire };
+  if (isEmpty(added)) return wire === undefined ? {} : { [MCP_TX_KEY]: wire };
+  return wire === undefined ? { ...added } : { ...added, [MCP_TX_KEY]: wire };
+}
+
+function isEmpty(record: Record<string, unknown>): boolean {
+  for (const _ in record) return false;
+  return true;
 }
 
 /** `error` with the metadata of the attempt it ended (`ack`: whether the server answered it). */

@@ -40,7 +40,8 @@ const SWITCHABLE_STAGES: readonly SwitchableStage[] = [
  * through its tool's usual operators.
  */
 export function changesOperators(options: TxCallOptions | undefined): boolean {
-  if (options === undefined || options.retry !== undefined) return options !== undefined;
+  if (options === undefined) return false;
+  if (options.retry !== undefined) return true;
   for (const stage of SWITCHABLE_STAGES) if (options[stage] === false) return true;
   return false;
 }
