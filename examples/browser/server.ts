@@ -120,12 +120,15 @@ function handleCancellations(transport: StreamableHTTPServerTransport): void {
       if (requestId === undefined) return;
       transport.closeSSEStream(requestId);
       cancellations.set(requestId, message);
-      const oldest = cancellations.keys().next().value;
-      if (cancellations.size > REMEMBERED_CANCELLATIONS && oldest !== undefined) cancellations.delete(oldest);
+      for (const oldest of cancellations.keys()) {
+        if (cancellations.size <= REMEMBERED_CANCELLATIONS) break;
+        cancellations.delete(oldest);
+      }
       return;
     }
-    const overtaken = 'id' in message ? cancellations.get(message.id) : undefined;
-    if (overtaken === undefined || !('id' in message)) return;
+    if (!('id' in message)) return;
+    const overtaken = cancellations.get(message.id);
+    if (overtaken === undefined) return;
     deliver?.(overtaken, extra);
     transport.closeSSEStream(message.id);
   };

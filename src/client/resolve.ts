@@ -22,17 +22,10 @@ export interface ToolStageSettings {
   readonly retry: RetryPolicy | false;
 }
 
-/** The operators of the default pipeline that a config may turn on and a tool or call may switch off. */
-export type SwitchableStage = 'limiter' | 'breaker' | 'dedupe' | 'monitor' | 'record' | 'trace';
+const SWITCHABLE_STAGES = ['limiter', 'breaker', 'dedupe', 'monitor', 'record', 'trace'] as const;
 
-const SWITCHABLE_STAGES: readonly SwitchableStage[] = [
-  'limiter',
-  'breaker',
-  'dedupe',
-  'monitor',
-  'record',
-  'trace',
-];
+/** The operators of the default pipeline that a config may turn on and a tool or call may switch off. */
+export type SwitchableStage = (typeof SWITCHABLE_STAGES)[number];
 
 /**
  * Whether `options` change which operators a call goes through: a stage switched off, or a retry
