@@ -10,6 +10,22 @@ import { memoryIdempotencyStore } from '../../../src/idempotency/memoryStore.js'
 import type { BeginOutcome, IdempotencyStore } from '../../../src/idempotency/store.js';
 import { answeringLater } from '../../support/slowStore.js';
 import { okResult, virtualCall } from '../../support/virtualCall.js';
+
+/** A source that answers after 1 s of virtual time and says whether it was finalized (completed or unsubscribed). */
+function slowSource(scheduler: VirtualTimeScheduler) {
+  const source = {
+    finalized: false,
+    run: () =>
+      timer(1_000, scheduler).pipe(
+        finalize(() => {
+          source.finalized = true;
+        }),
+        map(() => okResult()),
+      ),
+  };
+  return source;
+}
+
 import { advanceVirtual } from '../../support/virtualTime.js';
 
 // The store answers with promises, which TestScheduler.run cannot wait for (it flushes synchronously):
@@ -188,37 +204,27 @@ describe('dedupe in virtual time: calls in this process', () => {
 
   it('releases the key when the caller unsubscribes, and unsubscribes the source', async () => {
     const { scheduler, store, call, runUntil } = world();
-    let sourceFinalized = false;
-    const slow = () =>
-      timer(1_000, scheduler).pipe(
-        finalize(() => (sourceFinalized = true)),
-        map(() => okResult()),
-      );
-    const subscription = call(args, 'order-1', slow).pipe(dedupe(store, { scheduler })).subscribe();
+    const source = slowSource(scheduler);
+    const subscription = call(args, 'order-1', source.run).pipe(dedupe(store, { scheduler })).subscribe();
     await runUntil(100);
     subscription.unsubscribe();
     await runUntil(200);
-    expect(sourceFinalized).toBe(true);
+    expect(source.finalized).toBe(true);
     expect((await store.begin('charge:order-1', fingerprint(args), 1)).status).toBe('new');
   });
 
   it('keeps a shared call running while one caller is left, and unsubscribes it when the last leaves', async () => {
     const { scheduler, store, executions, call, subscribeAt, runUntil } = world();
-    let sourceFinalized = false;
-    const slow = () =>
-      timer(1_000, scheduler).pipe(
-        finalize(() => (sourceFinalized = true)),
-        map(() => okResult()),
-      );
-    const first = call(args, 'order-1', slow).pipe(dedupe(store, { scheduler })).subscribe();
-    const second = call(args, 'order-1', slow).pipe(dedupe(store, { scheduler })).subscribe();
+    const source = slowSource(scheduler);
+    const first = call(args, 'order-1', source.run).pipe(dedupe(store, { scheduler })).subscribe();
+    const second = call(args, 'order-1', source.run).pipe(dedupe(store, { scheduler })).subscribe();
     await runUntil(100);
     first.unsubscribe();
     await runUntil(200);
-    expect(sourceFinalized).toBe(false);
+    expect(source.finalized).toBe(false);
     second.unsubscribe();
     await runUntil(300);
-    expect(sourceFinalized).toBe(true);
+    expect(source.finalized).toBe(true);
     expect(executions).toHaveLength(1);
     const third = subscribeAt(call(args).pipe(dedupe(store, { scheduler })), 400);
     await runUntil(1_000);
